@@ -1,1 +1,59 @@
-//! temp
+//! Linear filters on Paillier-encrypted images, computed with the public
+//! key only: the untrusted server's side of the toolkit.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use enc_image::{ColorLayout, EncryptOptions, EncryptedImage, NoProgress, PixelImage};
+//! # let kp = paillier::Keypair::generate_insecure_for_tests(512)?;
+//! # /*
+//! let kp = paillier::Keypair::generate(3072)?;
+//! # */
+//! let img = PixelImage::new(8, 8, ColorLayout::Luma8, (0..64).map(|v| v * 4).collect())?;
+//! // Client: encrypt for kernels up to 3x3.
+//! let enc = EncryptedImage::encrypt(&img, kp.private_key(), &EncryptOptions::for_mean(3), &NoProgress)?;
+//! // Server: public key only.
+//! let blurred = he_filter::mean_filter(&enc, kp.public_key(), 3)?;
+//! // Client: decrypt, and compare with the same filter on the plain image.
+//! let out = blurred.decrypt(kp.private_key(), &NoProgress)?.to_pixels();
+//! let kernel = he_filter::Kernel::mean(3)?;
+//! assert_eq!(out, he_filter::reference::filter(&img, &kernel, enc.meta().border()));
+//! # Ok(()) }
+//! ```
+//!
+//! Results are exact: a decrypted image equals the plaintext filter
+//! ([`reference`]) on every pixel, with the image's border mode, rounded to
+//! nearest with ties away from zero and saturated to `0..=255`. The
+//! division by the kernel's divisor is carried as the image's public scale.
+//!
+//! Kernel size is limited by the halo the image was encrypted with, and the
+//! range of the results by its slot width: both are checked before any work,
+//! with an error that says what to change.
+
+mod error;
+mod eval;
+mod kernel;
+pub mod reference;
+
+pub use enc_image;
+pub use enc_image::{BorderMode, EncryptedImage, NoProgress, Progress};
+pub use error::{Error, Result};
+pub use kernel::{Kernel, MAX_KERNEL_SIZE, MAX_WEIGHT};
+pub use paillier;
+
+use paillier::PublicKey;
+
+/// The `k x k` mean filter (k odd, up to `2 * halo + 1`): the sum of the
+/// `k^2` neighbours, divided exactly by `k^2` through the public scale.
+pub fn mean_filter(img: &EncryptedImage, pk: &PublicKey, k: usize) -> Result<EncryptedImage> {
+    apply(img, pk, &Kernel::mean(k)?, &NoProgress)
+}
+
+/// Applies any kernel, in parallel (rayon), reporting progress.
+pub fn apply(
+    img: &EncryptedImage,
+    pk: &PublicKey,
+    kernel: &Kernel,
+    progress: &dyn Progress,
+) -> Result<EncryptedImage> {
+    eval::apply(img, pk, kernel, progress)
+}

@@ -1,0 +1,239 @@
+//! What an encrypted image says about itself in public.
+
+use serde::{Deserialize, Serialize};
+
+use crate::border::BorderMode;
+use crate::error::{Error, Result};
+use crate::geometry::Geometry;
+use crate::pixels::ColorLayout;
+use crate::scale::Scale;
+
+/// How pixel values are laid out in plaintexts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Packing {
+    /// Many values per plaintext (the default; see [`Geometry`]).
+    Packed(Geometry),
+    /// One value per ciphertext: what a naive implementation does, kept as
+    /// the baseline for benchmarks. Any kernel size works.
+    Unpacked,
+}
+
+/// The public description of an encrypted image: everything but the
+/// ciphertexts. The server reads and updates it; nothing in it is secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageMeta {
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) color: ColorLayout,
+    pub(crate) packing: Packing,
+    pub(crate) border: BorderMode,
+    /// Sum of the radii of the filters applied: the slot shift.
+    pub(crate) shift: u32,
+    /// Ciphertext rows above band row 0 (packed layout).
+    pub(crate) row_margin: u32,
+    /// Every slot's value lies in `[digit_lo, digit_hi]` (`lo <= 0 <= hi`).
+    pub(crate) digit_lo: i64,
+    pub(crate) digit_hi: i64,
+    pub(crate) scale: Scale,
+    /// The operations applied on the server, in order.
+    pub(crate) history: Vec<String>,
+    pub(crate) key_bits: u32,
+    pub(crate) key_fingerprint: [u8; 32],
+}
+
+impl ImageMeta {
+    /// Width in pixels.
+    #[must_use]
+    pub fn width(&self) -> usize {
+        self.width as usize
+    }
+    /// Height in pixels.
+    #[must_use]
+    pub fn height(&self) -> usize {
+        self.height as usize
+    }
+    /// Colour layout.
+    #[must_use]
+    pub fn color(&self) -> ColorLayout {
+        self.color
+    }
+    /// Number of channels.
+    #[must_use]
+    pub fn channels(&self) -> usize {
+        self.color.channels()
+    }
+    /// The packing.
+    #[must_use]
+    pub fn packing(&self) -> Packing {
+        self.packing
+    }
+    /// The border mode applied when packing.
+    #[must_use]
+    pub fn border(&self) -> BorderMode {
+        self.border
+    }
+    /// The public scale: decrypted values are multiplied by it.
+    #[must_use]
+    pub fn scale(&self) -> Scale {
+        self.scale
+    }
+    /// The range `[lo, hi]` every slot's value lies in.
+    #[must_use]
+    pub fn digit_range(&self) -> (i64, i64) {
+        (self.digit_lo, self.digit_hi)
+    }
+    /// Operations applied so far, oldest first.
+    #[must_use]
+    pub fn history(&self) -> &[String] {
+        &self.history
+    }
+    /// Size of the key's n in bits.
+    #[must_use]
+    pub fn key_bits(&self) -> u32 {
+        self.key_bits
+    }
+    /// Fingerprint of the public key the image is encrypted under.
+    #[must_use]
+    pub fn key_fingerprint(&self) -> &[u8; 32] {
+        &self.key_fingerprint
+    }
+    /// The slot shift made by filters so far.
+    #[must_use]
+    pub fn shift(&self) -> u32 {
+        self.shift
+    }
+    /// Ciphertext rows above the first image row of each band.
+    #[must_use]
+    pub fn row_margin(&self) -> u32 {
+        self.row_margin
+    }
+
+    /// The largest kernel radius a further filter may have, or `None` for
+    /// no limit (unpacked layout).
+    #[must_use]
+    pub fn halo_left(&self) -> Option<u32> {
+        match self.packing {
+            Packing::Packed(g) => Some((g.halo - self.shift).min(self.row_margin)),
+            Packing::Unpacked => None,
+        }
+    }
+
+    /// Bits a slot's value range may span: `2^bits > hi - lo` must hold.
+    #[must_use]
+    pub fn slot_bits(&self) -> u32 {
+        match self.packing {
+            Packing::Packed(g) => g.slot_bits,
+            // One value per plaintext, signed, with a bit of margin.
+            Packing::Unpacked => self.key_bits - 2,
+        }
+    }
+
+    /// Ciphertext rows per channel.
+    #[must_use]
+    pub fn rows(&self) -> usize {
+        match self.packing {
+            Packing::Packed(g) => (g.band_rows + 2 * self.row_margin) as usize,
+            Packing::Unpacked => self.height(),
+        }
+    }
+
+    /// Ciphertexts per row and channel.
+    #[must_use]
+    pub fn row_len(&self) -> usize {
+        match self.packing {
+            Packing::Packed(g) => g.chunks as usize,
+            Packing::Unpacked => self.width(),
+        }
+    }
+
+    /// Number of ciphertexts the image has.
+    #[must_use]
+    pub fn ciphertext_count(&self) -> usize {
+        self.channels() * self.rows() * self.row_len()
+    }
+
+    /// Index of the ciphertext of channel `c`, row `t`, position `j`.
+    #[must_use]
+    pub fn index(&self, c: usize, t: usize, j: usize) -> usize {
+        (c * self.rows() + t) * self.row_len() + j
+    }
+
+    /// Checks that values in `[lo, hi]` fit a slot.
+    pub fn check_digit_range(&self, lo: i64, hi: i64, what: &str) -> Result<()> {
+        let span = i128::from(hi) - i128::from(lo);
+        let bits = self.slot_bits();
+        if lo > 0 || hi < 0 || bits < 127 && span >= 1i128 << bits {
+            return Err(Error::Parameter(format!(
+                "{what} needs slot values in [{lo}, {hi}], which do not fit the image's {bits}-bit slots \
+                 (range at most 2^{bits} - 1); encrypt with wider slots"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks that a kernel of radius `radius` fits the remaining halo.
+    pub fn check_radius(&self, radius: u32, name: &str) -> Result<()> {
+        let (Some(h), Packing::Packed(g)) = (self.halo_left(), self.packing) else {
+            return Ok(());
+        };
+        if radius <= h {
+            return Ok(());
+        }
+        let k = 2 * radius + 1;
+        let used = g.halo - h;
+        Err(Error::Parameter(format!(
+            "{name}: a {k}x{k} kernel needs a halo of {radius}, this image was encrypted with halo {}{}; \
+             encrypt with a larger halo",
+            g.halo,
+            if used > 0 {
+                format!(" of which {used} is used by earlier filters")
+            } else {
+                String::new()
+            }
+        )))
+    }
+
+    /// The description of the image after a filter of radius `radius`
+    /// whose results lie in `[lo, hi]` and whose output is multiplied by
+    /// `scale`. Refuses a radius beyond the halo and a range beyond the slot.
+    pub fn after_filter(
+        &self,
+        radius: u32,
+        lo: i64,
+        hi: i64,
+        scale: Scale,
+        name: String,
+    ) -> Result<ImageMeta> {
+        self.check_radius(radius, &name)?;
+        self.check_digit_range(lo, hi, &name)?;
+        let mut m = self.clone();
+        if let Packing::Packed(_) = self.packing {
+            m.shift += radius;
+            m.row_margin -= radius;
+        }
+        m.digit_lo = lo;
+        m.digit_hi = hi;
+        m.scale = scale;
+        m.history.push(name);
+        Ok(m)
+    }
+
+    /// The description after a pixel-wise operation (no neighbours).
+    pub fn after_pointwise(
+        &self,
+        lo: i64,
+        hi: i64,
+        scale: Scale,
+        name: String,
+    ) -> Result<ImageMeta> {
+        self.after_filter(0, lo, hi, scale, name)
+    }
+
+    pub(crate) fn trimmed(&self) -> ImageMeta {
+        let mut m = self.clone();
+        if let Packing::Packed(_) = self.packing {
+            m.row_margin = 0;
+        }
+        m
+    }
+}

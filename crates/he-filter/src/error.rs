@@ -1,0 +1,19 @@
+//! The one error type of this crate.
+
+/// Everything that can go wrong when filtering an encrypted image.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An error of the encrypted-image layer (halo, slot width, key...).
+    #[error(transparent)]
+    Image(#[from] enc_image::Error),
+    /// An error of the Paillier layer.
+    #[error(transparent)]
+    Paillier(#[from] paillier::Error),
+    /// A kernel that cannot be used.
+    #[error("invalid kernel: {0}")]
+    Kernel(String),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,199 @@
+//! Kernels: square integer weights with a public divisor.
+
+use crate::error::{Error, Result};
+
+/// Largest accepted kernel side.
+pub const MAX_KERNEL_SIZE: usize = 63;
+/// Largest accepted absolute weight.
+pub const MAX_WEIGHT: i64 = 1 << 24;
+
+/// A `k x k` kernel (k odd) of integer weights and a positive divisor.
+///
+/// Filtering computes, for every pixel, the correlation
+/// `out(x, y) = sum_{i,j} w[i][j] * in(x + j - r, y + i - r) / divisor`
+/// with `r = k / 2` (as OpenCV's `filter2D`), with the image's border mode.
+/// The division is exact: it becomes the image's public scale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kernel {
+    size: usize,
+    weights: Vec<i64>,
+    divisor: u64,
+    name: String,
+}
+
+impl Kernel {
+    /// A kernel from row-major weights. `size` must be odd (1 to 63),
+    /// `weights.len() == size * size`, `divisor > 0`, `|w| <= 2^24`.
+    pub fn new(size: usize, weights: Vec<i64>, divisor: u64) -> Result<Self> {
+        if size == 0 || size % 2 == 0 || size > MAX_KERNEL_SIZE {
+            return Err(Error::Kernel(format!(
+                "size must be odd, 1 to {MAX_KERNEL_SIZE}; got {size}"
+            )));
+        }
+        if weights.len() != size * size {
+            return Err(Error::Kernel(format!(
+                "a {size}x{size} kernel needs {} weights, got {}",
+                size * size,
+                weights.len()
+            )));
+        }
+        if divisor == 0 {
+            return Err(Error::Kernel("divisor must be positive".into()));
+        }
+        if let Some(w) = weights.iter().find(|w| w.abs() > MAX_WEIGHT) {
+            return Err(Error::Kernel(format!(
+                "weight {w} exceeds the limit of {MAX_WEIGHT} in absolute value"
+            )));
+        }
+        let name = format!("kernel {size}x{size}/{divisor}");
+        Ok(Kernel {
+            size,
+            weights,
+            divisor,
+            name,
+        })
+    }
+
+    /// The `k x k` mean (box) filter: all weights 1, divisor `k^2`
+    /// (OpenCV's `blur`).
+    pub fn mean(k: usize) -> Result<Self> {
+        if k == 0 || k % 2 == 0 || k > MAX_KERNEL_SIZE {
+            return Err(Error::Kernel(format!(
+                "mean filter size must be odd, 1 to {MAX_KERNEL_SIZE}; got {k}"
+            )));
+        }
+        Ok(Kernel::new(k, vec![1; k * k], (k * k) as u64)?.named(format!("mean {k}x{k}")))
+    }
+
+    /// Sets the name recorded in the image's history.
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The name recorded in the image's history.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Side length.
+    #[must_use]
+    pub fn size(&self) -> usize {
+        self.size
+    }
+    /// `size / 2`.
+    #[must_use]
+    pub fn radius(&self) -> usize {
+        self.size / 2
+    }
+    /// Divisor.
+    #[must_use]
+    pub fn divisor(&self) -> u64 {
+        self.divisor
+    }
+    /// Row-major weights.
+    #[must_use]
+    pub fn weights(&self) -> &[i64] {
+        &self.weights
+    }
+    /// Weight at row `i`, column `j`.
+    #[must_use]
+    pub fn weight(&self, i: usize, j: usize) -> i64 {
+        self.weights[i * self.size + j]
+    }
+    /// Row `i` of the weights.
+    #[must_use]
+    pub fn row(&self, i: usize) -> &[i64] {
+        &self.weights[i * self.size..(i + 1) * self.size]
+    }
+
+    /// If the kernel is an outer product `column x row` of integer vectors,
+    /// those vectors (so it can run as two cheaper 1-D passes).
+    #[must_use]
+    pub fn separable(&self) -> Option<(Vec<i64>, Vec<i64>)> {
+        let k = self.size;
+        let Some(r0) = (0..k).find(|&i| self.row(i).iter().any(|&w| w != 0)) else {
+            return Some((vec![0; k], vec![0; k]));
+        };
+        let g = self
+            .row(r0)
+            .iter()
+            .fold(0u64, |g, &w| gcd(g, w.unsigned_abs()));
+        let row: Vec<i64> = self.row(r0).iter().map(|&w| w / g as i64).collect();
+        let j0 = row.iter().position(|&w| w != 0)?;
+        let mut col = Vec::with_capacity(k);
+        for i in 0..k {
+            let ri = self.row(i);
+            if ri[j0] % row[j0] != 0 {
+                return None;
+            }
+            let c = ri[j0] / row[j0];
+            if ri.iter().zip(&row).any(|(&a, &b)| a != c * b) {
+                return None;
+            }
+            col.push(c);
+        }
+        Some((col, row))
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// The range of `sum w_i x_i` for `x_i` in `[lo, hi]` (`lo <= 0 <= hi`).
+/// Subsets of the terms (partial windows at chunk edges) stay inside it.
+pub(crate) fn range_after(weights: &[i64], lo: i64, hi: i64) -> Result<(i64, i64)> {
+    let (mut nlo, mut nhi) = (0i128, 0i128);
+    for &w in weights {
+        let (a, b) = (
+            i128::from(w) * i128::from(lo),
+            i128::from(w) * i128::from(hi),
+        );
+        nlo += a.min(b);
+        nhi += a.max(b);
+    }
+    let fit = |v: i128| {
+        i64::try_from(v).map_err(|_| Error::Kernel("value range overflows 64 bits".into()))
+    };
+    Ok((fit(nlo)?, fit(nhi)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_separable_kernels() {
+        let sobel_x = Kernel::new(3, vec![-1, 0, 1, -2, 0, 2, -1, 0, 1], 1).unwrap();
+        let (c, r) = sobel_x.separable().unwrap();
+        assert_eq!((c, r), (vec![1, 2, 1], vec![-1, 0, 1]));
+        let mean = Kernel::mean(5).unwrap();
+        assert_eq!(mean.separable().unwrap(), (vec![1; 5], vec![1; 5]));
+        let laplacian = Kernel::new(3, vec![0, 1, 0, 1, -4, 1, 0, 1, 0], 1).unwrap();
+        assert_eq!(laplacian.separable(), None);
+        let scaled = Kernel::new(3, vec![2, 4, 2, 0, 0, 0, -3, -6, -3], 1).unwrap();
+        assert_eq!(scaled.separable().unwrap(), (vec![2, 0, -3], vec![1, 2, 1]));
+    }
+
+    #[test]
+    fn refuses_bad_kernels() {
+        assert!(Kernel::new(2, vec![1; 4], 1).is_err());
+        assert!(Kernel::new(3, vec![1; 8], 1).is_err());
+        assert!(Kernel::new(3, vec![1; 9], 0).is_err());
+        assert!(Kernel::new(1, vec![MAX_WEIGHT + 1], 1).is_err());
+        assert!(Kernel::mean(0).is_err());
+        assert!(Kernel::mean(4).is_err());
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range_after(&[1; 9], 0, 255).unwrap(), (0, 2295));
+        assert_eq!(range_after(&[-1, 0, 1], 0, 255).unwrap(), (-255, 255));
+        assert_eq!(range_after(&[2, -1], -10, 20).unwrap(), (-40, 50));
+    }
+}
