@@ -1,1 +1,146 @@
-//! temp
+//! Support code shared by the toolkit's examples (`blur`, and later the
+//! client and server): progress bars, timing summaries, safe output paths
+//! and the "what the server saw" picture.
+//!
+//! The toolkit itself is the three library crates: [`paillier`],
+//! [`enc_image`] and [`he_filter`].
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub use enc_image;
+pub use he_filter;
+pub use paillier;
+
+/// The photo the examples use when given no input (NASA, public domain,
+/// via scikit-image), 256 x 256 RGB.
+pub const DEFAULT_IMAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/astronaut-256.png");
+
+/// A progress bar on standard error for one phase of work; hidden when
+/// standard error is not a terminal.
+#[derive(Debug)]
+pub struct Bar {
+    bar: ProgressBar,
+}
+
+impl Bar {
+    /// A bar that is not started yet.
+    #[must_use]
+    pub fn new() -> Self {
+        let bar = ProgressBar::hidden();
+        Bar { bar }
+    }
+
+    /// A spinner for work of unknown length (key generation).
+    #[must_use]
+    pub fn spinner(msg: &str) -> Self {
+        let bar = ProgressBar::new_spinner();
+        bar.set_message(msg.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Bar { bar }
+    }
+}
+
+impl Default for Bar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl enc_image::Progress for Bar {
+    fn start(&self, phase: &str, total: u64) {
+        self.bar
+            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.bar.set_length(total);
+        self.bar.set_position(0);
+        self.bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:>9} [{bar:40}] {pos}/{len} ciphertexts ({eta} left)",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        self.bar.set_message(phase.to_string());
+        self.bar.reset_eta();
+    }
+    fn advance(&self, n: u64) {
+        self.bar.inc(n);
+    }
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Runs `f`, returning its result and how long it took.
+pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let t = Instant::now();
+    let v = f();
+    (v, t.elapsed())
+}
+
+/// Seconds with millisecond precision, for summaries.
+#[must_use]
+pub fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+/// A human-readable byte count.
+#[must_use]
+pub fn bytes(n: usize) -> String {
+    if n >= 1 << 20 {
+        format!("{:.2} MiB", n as f64 / f64::from(1 << 20))
+    } else if n >= 1 << 10 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{n} B")
+    }
+}
+
+/// Where to write an output the user did not name: `dir/stem-suffix.png`,
+/// or with `-1`, `-2`, ... appended if that file exists, so that nothing
+/// the user has is overwritten.
+#[must_use]
+pub fn fresh_path(dir: &Path, stem: &str, suffix: &str) -> PathBuf {
+    let first = dir.join(format!("{stem}-{suffix}.png"));
+    if !first.exists() {
+        return first;
+    }
+    (1..)
+        .map(|i| dir.join(format!("{stem}-{suffix}-{i}.png")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
+/// A picture of bytes as the server sees them: the ciphertext payload laid
+/// out as RGB pixels, `width` wide. Uniform noise, whatever the photo.
+#[must_use]
+pub fn noise_picture(payload: &[u8], width: u32) -> image::RgbImage {
+    let width = width.max(1);
+    let height = (payload.len() / 3).div_ceil(width as usize).max(1) as u32;
+    let mut data = payload.to_vec();
+    data.resize((width * height * 3) as usize, 0);
+    image::RgbImage::from_raw(width, height, data)
+        .unwrap_or_else(|| image::RgbImage::new(width, height))
+}
+
+/// Number of samples that differ between two images of the same size (or
+/// all of them if the sizes differ).
+#[must_use]
+pub fn count_differences(a: &enc_image::PixelImage, b: &enc_image::PixelImage) -> usize {
+    if a.width() != b.width() || a.height() != b.height() || a.color() != b.color() {
+        return a.len().max(b.len());
+    }
+    a.data()
+        .iter()
+        .zip(b.data())
+        .filter(|(x, y)| x != y)
+        .count()
+}

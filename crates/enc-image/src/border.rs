@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::pixels::PixelImage;
+
 /// How a filter sees pixels outside the image, as in OpenCV.
 ///
 /// The mode is fixed when an image is encrypted: horizontal padding lives
@@ -44,21 +46,15 @@ impl BorderMode {
         }
     }
 
-    /// The value at `(x, y)` of a plane of `width x height` values stored
-    /// row-major with a stride of `stride` and an offset (channel).
+    /// The sample of channel `chan` at `(x, y)` of `img`, where `(x, y)`
+    /// may lie outside the image.
     #[must_use]
-    pub fn sample(
-        self,
-        data: &[u8],
-        width: usize,
-        height: usize,
-        stride: usize,
-        chan: usize,
-        x: i64,
-        y: i64,
-    ) -> u8 {
-        match (self.source_index(x, width), self.source_index(y, height)) {
-            (Some(sx), Some(sy)) => data[(sy * width + sx) * stride + chan],
+    pub fn sample(self, img: &PixelImage, chan: usize, x: i64, y: i64) -> u8 {
+        match (
+            self.source_index(x, img.width()),
+            self.source_index(y, img.height()),
+        ) {
+            (Some(sx), Some(sy)) => img.get(sx, sy, chan),
             _ => match self {
                 BorderMode::Constant(k) => k,
                 _ => 0,

@@ -137,7 +137,7 @@ impl EncryptedImage {
 
     /// The plaintext of ciphertext `idx` of a fresh encryption of `img`.
     fn plaintext_of(meta: &ImageMeta, img: &PixelImage, idx: usize) -> Integer {
-        let (w, h, ch) = (img.width(), img.height(), img.channels());
+        let w = img.width();
         let per_channel = meta.rows() * meta.row_len();
         let (c, rest) = (idx / per_channel, idx % per_channel);
         let (t, j) = (rest / meta.row_len(), rest % meta.row_len());
@@ -146,7 +146,7 @@ impl EncryptedImage {
             Packing::Packed(g) => {
                 let border = meta.border;
                 let values = (0..g.chunk_slots()).map(|s| match g.source(w, t, j, s) {
-                    Some((x, y)) => u64::from(border.sample(img.data(), w, h, ch, c, x, y)),
+                    Some((x, y)) => u64::from(border.sample(img, c, x, y)),
                     None => 0,
                 });
                 pack(values, g.slot_bits, g.chunk_slots())

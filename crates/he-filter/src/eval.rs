@@ -60,13 +60,13 @@ fn ranges(meta: &ImageMeta, kernel: &Kernel) -> Result<(i64, i64)> {
     if let Some((col, row)) = kernel.separable() {
         let (hlo, hhi) = range_after(&row, lo, hi)?;
         meta.check_digit_range(hlo, hhi, &format!("{} (horizontal pass)", kernel.name()))?;
-        return Ok(range_after(&col, hlo, hhi)?);
+        return range_after(&col, hlo, hhi);
     }
     for i in 0..kernel.size() {
         let (rlo, rhi) = range_after(kernel.row(i), lo, hi)?;
         meta.check_digit_range(rlo, rhi, &format!("{} (row {i})", kernel.name()))?;
     }
-    Ok(range_after(kernel.weights(), lo, hi)?)
+    range_after(kernel.weights(), lo, hi)
 }
 
 /// Applies `kernel` to `img` (see the module docs). All checks happen

@@ -21,7 +21,7 @@
 //! ```
 //!
 //! Results are exact: a decrypted image equals the plaintext filter
-//! ([`reference`]) on every pixel, with the image's border mode, rounded to
+//! ([`reference`](mod@reference)) on every pixel, with the image's border mode, rounded to
 //! nearest with ties away from zero and saturated to `0..=255`. The
 //! division by the kernel's divisor is carried as the image's public scale.
 //!

@@ -20,15 +20,7 @@ pub fn filter_sums(img: &PixelImage, kernel: &Kernel, border: BorderMode) -> Vec
                     for j in 0..kernel.size() {
                         let wgt = kernel.weight(i, j);
                         if wgt != 0 {
-                            let v = border.sample(
-                                img.data(),
-                                w,
-                                h,
-                                ch,
-                                c,
-                                x + j as i64 - r,
-                                y + i as i64 - r,
-                            );
+                            let v = border.sample(img, c, x + j as i64 - r, y + i as i64 - r);
                             acc += wgt * i64::from(v);
                         }
                     }

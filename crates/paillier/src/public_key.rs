@@ -55,6 +55,9 @@ impl PublicKey {
     /// of an accepted size (at least 2048 bits unless the
     /// `insecure-test-keys` feature is on, at most [`MAX_KEY_BITS`](crate::MAX_KEY_BITS)).
     pub fn from_modulus(n: Integer) -> Result<Self> {
+        if n < 0 {
+            return Err(Error::InvalidPublicKey("n is negative"));
+        }
         let bits = n.significant_bits();
         crate::check_key_bits(bits)?;
         if n.is_even() {
@@ -288,7 +291,7 @@ impl PublicKey {
         };
         if k < 0 {
             let inv = self.neg(a);
-            Ciphertext(arith::pow_public(&inv.0, &Integer::from(-k), &self.nn))
+            Ciphertext(arith::pow_public(&inv.0, &(-k), &self.nn))
         } else {
             Ciphertext(arith::pow_public(&a.0, &k, &self.nn))
         }

@@ -1,6 +1,7 @@
 //! With `Timing::ConstantTime`, every exponentiation with a secret operand
 //! goes through GMP's `mpz_powm_sec`. Checked by counting, in a test binary
 //! of its own so that no other test's operations are counted.
+#![allow(clippy::unwrap_used)] // test helpers may unwrap: a panic is a test failure
 
 use paillier::{Integer, Keypair, Timing};
 

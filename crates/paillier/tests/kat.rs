@@ -1,5 +1,6 @@
 //! Known-answer tests against vectors computed independently in Python
 //! (`tests/data/make_kat.py`, textbook formulas with `pow`).
+#![allow(clippy::unwrap_used)] // test helpers may unwrap: a panic is a test failure
 
 use paillier::{Integer, PrivateKey};
 

@@ -1,0 +1,344 @@
+//! Blur a photo that the server only ever sees encrypted.
+//!
+//! ```text
+//! cargo run --release --example blur -- [INPUT] [-o OUTPUT] [-k 3] [--key-bits 3072]
+//!     [--border replicate|reflect101|constant[:K]] [--threads N] [--resize WxH]
+//!     [--unpacked] [--force]
+//! ```
+//!
+//! One process plays both sides, exactly as the network would see them: the
+//! client generates keys and encrypts; the server receives only the bytes of
+//! the public key and of the encrypted image, filters, and returns bytes;
+//! the client decrypts, writes OUTPUT and a picture of what the server saw,
+//! and checks the result against the same mean filter computed in plain.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use enc_image::{BorderMode, EncryptOptions, EncryptedImage, Limits, PixelImage};
+use he_filter::{Kernel, reference};
+use he_toolkit::{Bar, bytes, count_differences, fresh_path, noise_picture, secs, timed};
+use paillier::{Keypair, PublicKey};
+
+const USAGE: &str = "usage: blur [INPUT] [-o OUTPUT] [-k K] [--key-bits BITS] \
+[--border replicate|reflect101|constant[:K]] [--threads N] [--resize WxH] [--unpacked] [--force]
+
+  INPUT          PNG or JPEG to blur (default: the bundled astronaut photo)
+  -o OUTPUT      where to write the blurred image (default: INPUT-blurred.png)
+  -k K           odd kernel size, the image is blurred with a K x K mean (default 3)
+  --key-bits B   Paillier key size, 2048 or more (default 3072)
+  --border MODE  replicate (default), reflect101, constant or constant:K
+  --threads N    worker threads (default: all cores)
+  --resize WxH   resize the input first (e.g. 512x512), for measurements
+  --unpacked     one pixel value per ciphertext (the slow naive baseline)
+  --force        overwrite OUTPUT if it exists";
+
+#[derive(Debug)]
+struct Args {
+    input: Option<PathBuf>,
+    output: Option<PathBuf>,
+    k: usize,
+    key_bits: u32,
+    border: BorderMode,
+    threads: Option<usize>,
+    resize: Option<(u32, u32)>,
+    unpacked: bool,
+    force: bool,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut a = Args {
+        input: None,
+        output: None,
+        k: 3,
+        key_bits: Keypair::default_bits(),
+        border: BorderMode::Replicate,
+        threads: None,
+        resize: None,
+        unpacked: false,
+        force: false,
+    };
+    fn value(it: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
+        it.next().ok_or_else(|| format!("{flag} needs a value"))
+    }
+    fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
+        s.parse()
+            .map_err(|_| format!("{flag}: {s:?} is not a valid number"))
+    }
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Err(String::new()),
+            "-o" | "--output" => a.output = Some(value(&mut it, &arg)?.into()),
+            "-k" => a.k = number(&value(&mut it, &arg)?, "-k")?,
+            "--key-bits" => a.key_bits = number(&value(&mut it, &arg)?, "--key-bits")?,
+            "--border" => a.border = value(&mut it, &arg)?.parse()?,
+            "--threads" => a.threads = Some(number(&value(&mut it, &arg)?, "--threads")?),
+            "--resize" => {
+                let v = value(&mut it, &arg)?;
+                let (w, h) = v
+                    .split_once('x')
+                    .ok_or_else(|| format!("--resize: expected WxH, got {v:?}"))?;
+                a.resize = Some((number(w, "--resize")?, number(h, "--resize")?));
+            }
+            "--unpacked" => a.unpacked = true,
+            "--force" => a.force = true,
+            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+            _ if a.input.is_none() => a.input = Some(arg.into()),
+            _ => return Err(format!("unexpected argument {arg:?} (only one INPUT)")),
+        }
+    }
+    if a.k % 2 == 0 || a.k > he_filter::MAX_KERNEL_SIZE {
+        return Err(format!(
+            "-k must be odd, 1 to {}; got {}",
+            he_filter::MAX_KERNEL_SIZE,
+            a.k
+        ));
+    }
+    if a.threads == Some(0) {
+        return Err("--threads must be at least 1".into());
+    }
+    if let Some((w, h)) = a.resize {
+        if w == 0 || h == 0 || w > 16384 || h > 16384 {
+            return Err(format!("--resize: {w}x{h} is outside 1x1 to 16384x16384"));
+        }
+    }
+    Ok(a)
+}
+
+/// The server: it gets bytes and returns bytes, and holds no secret.
+mod server {
+    use super::*;
+
+    /// What the server did, for the summary.
+    pub(super) struct Report {
+        pub(super) validate: std::time::Duration,
+        pub(super) filter: std::time::Duration,
+        pub(super) ciphertexts_out: usize,
+    }
+
+    pub(super) fn handle(
+        public_key: &[u8],
+        image: &[u8],
+        k: usize,
+    ) -> Result<(Vec<u8>, Report), String> {
+        let (loaded, validate) = timed(|| -> Result<_, String> {
+            let pk = PublicKey::from_bytes(public_key).map_err(|e| format!("server: {e}"))?;
+            let enc = EncryptedImage::from_bytes(image, &pk, &Limits::default())
+                .map_err(|e| format!("server: {e}"))?;
+            Ok((pk, enc))
+        });
+        let (pk, enc) = loaded?;
+        let kernel = Kernel::mean(k).map_err(|e| format!("server: {e}"))?;
+        let bar = Bar::new();
+        let (out, filter) =
+            timed(|| he_filter::apply(&enc, &pk, &kernel, &bar).map(|o| o.trim_halo()));
+        let out = out.map_err(|e| format!("server: {e}"))?;
+        let report = Report {
+            validate,
+            filter,
+            ciphertexts_out: out.ciphertexts().len(),
+        };
+        Ok((out.to_bytes(), report))
+    }
+}
+
+fn output_paths(args: &Args, input: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let stem = input
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("image")
+        .to_string();
+    let out = match &args.output {
+        Some(p) => {
+            if p.exists() && !args.force {
+                return Err(format!(
+                    "{} exists; choose another -o or pass --force to overwrite it",
+                    p.display()
+                ));
+            }
+            p.clone()
+        }
+        // The bundled photo is blurred into the current directory; a
+        // user's photo beside itself.
+        None if args.input.is_none() => fresh_path(Path::new("."), &stem, "blurred"),
+        None => fresh_path(input.parent().unwrap_or(Path::new(".")), &stem, "blurred"),
+    };
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(format!(
+            "cannot write {}: {} is not a directory",
+            out.display(),
+            dir.display()
+        ));
+    }
+    let out_stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+    Ok((out.clone(), fresh_path(dir, out_stem, "server-view")))
+}
+
+/// The ciphertext bytes of an encoded encrypted image (after the magic,
+/// version, header length and header; see `enc_image`'s wire format).
+fn ciphertext_payload(encoded: &[u8]) -> &[u8] {
+    let hlen = encoded
+        .get(10..14)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    encoded.get(14 + hlen..).unwrap_or(encoded)
+}
+
+fn run(args: Args) -> Result<usize, String> {
+    if let Some(n) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| e.to_string())?;
+    }
+    let input = args
+        .input
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(he_toolkit::DEFAULT_IMAGE));
+    let (out_path, view_path) = output_paths(&args, &input)?;
+    let mut photo =
+        image::open(&input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+    if let Some((w, h)) = args.resize {
+        photo = photo.resize_exact(w, h, image::imageops::FilterType::Lanczos3);
+    }
+    let img = PixelImage::from_dynamic(&photo);
+    let values = img.len();
+    println!(
+        "{}: {}x{} {:?}, {}x{} mean, {}-bit key, border {}, {}",
+        input.display(),
+        img.width(),
+        img.height(),
+        img.color(),
+        args.k,
+        args.k,
+        args.key_bits,
+        args.border.name(),
+        if args.unpacked {
+            "one value per ciphertext"
+        } else {
+            "packed"
+        }
+    );
+
+    // Client: keys and encryption.
+    let spin = Bar::spinner(&format!("generating a {}-bit key", args.key_bits));
+    let (kp, t_keygen) = timed(|| Keypair::generate(args.key_bits));
+    drop(spin);
+    let kp = kp.map_err(|e| e.to_string())?;
+    let opts = if args.unpacked {
+        EncryptOptions::unpacked()
+    } else {
+        EncryptOptions::for_mean(args.k as u32)
+    }
+    .border(args.border);
+    let bar = Bar::new();
+    let (enc, t_encrypt) = timed(|| {
+        kp.private_key().precompute();
+        EncryptedImage::encrypt(&img, kp.private_key(), &opts, &bar)
+    });
+    let enc = enc.map_err(|e| e.to_string())?;
+    let ((key_bytes, upload), t_serialize) = timed(|| (kp.public_key().to_bytes(), enc.to_bytes()));
+    let ciphertexts_in = enc.ciphertexts().len();
+    drop(enc);
+
+    // Server: bytes in, bytes out.
+    let (download, report) = server::handle(&key_bytes, &upload, args.k)?;
+
+    // Client: check, decrypt, compare.
+    let bar = Bar::new();
+    let (result, t_decrypt) = timed(|| -> Result<_, String> {
+        let enc = EncryptedImage::from_bytes(&download, kp.public_key(), &Limits::default())
+            .map_err(|e| format!("result from the server: {e}"))?;
+        let expected = [format!("mean {}x{}", args.k, args.k)];
+        if enc.meta().history() != expected {
+            return Err(format!(
+                "the server applied {:?}, not {:?}",
+                enc.meta().history(),
+                expected
+            ));
+        }
+        Ok(enc
+            .decrypt(kp.private_key(), &bar)
+            .map_err(|e| e.to_string())?
+            .to_pixels())
+    });
+    let result = result?;
+    let kernel = Kernel::mean(args.k).map_err(|e| e.to_string())?;
+    let (want, t_reference) = timed(|| reference::filter(&img, &kernel, args.border));
+    let differing = count_differences(&result, &want);
+
+    result
+        .to_dynamic()
+        .and_then(|d| Ok(d.save(&out_path)?))
+        .map_err(|e| format!("cannot write {}: {e}", out_path.display()))?;
+    noise_picture(ciphertext_payload(&upload), img.width() as u32)
+        .save(&view_path)
+        .map_err(|e| format!("cannot write {}: {e}", view_path.display()))?;
+
+    let work = t_encrypt + report.filter + t_decrypt;
+    println!(
+        "  key generation      {:>10}   (reported apart)",
+        secs(t_keygen)
+    );
+    println!(
+        "  encrypt (client)    {:>10}   {ciphertexts_in} ciphertexts",
+        secs(t_encrypt)
+    );
+    println!("  serialize           {:>10}", secs(t_serialize));
+    println!("  validate (server)   {:>10}", secs(report.validate));
+    println!(
+        "  filter (server)     {:>10}   {} ciphertexts out",
+        secs(report.filter),
+        report.ciphertexts_out
+    );
+    println!(
+        "  decrypt (client)    {:>10}   (includes loading and checking the result)",
+        secs(t_decrypt)
+    );
+    println!("  encrypt+filter+decrypt {:>7}", secs(work));
+    println!(
+        "  uploaded {} ({:.2} bytes per pixel value), downloaded {} ({:.2} bytes per pixel value)",
+        bytes(key_bytes.len() + upload.len()),
+        (key_bytes.len() + upload.len()) as f64 / values as f64,
+        bytes(download.len()),
+        download.len() as f64 / values as f64
+    );
+    println!(
+        "  plaintext reference ({}): {differing} of {values} pixel values differ",
+        secs(t_reference)
+    );
+    println!(
+        "wrote {} and {} (what the server saw)",
+        out_path.display(),
+        view_path.display()
+    );
+    Ok(differing)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(msg) if msg.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprintln!("error: {msg}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(n) => {
+            eprintln!("error: the decrypted image differs from the plaintext filter in {n} values");
+            ExitCode::FAILURE
+        }
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
