@@ -63,6 +63,9 @@ impl PublicKey {
         if n.is_even() {
             return Err(Error::InvalidPublicKey("n is even"));
         }
+        if n.is_probably_prime(2) != rug::integer::IsPrime::No {
+            return Err(Error::InvalidPublicKey("n is prime (anyone could decrypt)"));
+        }
         if n.is_perfect_square() {
             return Err(Error::InvalidPublicKey("n is a perfect square"));
         }

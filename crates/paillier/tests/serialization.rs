@@ -922,3 +922,13 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn prime_modulus_is_refused() {
+    // Under a prime n, phi(n) = n - 1 is public: anyone could decrypt.
+    let p = (Integer::from(1) << 511u32).next_prime();
+    let err = paillier::PublicKey::from_modulus(p)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("n is prime"), "{err}");
+}
