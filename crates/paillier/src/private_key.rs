@@ -126,6 +126,17 @@ impl Half {
     }
 }
 
+/// The x modulo `mp * mq` with `x = xp mod mp` and `x = xq mod mq`, given
+/// `inv = mq^-1 mod mp` (Garner): `xq + mq * ((xp - xq) * inv mod mp)`.
+fn crt_join(xp: Integer, xq: Integer, inv: &Integer, mp: &Integer, mq: &Integer) -> Integer {
+    let mut t = xp - &xq;
+    t *= inv;
+    t = t.rem_euc(mp);
+    t *= mq;
+    t += xq;
+    t
+}
+
 /// A Paillier private key: the factors p and q of n, with what decryption
 /// and fast encryption precompute from them.
 ///
@@ -253,13 +264,7 @@ impl PrivateKey {
             || self.q.decrypt(c, self.timing),
         );
         let (mp, mq) = (mp.map_err(|_| bad())?, mq.map_err(|_| bad())?);
-        // m = mq + q * ((mp - mq) * q^-1 mod p)
-        let mut t = mp - &mq;
-        t *= &self.q_inv_p;
-        t = t.rem_euc(&self.p.p);
-        t *= &self.q.p;
-        t += mq;
-        Ok(t)
+        Ok(crt_join(mp, mq, &self.q_inv_p, &self.p.p, &self.q.p))
     }
 
     /// Decrypts many ciphertexts in parallel (rayon).
@@ -276,13 +281,7 @@ impl PrivateKey {
     fn random_nth_power(&self) -> Result<Integer> {
         let up = self.p.random_pth_power(self.timing)?;
         let uq = self.q.random_pth_power(self.timing)?;
-        // u = uq + q^2 * ((up - uq) * (q^2)^-1 mod p^2)
-        let mut t = up - &uq;
-        t *= &self.qq_inv_pp;
-        t = t.rem_euc(&self.p.pp);
-        t *= &self.q.pp;
-        t += uq;
-        Ok(t)
+        Ok(crt_join(up, uq, &self.qq_inv_pp, &self.p.pp, &self.q.pp))
     }
 
     /// Encrypts a signed plaintext; same distribution as
