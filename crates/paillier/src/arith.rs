@@ -126,7 +126,7 @@ impl FixedBase {
     }
 }
 
-/// Constant-time-ish check helper: number of bytes needed for `x`.
+/// Bytes needed for `bits` bits.
 pub(crate) fn byte_len(bits: u32) -> usize {
     bits.div_ceil(8) as usize
 }

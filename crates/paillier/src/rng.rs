@@ -52,8 +52,8 @@ pub(crate) fn random_unit(m: &Integer) -> Result<Integer> {
 /// Overwrites a byte buffer that held secret material.
 pub(crate) fn wipe(buf: &mut [u8]) {
     for b in buf.iter_mut() {
-        // A volatile-free wipe can be optimised away only if the buffer is
-        // never read again; `black_box` keeps the stores observable.
+        // Plain stores could be optimised away as dead; `black_box` below
+        // makes the buffer observable so they are kept (best effort).
         *b = 0;
     }
     std::hint::black_box(buf);
