@@ -1,0 +1,668 @@
+//! The HTTP server: routes, admission (content type, size, queue),
+//! validation and filtering on rayon pools, and the job store.
+//!
+//! The async runtime only moves bytes. Loading the key and the image
+//! (range checks on every ciphertext) runs on a small "check" pool,
+//! filtering on the "filter" pool; the handler awaits them through a
+//! oneshot channel.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, routing::post};
+use enc_image::{EncryptedImage, FORMAT_VERSION};
+use http_body_util::BodyExt;
+use paillier::PublicKey;
+use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::filters::{self, FilterSpec};
+use crate::jobs::{JobInfo, JobProgress, JobStore, Snapshot, valid_id};
+use crate::wire::{
+    ENVELOPE_VERSION, Envelope, ErrorBody, Health, IMAGE_CONTENT_TYPE, JOB_CONTENT_TYPE, JobStatus,
+    LimitsInfo, ServiceInfo,
+};
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut resp = (
+            status,
+            Json(ErrorBody {
+                error: self.to_string(),
+            }),
+        )
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        resp
+    }
+}
+
+struct Shared {
+    config: Config,
+    workers: usize,
+    filter_pool: rayon::ThreadPool,
+    check_pool: rayon::ThreadPool,
+    queue: Arc<Semaphore>,
+    jobs: JobStore,
+}
+
+/// The service: configuration, worker pools, queue and job store. Cheap
+/// to clone (shared state); [`Service::router`] gives the axum router.
+#[derive(Clone)]
+pub struct Service {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("config", &self.shared.config)
+            .field("workers", &self.shared.workers)
+            .field("jobs", &self.shared.jobs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated upload, ready to filter.
+struct Checked {
+    pk: PublicKey,
+    image: EncryptedImage,
+    chain: Vec<FilterSpec>,
+    labels: Vec<String>,
+}
+
+impl Service {
+    /// Builds the pools and the store. Refuses settings that cannot work.
+    pub fn new(config: Config) -> Result<Self> {
+        let bad = |s: &str| Err(Error::Config(s.to_string()));
+        if config.queue_capacity == 0 {
+            return bad("the queue capacity must be at least 1");
+        }
+        if config.max_body_bytes == 0 || config.max_body_bytes > u32::MAX as usize {
+            return bad(
+                "the body limit must be 1 byte to 4 GiB (the envelope's lengths are 32-bit)",
+            );
+        }
+        if config.max_chain_len == 0 || config.max_jobs == 0 {
+            return bad("the chain length and job limits must be at least 1");
+        }
+        if config.retention.is_zero() {
+            return bad("the retention time must be positive");
+        }
+        let workers = match config.workers {
+            0 => std::thread::available_parallelism().map_or(2, NonZeroUsize::get),
+            n => n,
+        };
+        let pool = |n: usize, name: &'static str| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .thread_name(move |i| format!("{name}-{i}"))
+                .build()
+                .map_err(|e| Error::Config(format!("cannot start the {name} pool: {e}")))
+        };
+        let shared = Shared {
+            filter_pool: pool(workers, "he-filter")?,
+            check_pool: pool((workers / 2).max(1), "he-check")?,
+            queue: Arc::new(Semaphore::new(config.queue_capacity)),
+            jobs: JobStore::new(config.retention, config.max_jobs, config.max_stored_bytes),
+            workers,
+            config,
+        };
+        Ok(Service {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The routes of the API (see the crate documentation), with request
+    /// logging.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/health", get(health))
+            .route("/v1/info", get(service_info))
+            .route("/v1/jobs", post(submit))
+            .route("/v1/jobs/{id}", get(job_status).delete(delete_job))
+            .route("/v1/jobs/{id}/result", get(job_result))
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(middleware::from_fn(log_request))
+            .with_state(self.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then lets requests
+    /// in progress finish. Also sweeps expired jobs.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let c = &self.shared.config;
+        info!(
+            addr = %listener.local_addr()?,
+            workers = self.shared.workers,
+            queue = c.queue_capacity,
+            max_body_bytes = c.max_body_bytes,
+            retention_s = c.retention.as_secs(),
+            "he-service listening"
+        );
+        let shared = Arc::clone(&self.shared);
+        let period = (c.retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                let n = shared.jobs.sweep();
+                if n > 0 {
+                    info!(expired = n, "expired jobs deleted");
+                }
+            }
+        });
+        let served = axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        sweeper.abort();
+        info!("he-service stopped");
+        Ok(served?)
+    }
+}
+
+/// Runs `f` on `pool` and awaits its result without blocking the runtime.
+/// A panic becomes an internal error; the server goes on.
+async fn on_pool<T: Send + 'static>(
+    pool: &rayon::ThreadPool,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = oneshot::channel();
+    pool.spawn(move || {
+        let r = catch_unwind(AssertUnwindSafe(f))
+            .unwrap_or_else(|_| Err(Error::Internal("a worker panicked".into())));
+        // The request may have gone away: then nobody wants the answer.
+        let _ = tx.send(r);
+    });
+    rx.await
+        .map_err(|_| Error::Internal("the worker was lost".into()))?
+}
+
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path: String = req.uri().path().chars().take(80).collect();
+    let t = Instant::now();
+    let resp = next.run(req).await;
+    info!(
+        %method,
+        path,
+        status = resp.status().as_u16(),
+        ms = t.elapsed().as_millis() as u64,
+        "request"
+    );
+    resp
+}
+
+async fn not_found() -> Error {
+    Error::NotFound("no such route; see GET /v1/info and docs/SERVICE.md".into())
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(ErrorBody {
+            error: "method not allowed on this route".into(),
+        }),
+    )
+        .into_response()
+}
+
+async fn health(State(s): State<Service>) -> Json<Health> {
+    let c = &s.shared.config;
+    Json(Health {
+        status: "ok".into(),
+        jobs_in_flight: c.queue_capacity - s.shared.queue.available_permits(),
+        queue_capacity: c.queue_capacity,
+        jobs_stored: s.shared.jobs.len(),
+    })
+}
+
+async fn service_info(State(s): State<Service>) -> Json<ServiceInfo> {
+    let c = &s.shared.config;
+    Json(ServiceInfo {
+        service: "he-service".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        job_content_type: JOB_CONTENT_TYPE.into(),
+        result_content_type: IMAGE_CONTENT_TYPE.into(),
+        envelope_version: ENVELOPE_VERSION,
+        image_format_version: FORMAT_VERSION,
+        filters: filters::supported(),
+        limits: LimitsInfo {
+            max_body_bytes: c.max_body_bytes,
+            max_width: c.max_side,
+            max_height: c.max_side,
+            max_ciphertexts: c.max_ciphertexts,
+            max_chain_len: c.max_chain_len,
+            min_key_bits: paillier::MIN_KEY_BITS,
+            max_key_bits: paillier::MAX_KEY_BITS,
+            max_kernel_size: he_filter::MAX_KERNEL_SIZE,
+            max_weight: he_filter::MAX_WEIGHT,
+            queue_capacity: c.queue_capacity,
+            max_wait_seconds: c.max_wait.as_secs(),
+        },
+        retention_seconds: c.retention.as_secs(),
+    })
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<()> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case(JOB_CONTENT_TYPE) {
+        Ok(())
+    } else {
+        Err(Error::UnsupportedMediaType(format!(
+            "Content-Type is {:?}, jobs are sent as {JOB_CONTENT_TYPE}",
+            ct.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Result<Option<usize>> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+                .ok_or_else(|| Error::BadRequest("Content-Length is not a number".into()))
+        })
+        .transpose()
+}
+
+/// Reads at most `limit` bytes within `timeout`.
+async fn read_body(body: Body, limit: usize, hint: usize, timeout: Duration) -> Result<Bytes> {
+    let read = async move {
+        let mut body = body;
+        let mut buf = Vec::with_capacity(hint.min(limit));
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                Error::BadRequest(format!(
+                    "the body ended early or could not be read ({e}) after {} bytes",
+                    buf.len()
+                ))
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > limit {
+                    return Err(Error::TooLarge(format!(
+                        "the body exceeds the limit of {limit} bytes"
+                    )));
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(Bytes::from(buf))
+    };
+    tokio::time::timeout(timeout, read).await.map_err(|_| {
+        Error::Timeout(format!(
+            "the body did not arrive within {} s",
+            timeout.as_secs()
+        ))
+    })?
+}
+
+/// Loads and checks everything in an upload: the envelope, the key, the
+/// image against the limits and the key, and the chain against the image.
+fn validate(config: &Config, body: &[u8]) -> Result<Checked> {
+    let env = Envelope::decode(body)?;
+    let chain = env.spec.filters;
+    if chain.is_empty() {
+        return Err(Error::BadRequest("the spec names no filter".into()));
+    }
+    if chain.len() > config.max_chain_len {
+        return Err(Error::Unprocessable(format!(
+            "{} filters in the chain, at most {} allowed",
+            chain.len(),
+            config.max_chain_len
+        )));
+    }
+    let pk = PublicKey::from_bytes(env.public_key)
+        .map_err(|e| Error::BadRequest(format!("public key: {e}")))?;
+    let image = EncryptedImage::from_bytes(env.image, &pk, &config.image_limits()).map_err(
+        |e| match e {
+            enc_image::Error::Limit(_) => Error::TooLarge(format!("encrypted image: {e}")),
+            e => Error::BadRequest(format!("encrypted image: {e}")),
+        },
+    )?;
+    filters::check_chain(image.meta(), &chain).map_err(|e| Error::Unprocessable(e.to_string()))?;
+    let labels = chain.iter().map(FilterSpec::label).collect();
+    Ok(Checked {
+        pk,
+        image,
+        chain,
+        labels,
+    })
+}
+
+async fn submit(State(s): State<Service>, headers: HeaderMap, body: Body) -> Result<Response> {
+    let r = submit_inner(&s, &headers, body).await;
+    if let Err(e) = &r {
+        warn!(status = e.status().as_u16(), error = %e, "job refused");
+    }
+    r
+}
+
+async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Response> {
+    let c = &s.shared.config;
+    check_content_type(headers)?;
+    let declared = content_length(headers)?;
+    if let Some(n) = declared.filter(|&n| n > c.max_body_bytes) {
+        return Err(Error::TooLarge(format!(
+            "the body is {n} bytes, at most {} allowed",
+            c.max_body_bytes
+        )));
+    }
+    // Admission before reading: bodies in memory are bounded by the queue.
+    let permit = Arc::clone(&s.shared.queue)
+        .try_acquire_owned()
+        .map_err(|_| {
+            Error::Busy(format!(
+                "the queue is full ({} jobs in flight); retry later",
+                c.queue_capacity
+            ))
+        })?;
+    s.shared.jobs.check_room()?;
+    let t = Instant::now();
+    let body = read_body(
+        body,
+        c.max_body_bytes,
+        declared.unwrap_or(0),
+        c.upload_timeout,
+    )
+    .await?;
+    let upload = t.elapsed();
+    let bytes_in = body.len();
+    let t = Instant::now();
+    let config = c.clone();
+    let checked = on_pool(&s.shared.check_pool, move || validate(&config, &body)).await?;
+    let validate_time = t.elapsed();
+    let meta = checked.image.meta();
+    let info = JobInfo {
+        labels: checked.labels.clone(),
+        width: meta.width() as u32,
+        height: meta.height() as u32,
+        key_bits: meta.key_bits(),
+        ciphertexts: checked.image.ciphertexts().len() as u64,
+    };
+    let (id, status, progress) = s.shared.jobs.create(info.clone())?;
+    info!(
+        job = %id,
+        filters = ?info.labels,
+        width = info.width,
+        height = info.height,
+        key_bits = info.key_bits,
+        ciphertexts = info.ciphertexts,
+        bytes_in,
+        upload_ms = upload.as_millis() as u64,
+        validate_ms = validate_time.as_millis() as u64,
+        "job accepted"
+    );
+    let shared = Arc::clone(&s.shared);
+    let job_id = id.clone();
+    s.shared
+        .filter_pool
+        .spawn(move || run_job(&shared, &job_id, checked, &progress, permit));
+    let location = format!("/v1/jobs/{id}");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(status),
+    )
+        .into_response())
+}
+
+/// Filters one job on the filter pool and stores the outcome; the queue
+/// slot is released when the result is stored.
+fn run_job(
+    shared: &Shared,
+    id: &str,
+    job: Checked,
+    progress: &JobProgress,
+    permit: OwnedSemaphorePermit,
+) {
+    let waited = shared.jobs.start(id);
+    let t = Instant::now();
+    let out = catch_unwind(AssertUnwindSafe(|| {
+        filters::apply_chain(&job.image, &job.pk, &job.chain, progress)
+            .map(|o| o.trim_halo().to_bytes())
+    }));
+    let took = t.elapsed();
+    let labels = job.labels;
+    drop(job.image);
+    match out {
+        Ok(Ok(bytes)) => {
+            info!(
+                job = %id,
+                filters = ?labels,
+                queued_ms = waited.as_millis() as u64,
+                filter_ms = took.as_millis() as u64,
+                bytes_out = bytes.len(),
+                "job done"
+            );
+            shared.jobs.finish(id, Ok(Bytes::from(bytes)));
+        }
+        Ok(Err(e)) => {
+            warn!(job = %id, filters = ?labels, error = %e, "job failed");
+            shared.jobs.finish(id, Err(e.to_string()));
+        }
+        Err(_) => {
+            error!(job = %id, filters = ?labels, "the filter panicked");
+            shared
+                .jobs
+                .finish(id, Err("internal error while filtering".into()));
+        }
+    }
+    drop(permit);
+}
+
+#[derive(Debug, Deserialize)]
+struct WaitQuery {
+    wait: Option<f64>,
+}
+
+fn checked_id(id: &str) -> Result<&str> {
+    if valid_id(id) {
+        Ok(id)
+    } else {
+        Err(Error::NotFound(
+            "no such job (ids are 32 lowercase hex digits)".into(),
+        ))
+    }
+}
+
+async fn job_status(
+    State(s): State<Service>,
+    Path(id): Path<String>,
+    query: std::result::Result<Query<WaitQuery>, QueryRejection>,
+) -> Result<Json<JobStatus>> {
+    let id = checked_id(&id)?;
+    let wait = query
+        .map_err(|e| Error::BadRequest(format!("query: {e}")))?
+        .0
+        .wait
+        .unwrap_or(0.0);
+    if !wait.is_finite() || wait < 0.0 {
+        return Err(Error::BadRequest(
+            "wait must be a number of seconds, 0 or more".into(),
+        ));
+    }
+    let wait = Duration::from_secs_f64(wait.min(3600.0)).min(s.shared.config.max_wait);
+    match s.shared.jobs.snapshot(id)? {
+        Snapshot::Finished(st) => Ok(Json(st)),
+        Snapshot::Pending(st, _) if wait.is_zero() => Ok(Json(st)),
+        Snapshot::Pending(_, mut rx) => {
+            // Woken when the job finishes; on timeout, report where it is.
+            let _ = tokio::time::timeout(wait, rx.wait_for(|&done| done)).await;
+            match s.shared.jobs.snapshot(id)? {
+                Snapshot::Finished(st) | Snapshot::Pending(st, _) => Ok(Json(st)),
+            }
+        }
+    }
+}
+
+async fn job_result(State(s): State<Service>, Path(id): Path<String>) -> Result<Response> {
+    let id = checked_id(&id)?;
+    let bytes = s.shared.jobs.result(id)?;
+    info!(job = %id, bytes_out = bytes.len(), "result sent");
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(IMAGE_CONTENT_TYPE),
+        )],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn delete_job(State(s): State<Service>, Path(id): Path<String>) -> Result<StatusCode> {
+    let id = checked_id(&id)?;
+    s.shared.jobs.delete(id)?;
+    info!(job = %id, "job deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A server running on its own thread and runtime, for tests, the load
+/// test and embedding. Dropping it shuts the server down.
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    service: Service,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl ServerHandle {
+    /// Binds `config.listen` (port 0 picks a free port) and serves in the background.
+    pub fn start(config: Config) -> Result<Self> {
+        Self::start_service(Service::new(config)?)
+    }
+
+    /// Serves an existing [`Service`] in the background.
+    pub fn start_service(service: Service) -> Result<Self> {
+        let listen = service.config().listen;
+        let listener = std::net::TcpListener::bind(listen)
+            .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let svc = service.clone();
+        let thread = std::thread::Builder::new()
+            .name("he-service".into())
+            .spawn(move || -> Result<()> {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("he-service-io")
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    svc.serve(listener, async {
+                        let _ = rx.await;
+                    })
+                    .await
+                })
+            })?;
+        Ok(ServerHandle {
+            addr,
+            service,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address served.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL, `http://ADDR`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The service served.
+    #[must_use]
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// Stops accepting connections, lets requests in progress finish, and
+    /// waits for the server thread.
+    pub fn stop(mut self) -> Result<()> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(Error::Internal("the server thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop_inner();
+    }
+}
+
+/// Serves `config` on the current thread until Ctrl-C (the server example).
+pub fn run_until_ctrl_c(config: Config) -> Result<()> {
+    let service = Service::new(config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("he-service-io")
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listen = service.config().listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
+        service
+            .serve(listener, async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    info!("Ctrl-C: finishing requests in progress");
+                }
+            })
+            .await
+    })
+}
