@@ -445,7 +445,7 @@ async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Re
 }
 
 /// Filters one job on the filter pool and stores the outcome; the queue
-/// slot is released when the result is stored.
+/// slot is released as soon as the filter is over.
 fn run_job(
     shared: &Shared,
     id: &str,
@@ -462,7 +462,9 @@ fn run_job(
     let took = t.elapsed();
     let labels = job.labels;
     drop(job.image);
-    match out {
+    // The slot is free once the work is; waiters are woken after this.
+    drop(permit);
+    let outcome = match out {
         Ok(Ok(bytes)) => {
             info!(
                 job = %id,
@@ -472,20 +474,18 @@ fn run_job(
                 bytes_out = bytes.len(),
                 "job done"
             );
-            shared.jobs.finish(id, Ok(Bytes::from(bytes)));
+            Ok(Bytes::from(bytes))
         }
         Ok(Err(e)) => {
             warn!(job = %id, filters = ?labels, error = %e, "job failed");
-            shared.jobs.finish(id, Err(e.to_string()));
+            Err(e.to_string())
         }
         Err(_) => {
             error!(job = %id, filters = ?labels, "the filter panicked");
-            shared
-                .jobs
-                .finish(id, Err("internal error while filtering".into()));
+            Err("internal error while filtering".into())
         }
-    }
-    drop(permit);
+    };
+    shared.jobs.finish(id, outcome);
 }
 
 #[derive(Debug, Deserialize)]
@@ -665,4 +665,82 @@ pub fn run_until_ctrl_c(config: Config) -> Result<()> {
             })
             .await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Client;
+    use crate::filters::encrypt_options;
+    use crate::wire::{JobSpec, JobState};
+    use enc_image::{ColorLayout, NoProgress, PixelImage};
+
+    #[test]
+    fn a_full_queue_answers_503_and_admits_again_when_a_slot_frees() {
+        let service = Service::new(Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            queue_capacity: 1,
+            workers: 1,
+            ..Config::default()
+        })
+        .unwrap();
+        let server = ServerHandle::start_service(service.clone()).unwrap();
+        let client = Client::new(&server.url()).unwrap();
+        let kp = paillier::Keypair::generate_insecure_for_tests(512).unwrap();
+        let spec = JobSpec {
+            filters: vec![FilterSpec::Mean { k: 3 }],
+        };
+        let img = PixelImage::new(4, 4, ColorLayout::Luma8, vec![9; 16]).unwrap();
+        let enc = EncryptedImage::encrypt(
+            &img,
+            kp.private_key(),
+            &encrypt_options(&spec.filters).unwrap(),
+            &NoProgress,
+        )
+        .unwrap();
+
+        // A job in flight holds the only slot.
+        let slot = service.shared.queue.try_acquire().unwrap();
+        assert_eq!(client.health().unwrap().jobs_in_flight, 1);
+        let err = client
+            .submit(kp.public_key(), &spec, &enc, &NoProgress)
+            .unwrap_err();
+        match err {
+            Error::Server { status, message } => {
+                assert_eq!(status, 503);
+                assert!(message.contains("queue is full"), "{message}");
+            }
+            e => panic!("expected 503, got {e}"),
+        }
+        drop(slot);
+        let job = client
+            .submit(kp.public_key(), &spec, &enc, &NoProgress)
+            .unwrap();
+        let done = client
+            .wait(&job.id, &NoProgress, Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(done.state, JobState::Done);
+        // The finished job released its slot.
+        assert_eq!(client.health().unwrap().jobs_in_flight, 0);
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused() {
+        for c in [
+            Config {
+                queue_capacity: 0,
+                ..Config::default()
+            },
+            Config {
+                max_body_bytes: 0,
+                ..Config::default()
+            },
+            Config {
+                retention: Duration::ZERO,
+                ..Config::default()
+            },
+        ] {
+            assert!(matches!(Service::new(c), Err(Error::Config(_))));
+        }
+    }
 }

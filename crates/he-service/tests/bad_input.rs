@@ -1,0 +1,378 @@
+//! Bad input against the real server: every request gets its 4xx with a
+//! JSON error that says what is wrong, and the server keeps serving.
+
+#![allow(clippy::unwrap_used)] // test helpers may unwrap: a panic is a test failure
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use enc_image::{BorderMode, ColorLayout, EncryptedImage, Limits, NoProgress};
+use he_service::wire::{ErrorBody, IMAGE_CONTENT_TYPE, JOB_CONTENT_TYPE};
+use he_service::{Client, Envelope, FilterSpec, JobSpec, ServerHandle};
+use paillier::Keypair;
+
+use common::*;
+
+/// Posts `body` with `content_type`; returns the status and the error message.
+fn post(server: &ServerHandle, content_type: Option<&str>, body: &[u8]) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut req = agent.post(format!("{}/v1/jobs", server.url()));
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let mut resp = req.send(body).unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap();
+    if status >= 400 {
+        let e: ErrorBody = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{status} without a JSON error body: {text}"));
+        (status, e.error)
+    } else {
+        (status, text)
+    }
+}
+
+fn job(server: &ServerHandle, body: &[u8]) -> (u16, String) {
+    post(server, Some(JOB_CONTENT_TYPE), body)
+}
+
+/// Sends raw bytes over TCP and returns the status line and body.
+fn raw(server: &ServerHandle, request: &[u8], close_write: bool) -> String {
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(request).unwrap();
+    if close_write {
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+struct Fixture {
+    kp: Keypair,
+    spec: JobSpec,
+    enc: EncryptedImage,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let kp = key();
+        let spec = spec(vec![FilterSpec::Mean { k: 3 }]);
+        let enc = encrypt(
+            &image(8, 8, ColorLayout::Rgb8, 3),
+            &kp,
+            &spec,
+            BorderMode::Replicate,
+        );
+        Fixture { kp, spec, enc }
+    }
+    fn envelope_with(&self, spec: &JobSpec, image: &[u8]) -> Vec<u8> {
+        Envelope::encode(spec, &self.kp.public_key().to_bytes(), image)
+    }
+    fn envelope(&self) -> Vec<u8> {
+        self.envelope_with(&self.spec, &self.enc.to_bytes())
+    }
+}
+
+fn assert_status(got: (u16, String), status: u16, words: &str) {
+    assert_eq!(got.0, status, "{}", got.1);
+    assert!(
+        got.1.to_lowercase().contains(&words.to_lowercase()),
+        "{status}: {:?} does not say {words:?}",
+        got.1
+    );
+}
+
+fn still_serving(server: &ServerHandle, f: &Fixture) {
+    let client = Client::new(&server.url()).unwrap();
+    assert_eq!(client.health().unwrap().status, "ok");
+    let (out, _) = client
+        .filter(
+            f.kp.public_key(),
+            &f.spec,
+            &f.enc,
+            &Limits::default(),
+            &NoProgress,
+            TIMEOUT,
+        )
+        .unwrap();
+    assert_eq!(out.meta().history(), ["mean 3x3"]);
+}
+
+#[test]
+fn malformed_envelopes_and_images_get_400() {
+    let server = server(|_| {});
+    let f = Fixture::new();
+    let good = f.envelope();
+    assert_eq!(job(&server, &good).0, 202);
+
+    // Truncated bodies, at several places.
+    for n in [0, 5, 12, 40, good.len() / 2, good.len() - 1] {
+        let (status, msg) = job(&server, &good[..n]);
+        assert_eq!(status, 400, "{n} bytes: {msg}");
+        assert!(msg.contains("truncated"), "{n} bytes: {msg}");
+    }
+    // Wrong magic and version of the envelope.
+    let mut bad = good.clone();
+    bad[..5].copy_from_slice(b"HTTP/");
+    assert_status(job(&server, &bad), 400, "bad magic");
+    let mut bad = good.clone();
+    bad[8] = 9;
+    assert_status(job(&server, &bad), 400, "envelope version 9");
+
+    // Wrong magic and version of the encrypted image inside.
+    let img = f.enc.to_bytes();
+    let mut bad = img.clone();
+    bad[0] = b'X';
+    assert_status(
+        job(&server, &f.envelope_with(&f.spec, &bad)),
+        400,
+        "bad magic",
+    );
+    let mut bad = img.clone();
+    bad[8] = 7;
+    assert_status(
+        job(&server, &f.envelope_with(&f.spec, &bad)),
+        400,
+        "format version 7",
+    );
+
+    // Mismatched dimensions: the header of an 8x9 image on the payload of an 8x8 one.
+    let taller = encrypt(
+        &image(8, 9, ColorLayout::Rgb8, 4),
+        &f.kp,
+        &f.spec,
+        BorderMode::Replicate,
+    )
+    .to_bytes();
+    let hlen = |b: &[u8]| 14 + u32::from_le_bytes([b[10], b[11], b[12], b[13]]) as usize;
+    let mut spliced = taller[..hlen(&taller)].to_vec();
+    spliced.extend_from_slice(&img[hlen(&img)..]);
+    if spliced.len() != taller.len() {
+        assert_status(
+            job(&server, &f.envelope_with(&f.spec, &spliced)),
+            400,
+            "payload is",
+        );
+    }
+    // A ciphertext out of range: all ones is at least n^2.
+    let mut bad = img.clone();
+    let width = enc_image::ciphertext_width(512);
+    let last = bad.len() - width;
+    bad[last..].fill(0xff);
+    assert_status(
+        job(&server, &f.envelope_with(&f.spec, &bad)),
+        400,
+        "out of range",
+    );
+    // An image under another key.
+    let other = key();
+    let bad = Envelope::encode(&f.spec, &other.public_key().to_bytes(), &img);
+    assert_status(job(&server, &bad), 400, "another public key");
+    // A public key that is not one.
+    let bad = Envelope::encode(&f.spec, b"PAIL\x01\x01\x00garbage", &img);
+    assert_status(job(&server, &bad), 400, "public key");
+    // A spec that is not JSON, names an unknown filter, or no filter.
+    let mut bad = good.clone();
+    bad[14] = b'!';
+    assert_status(job(&server, &bad), 400, "filter spec");
+    let json = br#"{"filters":[{"name":"unsharp","k":3}]}"#;
+    let mut bad = b"HEJOB\0\0\0\x01\x00".to_vec();
+    bad.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    bad.extend_from_slice(json);
+    let key_bytes = f.kp.public_key().to_bytes();
+    for p in [&key_bytes[..], &img[..]] {
+        bad.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        bad.extend_from_slice(p);
+    }
+    assert_status(job(&server, &bad), 400, "unknown variant");
+    assert_status(
+        job(&server, &f.envelope_with(&spec(vec![]), &img)),
+        400,
+        "no filter",
+    );
+
+    still_serving(&server, &f);
+}
+
+#[test]
+fn filters_that_do_not_fit_the_image_get_422() {
+    let server = server(|_| {});
+    let f = Fixture::new();
+    let img = f.enc.to_bytes();
+    // The image was encrypted with halo 1 (for 3x3): 5x5 is beyond it.
+    let (status, msg) = job(
+        &server,
+        &f.envelope_with(&spec(vec![FilterSpec::Mean { k: 5 }]), &img),
+    );
+    assert_eq!(status, 422, "{msg}");
+    assert!(msg.contains("halo of 2") && msg.contains("halo 1"), "{msg}");
+    // Two 3x3 means need a halo of 2 too.
+    let twice = spec(vec![FilterSpec::Mean { k: 3 }, FilterSpec::Mean { k: 3 }]);
+    assert_status(job(&server, &f.envelope_with(&twice, &img)), 422, "halo");
+    // Weights whose results do not fit the slots.
+    let heavy = FilterSpec::Kernel {
+        size: 3,
+        weights: vec![1 << 20; 9],
+        divisor: 1,
+    };
+    assert_status(
+        job(&server, &f.envelope_with(&spec(vec![heavy]), &img)),
+        422,
+        "do not fit",
+    );
+    // Kernels that are not kernels.
+    let even = FilterSpec::Kernel {
+        size: 2,
+        weights: vec![1; 4],
+        divisor: 1,
+    };
+    assert_status(
+        job(&server, &f.envelope_with(&spec(vec![even]), &img)),
+        422,
+        "odd",
+    );
+    let zero = FilterSpec::Kernel {
+        size: 1,
+        weights: vec![1],
+        divisor: 0,
+    };
+    assert_status(
+        job(&server, &f.envelope_with(&spec(vec![zero]), &img)),
+        422,
+        "divisor",
+    );
+    // Too long a chain.
+    let long = spec(vec![FilterSpec::Mean { k: 1 }; 9]);
+    assert_status(
+        job(&server, &f.envelope_with(&long, &img)),
+        422,
+        "at most 8",
+    );
+
+    still_serving(&server, &f);
+}
+
+#[test]
+fn oversized_bodies_get_413_and_wrong_content_types_415() {
+    let server = server(|c| {
+        c.max_body_bytes = 8 * 1024;
+        c.max_side = 64;
+    });
+    let f = Fixture::new();
+    let good = f.envelope();
+    assert!(good.len() < 8 * 1024, "{}", good.len());
+
+    // Declared too large: refused before the body is read.
+    let big = vec![0u8; 64 * 1024];
+    assert_status(job(&server, &big), 413, "at most 8192");
+    // Chunked, so no Content-Length: refused while reading.
+    let mut req = format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: {JOB_CONTENT_TYPE}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for _ in 0..4 {
+        req.extend_from_slice(b"1000\r\n");
+        req.extend_from_slice(&[0u8; 0x1000]);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let answer = raw(&server, &req, false);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("exceeds the limit"), "{answer}");
+    // An image beyond the configured dimensions.
+    let wide = encrypt(
+        &image(65, 1, ColorLayout::Luma8, 5),
+        &f.kp,
+        &f.spec,
+        BorderMode::Replicate,
+    );
+    assert_status(
+        job(&server, &f.envelope_with(&f.spec, &wide.to_bytes())),
+        413,
+        "65x1",
+    );
+
+    // Content types.
+    assert_status(
+        post(&server, Some("application/json"), &good),
+        415,
+        "application/json",
+    );
+    assert_status(post(&server, None, &good), 415, JOB_CONTENT_TYPE);
+    assert_status(
+        post(&server, Some(IMAGE_CONTENT_TYPE), &good),
+        415,
+        "Content-Type",
+    );
+    let (status, _) = post(&server, Some(&format!("{JOB_CONTENT_TYPE}; v=1")), &good);
+    assert_eq!(status, 202);
+
+    still_serving(&server, &f);
+}
+
+#[test]
+fn broken_http_unknown_jobs_and_routes() {
+    let server = server(|_| {});
+    let f = Fixture::new();
+    // A body shorter than its Content-Length, then the client stops sending.
+    let req = format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: {JOB_CONTENT_TYPE}\r\nContent-Length: 1000\r\n\r\nHEJOB"
+    );
+    let answer = raw(&server, req.as_bytes(), true);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("ended early"), "{answer}");
+    // Garbage instead of HTTP.
+    let answer = raw(&server, b"\x00\x01\x02 not http\r\n\r\n", true);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
+
+    let client = Client::new(&server.url()).unwrap();
+    for id in ["0123456789abcdef0123456789abcdef", "nope", "..%2F..%2Fetc"] {
+        let e = client.status(id, Duration::ZERO).unwrap_err();
+        assert!(
+            matches!(e, he_service::Error::Server { status: 404, .. }),
+            "{e}"
+        );
+        let e = client.result(id, &NoProgress).unwrap_err();
+        assert!(
+            matches!(e, he_service::Error::Server { status: 404, .. }),
+            "{e}"
+        );
+    }
+    let answer = raw(
+        &server,
+        b"GET /v1/jobs/x?wait=-1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        false,
+    );
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    let answer = raw(
+        &server,
+        b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        false,
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 404") && answer.contains("\"error\""),
+        "{answer}"
+    );
+    let answer = raw(
+        &server,
+        b"PUT /v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        false,
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 405") && answer.contains("\"error\""),
+        "{answer}"
+    );
+
+    still_serving(&server, &f);
+}

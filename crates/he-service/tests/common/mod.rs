@@ -1,0 +1,59 @@
+//! Helpers shared by the integration tests: a server on a free loopback
+//! port, small keys, deterministic images.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use enc_image::{BorderMode, ColorLayout, EncryptedImage, NoProgress, PixelImage};
+use he_service::{Config, FilterSpec, JobSpec, ServerHandle};
+use paillier::Keypair;
+
+/// A server on 127.0.0.1 and a free port, with `tweak` applied to the defaults.
+pub fn server(tweak: impl FnOnce(&mut Config)) -> ServerHandle {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().expect("an address"),
+        workers: 2,
+        ..Config::default()
+    };
+    tweak(&mut config);
+    ServerHandle::start(config).expect("the server starts")
+}
+
+/// A 512-bit key: fast, and insecure (tests only).
+pub fn key() -> Keypair {
+    Keypair::generate_insecure_for_tests(512).expect("a test key")
+}
+
+/// A deterministic pseudo-random image (xorshift), so failures reproduce.
+pub fn image(w: usize, h: usize, color: ColorLayout, seed: u64) -> PixelImage {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let data = (0..w * h * color.channels())
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 24) as u8
+        })
+        .collect();
+    PixelImage::new(w, h, color, data).expect("an image")
+}
+
+/// Encrypts `img` for `spec` with the options the chain needs.
+pub fn encrypt(
+    img: &PixelImage,
+    kp: &Keypair,
+    spec: &JobSpec,
+    border: BorderMode,
+) -> EncryptedImage {
+    let opts = he_service::filters::encrypt_options(&spec.filters)
+        .expect("options for the chain")
+        .border(border);
+    EncryptedImage::encrypt(img, kp.private_key(), &opts, &NoProgress).expect("encryption")
+}
+
+pub fn spec(filters: Vec<FilterSpec>) -> JobSpec {
+    JobSpec { filters }
+}
+
+pub const TIMEOUT: Duration = Duration::from_secs(60);

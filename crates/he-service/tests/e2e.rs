@@ -1,0 +1,144 @@
+//! End to end on loopback: the real server on a free port, the real
+//! client, several filters and image kinds; every decrypted result must
+//! equal the plaintext filter pixel for pixel.
+
+#![allow(clippy::unwrap_used)] // test helpers may unwrap: a panic is a test failure
+
+mod common;
+
+use enc_image::{BorderMode, ColorLayout, Limits, NoProgress};
+use he_filter::reference;
+use he_service::{Client, FilterSpec, JobState};
+
+use common::*;
+
+#[test]
+fn filters_and_image_kinds_match_the_plaintext_filter() {
+    let server = server(|_| {});
+    let client = Client::new(&server.url()).unwrap();
+    assert_eq!(client.health().unwrap().status, "ok");
+    let kp = key();
+    let sharpen = FilterSpec::Kernel {
+        size: 3,
+        weights: vec![0, -1, 0, -1, 5, -1, 0, -1, 0],
+        divisor: 1,
+    };
+    let sobel_x = FilterSpec::Kernel {
+        size: 3,
+        weights: vec![-1, 0, 1, -2, 0, 2, -1, 0, 1],
+        divisor: 1,
+    };
+    let gaussian5 = FilterSpec::Kernel {
+        size: 5,
+        weights: [1, 4, 6, 4, 1]
+            .iter()
+            .flat_map(|a| [1, 4, 6, 4, 1].map(|b| a * b))
+            .collect(),
+        divisor: 256,
+    };
+    let cases = [
+        (
+            FilterSpec::Mean { k: 3 },
+            13,
+            7,
+            ColorLayout::Rgb8,
+            BorderMode::Replicate,
+        ),
+        (
+            FilterSpec::Mean { k: 5 },
+            9,
+            11,
+            ColorLayout::Luma8,
+            BorderMode::Reflect101,
+        ),
+        (
+            FilterSpec::Mean { k: 1 },
+            1,
+            9,
+            ColorLayout::LumaA8,
+            BorderMode::Replicate,
+        ),
+        (sharpen, 17, 5, ColorLayout::Rgba8, BorderMode::Replicate),
+        (sobel_x, 9, 1, ColorLayout::Luma8, BorderMode::Constant(7)),
+        (gaussian5, 20, 12, ColorLayout::Rgb8, BorderMode::Replicate),
+    ];
+    for (i, (filter, w, h, color, border)) in cases.into_iter().enumerate() {
+        let img = image(w, h, color, i as u64);
+        let spec = spec(vec![filter.clone()]);
+        let enc = encrypt(&img, &kp, &spec, border);
+        let (out, status) = client
+            .filter(
+                kp.public_key(),
+                &spec,
+                &enc,
+                &Limits::default(),
+                &NoProgress,
+                TIMEOUT,
+            )
+            .unwrap();
+        assert_eq!(status.state, JobState::Done);
+        assert_eq!(status.filters, vec![filter.label()]);
+        let got = out
+            .decrypt(kp.private_key(), &NoProgress)
+            .unwrap()
+            .to_pixels();
+        let want = reference::filter(&img, &filter.kernel().unwrap(), border);
+        assert_eq!(got, want, "{} on {w}x{h} {color:?}", filter.label());
+    }
+    // Every result was deleted after download.
+    assert_eq!(client.health().unwrap().jobs_stored, 0);
+}
+
+#[test]
+fn jobs_can_be_polled_and_results_fetched_twice_until_deleted() {
+    let server = server(|_| {});
+    let client = Client::new(&server.url()).unwrap();
+    let kp = key();
+    let img = image(12, 12, ColorLayout::Rgb8, 42);
+    let spec = spec(vec![FilterSpec::Mean { k: 3 }]);
+    let enc = encrypt(&img, &kp, &spec, BorderMode::Replicate);
+    let job = client
+        .submit(kp.public_key(), &spec, &enc, &NoProgress)
+        .unwrap();
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!((job.width, job.height, job.key_bits), (12, 12, 512));
+    let done = client.wait(&job.id, &NoProgress, TIMEOUT).unwrap();
+    assert_eq!(done.state, JobState::Done);
+    assert!(done.progress_total > 0 && done.progress_done == done.progress_total);
+    assert!(done.expires_in_seconds.unwrap() <= 600);
+    let a = client.result(&job.id, &NoProgress).unwrap();
+    let b = client.result(&job.id, &NoProgress).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(done.result_bytes, Some(a.len() as u64));
+    client.delete(&job.id).unwrap();
+    let gone = client.result(&job.id, &NoProgress).unwrap_err();
+    assert!(
+        matches!(gone, he_service::Error::Server { status: 404, .. }),
+        "{gone}"
+    );
+}
+
+#[test]
+fn results_expire_after_the_retention_time() {
+    let server = server(|c| c.retention = std::time::Duration::from_millis(300));
+    let client = Client::new(&server.url()).unwrap();
+    let info = client.info().unwrap();
+    assert_eq!(info.retention_seconds, 0);
+    let kp = key();
+    let img = image(5, 5, ColorLayout::Luma8, 1);
+    let spec = spec(vec![FilterSpec::Mean { k: 3 }]);
+    let enc = encrypt(&img, &kp, &spec, BorderMode::Replicate);
+    let job = client
+        .submit(kp.public_key(), &spec, &enc, &NoProgress)
+        .unwrap();
+    client.wait(&job.id, &NoProgress, TIMEOUT).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let e = client
+        .status(&job.id, std::time::Duration::ZERO)
+        .unwrap_err();
+    assert!(
+        matches!(e, he_service::Error::Server { status: 404, .. }),
+        "{e}"
+    );
+    assert_eq!(client.health().unwrap().jobs_stored, 0);
+}
