@@ -27,6 +27,16 @@
 //!
 //! `filter_layout` always uses a 16x16 image and a 2048-bit key.
 //!
+//! Two more groups measure the other filters on the server (public key
+//! only), on one `FILTER_EACH_SIDE` (default 512) RGB image at
+//! `FILTER_EACH_BITS` (default 2048), each encrypted with what the filter
+//! needs (`he_filter::encrypt_options`):
+//!
+//! - `filter_each/<filter>`: every built-in filter (`Filter::builtins()`);
+//! - `filter_separable/<filter>/{1d_passes,full_2d}`: separable kernels
+//!   run as two 1-D passes against the same kernel forced through the
+//!   full `k x k` evaluation (`Kernel::without_1d_passes`).
+//!
 //! A full run takes a long time: an iteration of the 512x512 pipeline takes
 //! about 10 s at 2048 bits and 20-25 s at 3072 bits on two cores, and each
 //! benchmark takes 10 samples. Examples:
@@ -38,6 +48,7 @@
 //! FILTER_BENCH_SIDES=64 cargo bench --bench filter             # quick
 //! FILTER_BENCH_SIDES=64,256 FILTER_BENCH_BITS=2048 cargo bench --bench filter
 //! cargo bench --bench filter -- filter_layout                  # packing
+//! cargo bench --bench filter -- 'filter_each|filter_separable'  # other filters
 //! ```
 
 use std::cell::OnceCell;
@@ -47,7 +58,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, measurement::WallTime};
 use enc_image::{ColorLayout, EncryptOptions, EncryptedImage, NoProgress, PixelImage};
-use he_filter::Kernel;
+use he_filter::{Filter, Kernel};
 use paillier::Keypair;
 
 /// Image sides when `FILTER_BENCH_SIDES` is not set.
@@ -282,11 +293,88 @@ fn bench_layout(c: &mut Criterion) {
     g.finish();
 }
 
+/// The image side and key size of `filter_each` and `filter_separable`.
+fn each_inputs() -> (usize, u32) {
+    let side = list_from_env::<usize>("FILTER_EACH_SIDE", "512")[0];
+    let bits = list_from_env::<u32>("FILTER_EACH_BITS", "2048")[0];
+    (side, bits)
+}
+
+/// The file-name form of a filter's label.
+fn slug(f: &Filter) -> String {
+    f.label().replace([' ', '=', '/', '.'], "_")
+}
+
+/// `filter_each`: every built-in filter on the server.
+fn bench_each(c: &mut Criterion) {
+    let (side, bits) = each_inputs();
+    let mut g = group(c, "filter_each");
+    g.throughput(values(side));
+    for f in Filter::builtins() {
+        let setup = OnceCell::new();
+        g.bench_function(BenchmarkId::new(slug(&f), side), |b| {
+            let (kp, enc) = setup.get_or_init(|| {
+                let kp = keypair(bits);
+                let opts = he_filter::encrypt_options(std::slice::from_ref(&f)).expect("options");
+                (kp, encrypt(&test_image(side), kp, &opts))
+            });
+            b.iter(|| {
+                he_filter::apply_chain(
+                    black_box(enc),
+                    kp.public_key(),
+                    std::slice::from_ref(&f),
+                    &NoProgress,
+                )
+                .expect("filter")
+            });
+        });
+    }
+    g.finish();
+}
+
+/// `filter_separable`: two 1-D passes against the full `k x k` form.
+fn bench_separable(c: &mut Criterion) {
+    let (side, bits) = each_inputs();
+    let mut g = group(c, "filter_separable");
+    g.throughput(values(side));
+    for f in [
+        Filter::Mean { k: 5 },
+        Filter::Gaussian { k: 5, sigma: None },
+        Filter::SobelX,
+        Filter::MotionH { k: 9 },
+    ] {
+        let kernel = f.kernel().expect("kernel").expect("a neighbourhood filter");
+        assert!(kernel.separable().is_some(), "{f} is separable");
+        let setup = OnceCell::new();
+        for (how, k) in [
+            ("1d_passes", kernel.clone()),
+            ("full_2d", kernel.clone().without_1d_passes()),
+        ] {
+            g.bench_function(BenchmarkId::new(format!("{}/{how}", slug(&f)), side), |b| {
+                let (kp, enc) = setup.get_or_init(|| {
+                    let kp = keypair(bits);
+                    let opts =
+                        he_filter::encrypt_options(std::slice::from_ref(&f)).expect("options");
+                    (kp, encrypt(&test_image(side), kp, &opts))
+                });
+                b.iter(|| {
+                    he_filter::apply(black_box(enc), kp.public_key(), &k, &NoProgress)
+                        .expect("filter")
+                });
+            });
+        }
+    }
+    g.finish();
+}
+
 /// criterion's macros generate an undocumented `pub fn`: they live here,
 /// where the lints that want documentation are allowed.
 #[allow(missing_docs, unreachable_pub)]
 mod run {
-    use super::{bench_decrypt, bench_encrypt, bench_layout, bench_mean3, bench_pipeline};
+    use super::{
+        bench_decrypt, bench_each, bench_encrypt, bench_layout, bench_mean3, bench_pipeline,
+        bench_separable,
+    };
 
     criterion::criterion_group!(
         benches,
@@ -294,7 +382,9 @@ mod run {
         bench_mean3,
         bench_decrypt,
         bench_pipeline,
-        bench_layout
+        bench_layout,
+        bench_each,
+        bench_separable
     );
 }
 

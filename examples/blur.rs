@@ -1,43 +1,55 @@
-//! Blur a photo that the server only ever sees encrypted.
+//! Blur (or otherwise filter) a photo that the server only ever sees
+//! encrypted.
 //!
 //! ```text
 //! cargo run --release --example blur -- [INPUT] [-o OUTPUT] [-k 3] [--key-bits 3072]
+//!     [--filter NAME [params]]... [--kernel FILE] [--map saturate|abs|shift128]
 //!     [--border replicate|reflect101|constant[:K]] [--threads N] [--resize WxH]
 //!     [--unpacked] [--force]
 //! ```
 //!
 //! One process plays both sides, exactly as the network would see them: the
 //! client generates keys and encrypts; the server receives only the bytes of
-//! the public key and of the encrypted image, filters, and returns bytes;
-//! the client decrypts, writes OUTPUT and a picture of what the server saw,
-//! and checks the result against the same mean filter computed in plain.
+//! the public key, of the filter chain and of the encrypted image, filters,
+//! and returns bytes; the client decrypts, writes OUTPUT and a picture of
+//! what the server saw, and checks the result against the same chain
+//! computed in plain, value for value.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use enc_image::{BorderMode, EncryptOptions, EncryptedImage, Limits, PixelImage};
-use he_filter::{Kernel, reference};
+use enc_image::{BorderMode, EncryptOptions, EncryptedImage, Limits, OutputMapping, PixelImage};
+use he_filter::{Filter, reference};
+use he_toolkit::cli::{FILTER_HELP, FilterCli};
 use he_toolkit::{Bar, bytes, count_differences, fresh_path, noise_picture, secs, timed};
 use paillier::{Keypair, PublicKey};
 
-const USAGE: &str = "usage: blur [INPUT] [-o OUTPUT] [-k K] [--key-bits BITS] \
-[--border replicate|reflect101|constant[:K]] [--threads N] [--resize WxH] [--unpacked] [--force]
+const USAGE_HEAD: &str = "usage: blur [INPUT] [-o OUTPUT] [-k K] [--filter NAME [PARAMS]]... \
+[--kernel FILE] [--map MAPPING] [--key-bits BITS] [--border replicate|reflect101|constant[:K]] \
+[--threads N] [--resize WxH] [--unpacked] [--force]
 
-  INPUT          PNG or JPEG to blur (default: the bundled astronaut photo)
-  -o OUTPUT      where to write the blurred image (default: INPUT-blurred.png)
-  -k K           odd kernel size, the image is blurred with a K x K mean (default 3)
-  --key-bits B   Paillier key size, 2048 or more (default 3072)
+  INPUT          PNG or JPEG to filter (default: the bundled astronaut photo)
+  -o OUTPUT      where to write the result (default: INPUT-blurred.png, or
+                 INPUT-FILTER.png for another filter)
+  -k K           odd kernel size of the default K x K mean (default 3)";
+
+const USAGE_TAIL: &str = "  --key-bits B   Paillier key size, 2048 or more (default 3072)
   --border MODE  replicate (default), reflect101, constant or constant:K
   --threads N    worker threads (default: all cores)
   --resize WxH   resize the input first (e.g. 512x512), for measurements
   --unpacked     one pixel value per ciphertext (the slow naive baseline)
   --force        overwrite OUTPUT if it exists";
 
+fn usage() -> String {
+    format!("{USAGE_HEAD}\n{FILTER_HELP}\n{USAGE_TAIL}")
+}
+
 #[derive(Debug)]
 struct Args {
     input: Option<PathBuf>,
     output: Option<PathBuf>,
-    k: usize,
+    chain: Vec<Filter>,
+    mapping: OutputMapping,
     key_bits: u32,
     border: BorderMode,
     threads: Option<usize>,
@@ -50,7 +62,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut a = Args {
         input: None,
         output: None,
-        k: 3,
+        chain: Vec::new(),
+        mapping: OutputMapping::Saturate,
         key_bits: Keypair::default_bits(),
         border: BorderMode::Replicate,
         threads: None,
@@ -65,11 +78,14 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         s.parse()
             .map_err(|_| format!("{flag}: {s:?} is not a valid number"))
     }
+    let mut filters = FilterCli::new();
     while let Some(arg) = it.next() {
+        if filters.accept(&arg, &mut it)? {
+            continue;
+        }
         match arg.as_str() {
             "-h" | "--help" => return Err(String::new()),
             "-o" | "--output" => a.output = Some(value(&mut it, &arg)?.into()),
-            "-k" => a.k = number(&value(&mut it, &arg)?, "-k")?,
             "--key-bits" => a.key_bits = number(&value(&mut it, &arg)?, "--key-bits")?,
             "--border" => a.border = value(&mut it, &arg)?.parse()?,
             "--threads" => a.threads = Some(number(&value(&mut it, &arg)?, "--threads")?),
@@ -87,13 +103,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             _ => return Err(format!("unexpected argument {arg:?} (only one INPUT)")),
         }
     }
-    if a.k % 2 == 0 || a.k > he_filter::MAX_KERNEL_SIZE {
-        return Err(format!(
-            "-k must be odd, 1 to {}; got {}",
-            he_filter::MAX_KERNEL_SIZE,
-            a.k
-        ));
-    }
+    (a.chain, a.mapping) = filters.finish()?;
     if a.threads == Some(0) {
         return Err("--threads must be at least 1".into());
     }
@@ -118,20 +128,22 @@ mod server {
 
     pub(super) fn handle(
         public_key: &[u8],
+        chain_json: &[u8],
         image: &[u8],
-        k: usize,
     ) -> Result<(Vec<u8>, Report), String> {
         let (loaded, validate) = timed(|| -> Result<_, String> {
             let pk = PublicKey::from_bytes(public_key).map_err(|e| format!("server: {e}"))?;
             let enc = EncryptedImage::from_bytes(image, &pk, &Limits::default())
                 .map_err(|e| format!("server: {e}"))?;
-            Ok((pk, enc))
+            let chain: Vec<Filter> = serde_json::from_slice(chain_json)
+                .map_err(|e| format!("server: filter request: {e}"))?;
+            he_filter::check_chain(enc.meta(), &chain).map_err(|e| format!("server: {e}"))?;
+            Ok((pk, enc, chain))
         });
-        let (pk, enc) = loaded?;
-        let kernel = Kernel::mean(k).map_err(|e| format!("server: {e}"))?;
+        let (pk, enc, chain) = loaded?;
         let bar = Bar::new();
         let (out, filter) =
-            timed(|| he_filter::apply(&enc, &pk, &kernel, &bar).map(|o| o.trim_halo()));
+            timed(|| he_filter::apply_chain(&enc, &pk, &chain, &bar).map(|o| o.trim_halo()));
         let out = out.map_err(|e| format!("server: {e}"))?;
         let report = Report {
             validate,
@@ -160,8 +172,12 @@ fn output_paths(args: &Args, input: &Path) -> Result<(PathBuf, PathBuf), String>
         }
         // The bundled photo is blurred into the current directory; a
         // user's photo beside itself.
-        None if args.input.is_none() => fresh_path(Path::new("."), &stem, "blurred"),
-        None => fresh_path(input.parent().unwrap_or(Path::new(".")), &stem, "blurred"),
+        None if args.input.is_none() => fresh_path(Path::new("."), &stem, &suffix(&args.chain)),
+        None => fresh_path(
+            input.parent().unwrap_or(Path::new(".")),
+            &stem,
+            &suffix(&args.chain),
+        ),
     };
     let dir = out
         .parent()
@@ -176,6 +192,25 @@ fn output_paths(args: &Args, input: &Path) -> Result<(PathBuf, PathBuf), String>
     }
     let out_stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
     Ok((out.clone(), fresh_path(dir, out_stem, "server-view")))
+}
+
+/// The default output suffix: `blurred` for a mean, else the filters'
+/// names (`sobel-x`, `gaussian-sharpen`).
+fn suffix(chain: &[Filter]) -> String {
+    if let [Filter::Mean { .. }] = chain {
+        return "blurred".into();
+    }
+    let names: Vec<String> = chain
+        .iter()
+        .map(|f| {
+            f.label()
+                .split(' ')
+                .next()
+                .unwrap_or("filtered")
+                .to_string()
+        })
+        .collect();
+    names.join("-")
 }
 
 /// The ciphertext bytes of an encoded encrypted image (after the magic,
@@ -206,14 +241,14 @@ fn run(args: Args) -> Result<usize, String> {
     }
     let img = PixelImage::from_dynamic(&photo);
     let values = img.len();
+    let labels: Vec<String> = args.chain.iter().map(Filter::label).collect();
     println!(
-        "{}: {}x{} {:?}, {}x{} mean, {}-bit key, border {}, {}",
+        "{}: {}x{} {:?}, {}, {}-bit key, border {}, {}",
         input.display(),
         img.width(),
         img.height(),
         img.color(),
-        args.k,
-        args.k,
+        labels.join(" then "),
         args.key_bits,
         args.border.name(),
         if args.unpacked {
@@ -231,7 +266,7 @@ fn run(args: Args) -> Result<usize, String> {
     let opts = if args.unpacked {
         EncryptOptions::unpacked()
     } else {
-        EncryptOptions::for_mean(args.k as u32)
+        he_filter::encrypt_options(&args.chain).map_err(|e| e.to_string())?
     }
     .border(args.border);
     let bar = Bar::new();
@@ -241,34 +276,41 @@ fn run(args: Args) -> Result<usize, String> {
     });
     let enc = enc.map_err(|e| e.to_string())?;
     let ((key_bytes, upload), t_serialize) = timed(|| (kp.public_key().to_bytes(), enc.to_bytes()));
+    let chain_json = serde_json::to_vec(&args.chain).map_err(|e| e.to_string())?;
     let ciphertexts_in = enc.ciphertexts().len();
     drop(enc);
 
     // Server: bytes in, bytes out.
-    let (download, report) = server::handle(&key_bytes, &upload, args.k)?;
+    let (download, report) = server::handle(&key_bytes, &chain_json, &upload)?;
 
     // Client: check, decrypt, compare.
     let bar = Bar::new();
     let (result, t_decrypt) = timed(|| -> Result<_, String> {
         let enc = EncryptedImage::from_bytes(&download, kp.public_key(), &Limits::default())
             .map_err(|e| format!("result from the server: {e}"))?;
-        let expected = [format!("mean {}x{}", args.k, args.k)];
-        if enc.meta().history() != expected {
+        if enc.meta().history() != labels {
             return Err(format!(
                 "the server applied {:?}, not {:?}",
                 enc.meta().history(),
-                expected
+                labels
             ));
         }
-        Ok(enc
-            .decrypt(kp.private_key(), &bar)
-            .map_err(|e| e.to_string())?
-            .to_pixels())
+        enc.decrypt(kp.private_key(), &bar)
+            .map_err(|e| e.to_string())
     });
-    let result = result?;
-    let kernel = Kernel::mean(args.k).map_err(|e| e.to_string())?;
-    let (want, t_reference) = timed(|| reference::filter(&img, &kernel, args.border));
-    let differing = count_differences(&result, &want);
+    let exact = result?;
+    let result = exact.to_pixels_with(args.mapping);
+    let (want, t_reference) = timed(|| reference::apply_chain(&img, &args.chain, args.border));
+    let want = want.map_err(|e| e.to_string())?;
+    let exact_differing = exact
+        .values()
+        .iter()
+        .zip(want.values())
+        .filter(|(a, b)| a != b)
+        .count()
+        + usize::from(exact.scale() != want.scale() || exact.values().len() != want.values().len());
+    let differing =
+        count_differences(&result, &want.to_pixels_with(args.mapping)).max(exact_differing);
 
     result
         .to_dynamic()
@@ -307,7 +349,7 @@ fn run(args: Args) -> Result<usize, String> {
         download.len() as f64 / values as f64
     );
     println!(
-        "  plaintext reference ({}): {differing} of {values} pixel values differ",
+        "  plaintext reference ({}): {differing} of {values} values differ (exact values and pixels)",
         secs(t_reference)
     );
     println!(
@@ -322,11 +364,11 @@ fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(msg) if msg.is_empty() => {
-            println!("{USAGE}");
+            println!("{}", usage());
             return ExitCode::SUCCESS;
         }
         Err(msg) => {
-            eprintln!("error: {msg}\n\n{USAGE}");
+            eprintln!("error: {msg}\n\n{}", usage());
             return ExitCode::from(2);
         }
     };

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+pub mod cli;
+
 pub use enc_image;
 pub use he_filter;
 pub use paillier;

@@ -11,7 +11,7 @@ use crate::meta::{ImageMeta, Packing};
 use crate::options::{EncryptOptions, Layout};
 use crate::pixels::{ColorLayout, PixelImage};
 use crate::progress::Progress;
-use crate::scale::Scale;
+use crate::scale::{OutputMapping, Scale};
 
 /// An encrypted image: its public description and its ciphertexts.
 ///
@@ -313,6 +313,35 @@ pub struct DecryptedImage {
 }
 
 impl DecryptedImage {
+    /// Exact values (interleaved like the pixels, `width * height *
+    /// channels` of them) with their scale: what a plaintext computation
+    /// produces to compare with a decryption.
+    pub fn new(
+        width: usize,
+        height: usize,
+        color: ColorLayout,
+        values: Vec<i64>,
+        scale: Scale,
+    ) -> Result<Self> {
+        let want = width
+            .checked_mul(height)
+            .and_then(|p| p.checked_mul(color.channels()));
+        if want != Some(values.len()) {
+            return Err(Error::Parameter(format!(
+                "{} values given for a {width}x{height} image with {} channels",
+                values.len(),
+                color.channels()
+            )));
+        }
+        Ok(DecryptedImage {
+            width,
+            height,
+            color,
+            values,
+            scale,
+        })
+    }
+
     /// The exact values before scaling, interleaved like the pixels.
     #[must_use]
     pub fn values(&self) -> &[i64] {
@@ -343,7 +372,19 @@ impl DecryptedImage {
     /// ties away from zero, saturated to `0..=255`.
     #[must_use]
     pub fn to_pixels(&self) -> PixelImage {
-        let data = self.values.iter().map(|&v| self.scale.to_u8(v)).collect();
+        self.to_pixels_with(OutputMapping::Saturate)
+    }
+
+    /// The 8-bit image: each value times the scale, rounded to nearest with
+    /// ties away from zero, mapped to `0..=255` by `mapping` (for signed
+    /// results such as edges).
+    #[must_use]
+    pub fn to_pixels_with(&self, mapping: OutputMapping) -> PixelImage {
+        let data = self
+            .values
+            .iter()
+            .map(|&v| self.scale.to_u8_with(v, mapping))
+            .collect();
         PixelImage::from_checked_parts(self.width, self.height, self.color, data)
     }
 }

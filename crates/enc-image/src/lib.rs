@@ -31,5 +31,5 @@ pub use meta::{ImageMeta, Packing};
 pub use options::{EncryptOptions, Layout, bits_for_range};
 pub use pixels::{ColorLayout, PixelImage};
 pub use progress::{NoProgress, Progress};
-pub use scale::Scale;
+pub use scale::{OutputMapping, Scale};
 pub use wire::{FORMAT_VERSION, Limits, ciphertext_width};

@@ -229,6 +229,38 @@ impl ImageMeta {
         self.after_filter(0, lo, hi, scale, name)
     }
 
+    /// The description after a pixel-wise operation that changes the
+    /// colour layout (RGB to grey): same packing, `color`'s channels.
+    pub fn after_recolor(
+        &self,
+        color: ColorLayout,
+        lo: i64,
+        hi: i64,
+        scale: Scale,
+        name: String,
+    ) -> Result<ImageMeta> {
+        let mut m = self.after_pointwise(lo, hi, scale, name)?;
+        m.color = color;
+        Ok(m)
+    }
+
+    /// The plaintext that adds `value` to every slot that may hold data
+    /// (a pixel, its border or a partial sum at a chunk's edge), and leaves
+    /// the headroom slots that later filters shift into at zero. `value`
+    /// may be negative; the result is an integer to add modulo n.
+    #[must_use]
+    pub fn broadcast(&self, value: i64) -> rug::Integer {
+        let (slots, bits) = match self.packing {
+            Packing::Packed(g) => (g.chunk_slots() + 2 * self.shift as usize, g.slot_bits),
+            Packing::Unpacked => (1, 1),
+        };
+        // sum_{i < slots} 2^(bits i) = (2^(bits slots) - 1) / (2^bits - 1)
+        let one = rug::Integer::from(1);
+        let all = (one.clone() << (bits as usize * slots)) - 1u32;
+        let unit = (one << bits as usize) - 1u32;
+        (all / unit) * value
+    }
+
     pub(crate) fn trimmed(&self) -> ImageMeta {
         let mut m = self.clone();
         if let Packing::Packed(_) = self.packing {

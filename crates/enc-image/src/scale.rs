@@ -85,7 +85,68 @@ impl Scale {
     /// `0..=255`.
     #[must_use]
     pub fn to_u8(self, v: i64) -> u8 {
-        self.apply_rounded(v).clamp(0, 255) as u8
+        self.to_u8_with(v, OutputMapping::Saturate)
+    }
+
+    /// `v * num / den` rounded (ties away from zero), then mapped to
+    /// `0..=255` by `mapping`.
+    #[must_use]
+    pub fn to_u8_with(self, v: i64, mapping: OutputMapping) -> u8 {
+        let x = self.apply_rounded(v);
+        let y = match mapping {
+            OutputMapping::Saturate => x,
+            OutputMapping::Abs => x.abs(),
+            OutputMapping::Shift128 => x + 128,
+        };
+        y.clamp(0, 255) as u8
+    }
+}
+
+/// How exact (possibly negative) results become 8-bit pixels, after the
+/// scale is applied and the result rounded to nearest (ties away from zero).
+///
+/// Edge filters (Sobel, Laplacian...) give signed values; which mapping
+/// suits depends on what the picture is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum OutputMapping {
+    /// Clamp to `0..=255` (OpenCV's `saturate_cast<uchar>`, the default
+    /// for 8-bit output): negative values become 0.
+    #[default]
+    Saturate,
+    /// `|x|` clamped to `0..=255` (OpenCV's `cv2.convertScaleAbs`).
+    Abs,
+    /// `x + 128` clamped to `0..=255`: zero becomes mid-grey.
+    Shift128,
+}
+
+impl OutputMapping {
+    /// Every mapping, for help texts.
+    pub const ALL: [OutputMapping; 3] = [
+        OutputMapping::Saturate,
+        OutputMapping::Abs,
+        OutputMapping::Shift128,
+    ];
+
+    /// The name used on command lines: `saturate`, `abs` or `shift128`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputMapping::Saturate => "saturate",
+            OutputMapping::Abs => "abs",
+            OutputMapping::Shift128 => "shift128",
+        }
+    }
+}
+
+impl std::str::FromStr for OutputMapping {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        OutputMapping::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                format!("unknown output mapping {s:?}; expected saturate, abs or shift128")
+            })
     }
 }
 
@@ -116,6 +177,22 @@ mod tests {
         assert_eq!(ninth.to_u8(2295), 255);
         assert_eq!(Scale::ONE.to_u8(-4), 0);
         assert_eq!(Scale::ONE.to_u8(300), 255);
+    }
+
+    #[test]
+    fn output_mappings() {
+        let half = Scale::new(1, 2).unwrap();
+        // -7/2 = -3.5 rounds to -4.
+        assert_eq!(half.to_u8_with(-7, OutputMapping::Saturate), 0);
+        assert_eq!(half.to_u8_with(-7, OutputMapping::Abs), 4);
+        assert_eq!(half.to_u8_with(-7, OutputMapping::Shift128), 124);
+        assert_eq!(Scale::ONE.to_u8_with(-600, OutputMapping::Abs), 255);
+        assert_eq!(Scale::ONE.to_u8_with(200, OutputMapping::Shift128), 255);
+        assert_eq!(Scale::ONE.to_u8_with(-200, OutputMapping::Shift128), 0);
+        for m in OutputMapping::ALL {
+            assert_eq!(m.name().parse::<OutputMapping>().unwrap(), m);
+        }
+        assert!("clamp".parse::<OutputMapping>().is_err());
     }
 
     #[test]

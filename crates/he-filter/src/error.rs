@@ -13,6 +13,10 @@ pub enum Error {
     /// A kernel that cannot be used.
     #[error("invalid kernel: {0}")]
     Kernel(String),
+    /// A filter or parameter that cannot be used (unknown name, value out
+    /// of range, a chain the image cannot carry).
+    #[error("invalid filter: {0}")]
+    Parameter(String),
 }
 
 /// Shorthand for results of this crate.

@@ -19,6 +19,8 @@ pub struct Kernel {
     weights: Vec<i64>,
     divisor: u64,
     name: String,
+    /// Whether a separable kernel may run as two 1-D passes.
+    one_d_passes: bool,
 }
 
 impl Kernel {
@@ -51,7 +53,120 @@ impl Kernel {
             weights,
             divisor,
             name,
+            one_d_passes: true,
         })
+    }
+
+    /// The separable kernel `column x row` (outer product: weight `(i, j)`
+    /// is `column[i] * row[j]`) with a divisor. Both vectors have the same
+    /// odd length.
+    pub fn outer(column: &[i64], row: &[i64], divisor: u64) -> Result<Self> {
+        if column.len() != row.len() {
+            return Err(Error::Kernel(format!(
+                "column ({}) and row ({}) weights differ in length",
+                column.len(),
+                row.len()
+            )));
+        }
+        let k = row.len();
+        if k == 0 || k % 2 == 0 || k > MAX_KERNEL_SIZE {
+            return Err(Error::Kernel(format!(
+                "size must be odd, 1 to {MAX_KERNEL_SIZE}; got {k}"
+            )));
+        }
+        let mut weights = Vec::with_capacity(k * k);
+        for &c in column {
+            for &r in row {
+                let w = c
+                    .checked_mul(r)
+                    .filter(|w| w.abs() <= MAX_WEIGHT)
+                    .ok_or_else(|| {
+                        Error::Kernel(format!(
+                            "weight {c} x {r} exceeds the limit of {MAX_WEIGHT} in absolute value"
+                        ))
+                    })?;
+                weights.push(w);
+            }
+        }
+        Kernel::new(k, weights, divisor)
+    }
+
+    /// The same kernel, always evaluated as a full `k x k` kernel even when
+    /// it is separable (for measuring what the 1-D passes save).
+    #[must_use]
+    pub fn without_1d_passes(mut self) -> Self {
+        self.one_d_passes = false;
+        self
+    }
+
+    /// Reads a kernel from text: `k` lines of `k` whitespace-separated
+    /// integer weights, then optionally a line `divisor D`; `#` starts a
+    /// comment, blank lines are ignored. Without a divisor line the divisor
+    /// is 1.
+    ///
+    /// ```
+    /// let k = he_filter::Kernel::parse_text("# blur\n1 2 1\n2 4 2\n1 2 1\ndivisor 16\n")?;
+    /// assert_eq!((k.size(), k.divisor()), (3, 16));
+    /// # Ok::<(), he_filter::Error>(())
+    /// ```
+    pub fn parse_text(text: &str) -> Result<Self> {
+        if text.len() > 1 << 20 {
+            return Err(Error::Kernel("kernel file larger than 1 MiB".into()));
+        }
+        let mut rows: Vec<Vec<i64>> = Vec::new();
+        let mut divisor = None;
+        for (no, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let at = |msg: String| Error::Kernel(format!("line {}: {msg}", no + 1));
+            if let Some(d) = line.strip_prefix("divisor") {
+                if divisor.is_some() {
+                    return Err(at("a second divisor line".into()));
+                }
+                let d = d.trim();
+                divisor =
+                    Some(d.parse::<u64>().ok().filter(|&d| d > 0).ok_or_else(|| {
+                        at(format!("divisor must be a positive integer, got {d:?}"))
+                    })?);
+                continue;
+            }
+            if divisor.is_some() {
+                return Err(at("weights after the divisor line".into()));
+            }
+            if rows.len() >= MAX_KERNEL_SIZE {
+                return Err(at(format!("more than {MAX_KERNEL_SIZE} rows")));
+            }
+            let row = line
+                .split_whitespace()
+                .map(|t| {
+                    t.parse::<i64>()
+                        .map_err(|_| at(format!("{t:?} is not an integer weight")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if let Some(first) = rows.first()
+                && first.len() != row.len()
+            {
+                return Err(at(format!(
+                    "{} weights, but the first row has {}",
+                    row.len(),
+                    first.len()
+                )));
+            }
+            rows.push(row);
+        }
+        let k = rows.len();
+        if k == 0 {
+            return Err(Error::Kernel("no weights found".into()));
+        }
+        if rows[0].len() != k {
+            return Err(Error::Kernel(format!(
+                "the kernel must be square: {k} rows of {} weights",
+                rows[0].len()
+            )));
+        }
+        Kernel::new(k, rows.concat(), divisor.unwrap_or(1))
     }
 
     /// The `k x k` mean (box) filter: all weights 1, divisor `k^2`
@@ -112,6 +227,9 @@ impl Kernel {
     /// those vectors (so it can run as two cheaper 1-D passes).
     #[must_use]
     pub fn separable(&self) -> Option<(Vec<i64>, Vec<i64>)> {
+        if !self.one_d_passes {
+            return None;
+        }
         let k = self.size;
         let Some(r0) = (0..k).find(|&i| self.row(i).iter().any(|&w| w != 0)) else {
             return Some((vec![0; k], vec![0; k]));
@@ -188,6 +306,39 @@ mod tests {
         assert!(Kernel::new(1, vec![MAX_WEIGHT + 1], 1).is_err());
         assert!(Kernel::mean(0).is_err());
         assert!(Kernel::mean(4).is_err());
+    }
+
+    #[test]
+    fn parses_kernel_text() {
+        let k = Kernel::parse_text("0 -1 0\n-1 5 -1  # centre\n\n0 -1 0\n").unwrap();
+        assert_eq!(k.weights(), &[0, -1, 0, -1, 5, -1, 0, -1, 0]);
+        assert_eq!(k.divisor(), 1);
+        let k = Kernel::parse_text("1 1 1\n1 1 1\n1 1 1\ndivisor 9").unwrap();
+        assert_eq!(k, Kernel::new(3, vec![1; 9], 9).unwrap());
+        for bad in [
+            "",
+            "# only a comment",
+            "1 2\n3 4",
+            "1 2 3\n4 5\n6 7 8",
+            "1 x 1\n1 1 1\n1 1 1",
+            "1\ndivisor 0",
+            "1\ndivisor -3",
+            "1\ndivisor 2\ndivisor 3",
+            "1\ndivisor 2\n1",
+            "1 1\n1 1",
+        ] {
+            assert!(Kernel::parse_text(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn outer_products_and_forced_full_evaluation() {
+        let k = Kernel::outer(&[1, 2, 1], &[-1, 0, 1], 1).unwrap();
+        assert_eq!(k.weights(), &[-1, 0, 1, -2, 0, 2, -1, 0, 1]);
+        assert!(k.separable().is_some());
+        assert!(k.without_1d_passes().separable().is_none());
+        assert!(Kernel::outer(&[1, 2], &[1, 2], 1).is_err());
+        assert!(Kernel::outer(&[1 << 13], &[1 << 12], 1).is_err());
     }
 
     #[test]

@@ -29,16 +29,27 @@
 //! range of the results by its slot width: both are checked before any work,
 //! with an error that says what to change.
 
+mod chain;
 mod error;
 mod eval;
+mod filter;
 mod kernel;
+mod post;
+mod ratio;
 pub mod reference;
 
+pub use chain::{apply_chain, check_chain, encrypt_options};
 pub use enc_image;
-pub use enc_image::{BorderMode, EncryptedImage, NoProgress, Progress};
+pub use enc_image::{BorderMode, EncryptedImage, NoProgress, OutputMapping, Progress};
 pub use error::{Error, Result};
+pub use filter::{
+    BT601, Filter, FilterParams, GAUSSIAN_FRACTION_BITS, MAX_BRIGHTNESS, MAX_SIGMA, NAMES,
+    gaussian_size,
+};
 pub use kernel::{Kernel, MAX_KERNEL_SIZE, MAX_WEIGHT};
 pub use paillier;
+pub use post::gradient_magnitude;
+pub use ratio::{MAX_RATIO_TERM, Ratio};
 
 use paillier::PublicKey;
 

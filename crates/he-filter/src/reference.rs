@@ -1,9 +1,145 @@
 //! The plaintext reference: the same filters on plain pixels, in integers.
 //! Tests and the examples compare every decrypted result against it.
+//!
+//! It shares nothing with the encrypted evaluation but the filters'
+//! definitions (their kernels and exact parameters): here a filter is a
+//! plain loop over a grid of integers.
 
-use enc_image::{BorderMode, PixelImage, Scale};
+use enc_image::{BorderMode, ColorLayout, DecryptedImage, PixelImage, Scale};
 
+use crate::error::{Error, Result};
+use crate::eval::affine_params;
+use crate::filter::{BT601, Filter, Step};
 use crate::kernel::Kernel;
+
+/// One channel's values on a grid.
+#[derive(Clone)]
+struct Grid {
+    w: usize,
+    h: usize,
+    v: Vec<i64>,
+}
+
+impl Grid {
+    fn at(&self, x: usize, y: usize) -> i64 {
+        self.v[y * self.w + x]
+    }
+}
+
+/// A chain of filters on plain pixels, with the semantics of the encrypted
+/// evaluation (see [`apply_chain`](crate::apply_chain)): the image is
+/// extended once by `border` by the chain's total radius, every step runs
+/// on that grid (each neighbourhood filter shrinking it by its radius), and
+/// what remains is the image. Returns the exact values and their scale,
+/// which a decryption must equal value for value.
+pub fn apply_chain(
+    img: &PixelImage,
+    chain: &[Filter],
+    border: BorderMode,
+) -> Result<DecryptedImage> {
+    let steps = chain
+        .iter()
+        .map(|f| Ok((f.step()?, f.label())))
+        .collect::<Result<Vec<_>>>()?;
+    let pad: usize = steps
+        .iter()
+        .map(|(s, _)| match s {
+            Step::Kernel(k) => k.radius(),
+            _ => 0,
+        })
+        .sum();
+    let (w, h) = (img.width(), img.height());
+    let mut color = img.color();
+    let mut grids: Vec<Grid> = (0..img.channels())
+        .map(|c| {
+            let (gw, gh) = (w + 2 * pad, h + 2 * pad);
+            let mut v = Vec::with_capacity(gw * gh);
+            for y in 0..gh as i64 {
+                for x in 0..gw as i64 {
+                    v.push(i64::from(border.sample(
+                        img,
+                        c,
+                        x - pad as i64,
+                        y - pad as i64,
+                    )));
+                }
+            }
+            Grid { w: gw, h: gh, v }
+        })
+        .collect();
+    let mut scale = Scale::ONE;
+    for (step, label) in &steps {
+        match step {
+            Step::Kernel(k) => {
+                grids = grids.iter().map(|g| correlate_valid(g, k)).collect();
+                scale = scale.times(1, k.divisor())?;
+            }
+            Step::Affine { mul, add } => {
+                let (wt, add, s) = affine_params(scale, *mul, *add, label)?;
+                for g in &mut grids {
+                    for v in &mut g.v {
+                        *v = *v * wt + add;
+                    }
+                }
+                scale = s;
+            }
+            Step::Grey => {
+                color = match color {
+                    ColorLayout::Rgb8 => ColorLayout::Luma8,
+                    ColorLayout::Rgba8 => ColorLayout::LumaA8,
+                    other => {
+                        return Err(Error::Parameter(format!(
+                            "{label}: needs an RGB or RGBA image, not {other:?}"
+                        )));
+                    }
+                };
+                let total: i64 = BT601.iter().sum();
+                let luma = Grid {
+                    v: (0..grids[0].v.len())
+                        .map(|i| (0..3).map(|c| BT601[c] * grids[c].v[i]).sum())
+                        .collect(),
+                    ..grids[0].clone()
+                };
+                let mut next = vec![luma];
+                if grids.len() == 4 {
+                    let mut alpha = grids[3].clone();
+                    alpha.v.iter_mut().for_each(|v| *v *= total);
+                    next.push(alpha);
+                }
+                grids = next;
+                scale = scale.times(1, total as u64)?;
+            }
+        }
+    }
+    let mut values = Vec::with_capacity(w * h * grids.len());
+    for y in 0..h {
+        for x in 0..w {
+            for g in &grids {
+                values.push(g.at(x, y));
+            }
+        }
+    }
+    Ok(DecryptedImage::new(w, h, color, values, scale)?)
+}
+
+/// `out(x, y) = sum_ij w_ij in(x + j, y + i)` where the whole window fits.
+fn correlate_valid(g: &Grid, k: &Kernel) -> Grid {
+    let s = k.size();
+    let (w, h) = (g.w + 1 - s, g.h + 1 - s);
+    let mut v = Vec::with_capacity(w * h);
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = 0i64;
+            for i in 0..s {
+                for j in 0..s {
+                    acc += k.weight(i, j) * g.at(x + j, y + i);
+                }
+            }
+            v.push(acc);
+        }
+    }
+    Grid { w, h, v }
+}
 
 /// The exact weighted sums `sum w * in` (before the divisor), interleaved
 /// like the image's samples.
@@ -49,7 +185,113 @@ pub fn filter(img: &PixelImage, kernel: &Kernel, border: BorderMode) -> PixelIma
 #[cfg(test)]
 mod tests {
     use super::*;
-    use enc_image::ColorLayout;
+    use crate::ratio::Ratio;
+    use enc_image::OutputMapping;
+
+    #[test]
+    fn single_filters_agree_with_the_plain_filter() {
+        let img = PixelImage::new(
+            5,
+            4,
+            ColorLayout::Rgb8,
+            (0..60).map(|v| (v * 37 % 256) as u8).collect(),
+        )
+        .unwrap();
+        for border in [
+            BorderMode::Replicate,
+            BorderMode::Reflect101,
+            BorderMode::Constant(9),
+        ] {
+            for f in [
+                Filter::Mean { k: 3 },
+                Filter::SobelX,
+                Filter::Gaussian { k: 5, sigma: None },
+            ] {
+                let k = f.kernel().unwrap().unwrap();
+                let got = apply_chain(&img, std::slice::from_ref(&f), border).unwrap();
+                assert_eq!(
+                    got.values(),
+                    &filter_sums(&img, &k, border)[..],
+                    "{f} {border:?}"
+                );
+                assert_eq!(got.to_pixels(), filter(&img, &k, border));
+            }
+        }
+    }
+
+    #[test]
+    fn pointwise_operations_by_hand() {
+        let img = PixelImage::new(4, 1, ColorLayout::Luma8, vec![0, 100, 128, 255]).unwrap();
+        let b = BorderMode::Replicate;
+        let px = |chain: &[Filter]| {
+            apply_chain(&img, chain, b)
+                .unwrap()
+                .to_pixels()
+                .data()
+                .to_vec()
+        };
+        assert_eq!(px(&[Filter::Invert]), vec![255, 155, 127, 0]);
+        assert_eq!(
+            px(&[Filter::Brightness { delta: 30 }]),
+            vec![30, 130, 158, 255]
+        );
+        // 1.5 (x - 128) + 128: -64, 86, 128, 318.5 -> 0, 86, 128, 255
+        let c = Filter::Contrast {
+            factor: Ratio::new(3, 2).unwrap(),
+            pivot: 128,
+        };
+        assert_eq!(px(std::slice::from_ref(&c)), vec![0, 86, 128, 255]);
+        let exact = apply_chain(&img, &[c], b).unwrap();
+        assert_eq!(
+            exact.to_pixels_with(OutputMapping::Shift128).data(),
+            &[64, 214, 255, 255]
+        );
+        // A mean then invert: scale 1/9 carried into the affine step.
+        let chain = [Filter::Mean { k: 3 }, Filter::Invert];
+        let mean = filter(&img, &Kernel::mean(3).unwrap(), b);
+        let want: Vec<u8> = filter_sums(&img, &Kernel::mean(3).unwrap(), b)
+            .iter()
+            .map(|&s| {
+                // 255 - s/9, rounded half away from zero
+                let x = 255.0 - s as f64 / 9.0;
+                x.round() as u8
+            })
+            .collect();
+        assert_eq!(px(&chain), want);
+        assert_ne!(px(&chain), mean.data());
+    }
+
+    #[test]
+    fn grey_uses_bt601_and_keeps_alpha() {
+        let img = PixelImage::new(
+            2,
+            1,
+            ColorLayout::Rgba8,
+            vec![255, 0, 0, 7, 10, 200, 30, 255],
+        )
+        .unwrap();
+        let out = apply_chain(&img, &[Filter::Grey], BorderMode::Replicate).unwrap();
+        assert_eq!(out.color(), ColorLayout::LumaA8);
+        // 0.299 * 255 = 76.2 -> 76; 2.99 + 117.4 + 3.42 = 123.8 -> 124
+        assert_eq!(out.to_pixels().data(), &[76, 7, 124, 255]);
+        let luma = PixelImage::new(1, 1, ColorLayout::Luma8, vec![1]).unwrap();
+        assert!(apply_chain(&luma, &[Filter::Grey], BorderMode::Replicate).is_err());
+    }
+
+    #[test]
+    fn a_chain_pads_once() {
+        // 1xN: mean 3 twice with replicate, padded once by 2: the edge
+        // value sees the replicated original, not the replicated blur.
+        let img = PixelImage::new(4, 1, ColorLayout::Luma8, vec![0, 0, 0, 90]).unwrap();
+        let twice = [Filter::Mean { k: 3 }, Filter::Mean { k: 3 }];
+        let got = apply_chain(&img, &twice, BorderMode::Replicate).unwrap();
+        // one composed 5x5 kernel (1 2 3 2 1)^2 / 81 on the padded row
+        let composed = Kernel::outer(&[1, 2, 3, 2, 1], &[1, 2, 3, 2, 1], 81).unwrap();
+        assert_eq!(
+            got.values(),
+            &filter_sums(&img, &composed, BorderMode::Replicate)[..]
+        );
+    }
 
     #[test]
     fn mean_3x3_by_hand() {
