@@ -15,8 +15,9 @@
 //! - [`server`]: [`Service`] (the axum router, worker pools, bounded queue,
 //!   job store) and [`ServerHandle`] to run it in the background.
 //! - [`client`]: [`Client`], on ureq.
-//! - [`filters`]: the filter chain a request names, checked against the
-//!   image's halo and slot width before any ciphertext work.
+//! - [`filters`]: the filter chain a request names (`he_filter`'s
+//!   [`Filter`]), checked against the image's halo and slot width before
+//!   any ciphertext work.
 //!
 //! `docs/SERVICE.md` at the root of the repository documents the API with
 //! examples, and `docs/openapi.yaml` describes it formally.
@@ -24,7 +25,7 @@
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use enc_image::{ColorLayout, EncryptedImage, Limits, NoProgress, PixelImage};
-//! use he_service::{Client, Config, FilterSpec, JobSpec, ServerHandle};
+//! use he_service::{Client, Config, Filter, JobSpec, ServerHandle};
 //! use std::time::Duration;
 //!
 //! let server = ServerHandle::start(Config { listen: "127.0.0.1:0".parse()?, ..Config::default() })?;
@@ -33,7 +34,7 @@
 //! let kp = paillier::Keypair::generate(3072)?;
 //! # */
 //! let img = PixelImage::new(8, 8, ColorLayout::Luma8, (0..64).map(|v| v * 4).collect())?;
-//! let spec = JobSpec { filters: vec![FilterSpec::Mean { k: 3 }] };
+//! let spec = JobSpec { filters: vec![Filter::Mean { k: 3 }] };
 //! let opts = he_service::filters::encrypt_options(&spec.filters)?;
 //! let enc = EncryptedImage::encrypt(&img, kp.private_key(), &opts, &NoProgress)?;
 //!
@@ -57,6 +58,6 @@ pub mod wire;
 pub use client::Client;
 pub use config::{Config, DEFAULT_PORT};
 pub use error::{Error, Result};
-pub use filters::FilterSpec;
+pub use filters::Filter;
 pub use server::{ServerHandle, Service};
 pub use wire::{Envelope, JobSpec, JobState, JobStatus};

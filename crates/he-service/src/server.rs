@@ -32,7 +32,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::filters::{self, FilterSpec};
+use crate::filters::{self, Filter};
 use crate::jobs::{JobInfo, JobProgress, JobStore, Snapshot, valid_id};
 use crate::wire::{
     ENVELOPE_VERSION, Envelope, ErrorBody, Health, IMAGE_CONTENT_TYPE, JOB_CONTENT_TYPE, JobStatus,
@@ -87,7 +87,7 @@ impl std::fmt::Debug for Service {
 struct Checked {
     pk: PublicKey,
     image: EncryptedImage,
-    chain: Vec<FilterSpec>,
+    chain: Vec<Filter>,
     labels: Vec<String>,
 }
 
@@ -358,7 +358,7 @@ fn validate(config: &Config, body: &[u8]) -> Result<Checked> {
         },
     )?;
     filters::check_chain(image.meta(), &chain).map_err(|e| Error::Unprocessable(e.to_string()))?;
-    let labels = chain.iter().map(FilterSpec::label).collect();
+    let labels = chain.iter().map(Filter::label).collect();
     Ok(Checked {
         pk,
         image,
@@ -688,7 +688,7 @@ mod tests {
         let client = Client::new(&server.url()).unwrap();
         let kp = paillier::Keypair::generate_insecure_for_tests(512).unwrap();
         let spec = JobSpec {
-            filters: vec![FilterSpec::Mean { k: 3 }],
+            filters: vec![Filter::Mean { k: 3 }],
         };
         let img = PixelImage::new(4, 4, ColorLayout::Luma8, vec![9; 16]).unwrap();
         let enc = EncryptedImage::encrypt(

@@ -8,7 +8,7 @@
 //! ```text
 //! magic     8 bytes   "HEJOB\0\0\0"
 //! version   u16 LE    1 (ENVELOPE_VERSION)
-//! spec      u32 LE length, then that many bytes of UTF-8 JSON: {"filters": [...]}
+//! spec      u32 LE length, then that many bytes of UTF-8 JSON: {"filters": [...]} (JobSpec)
 //! key       u32 LE length, then the public key (paillier's versioned key format)
 //! image     u32 LE length, then the encrypted image (enc-image's wire format)
 //! ```
@@ -22,7 +22,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::filters::FilterSpec;
+use crate::filters::Filter;
 
 /// Content type of a job upload (the envelope above).
 pub const JOB_CONTENT_TYPE: &str = "application/vnd.he-toolkit.job";
@@ -37,12 +37,13 @@ pub const MAX_KEY_BYTES: usize = 64 * 1024;
 
 const MAGIC: &[u8; 8] = b"HEJOB\0\0\0";
 
-/// What the client asks for: the filters to apply, in order.
+/// What the client asks for: the filters to apply, in order, as
+/// `{"filters": [{"filter": "gaussian", "k": 5, "sigma": null}, {"filter": "sharpen"}]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     /// The filter chain, applied first to last.
-    pub filters: Vec<FilterSpec>,
+    pub filters: Vec<Filter>,
 }
 
 /// A decoded envelope: the spec, and the two binary parts, borrowed from
@@ -213,8 +214,8 @@ pub struct Health {
 pub struct FilterInfo {
     /// The `name` to put in the spec.
     pub name: String,
-    /// Its parameters, as in the spec's JSON.
-    pub parameters: String,
+    /// An example of its JSON in a spec, with its parameters.
+    pub example: String,
     /// What it does.
     pub description: String,
 }
@@ -282,7 +283,7 @@ mod tests {
 
     fn spec() -> JobSpec {
         JobSpec {
-            filters: vec![FilterSpec::Mean { k: 3 }],
+            filters: vec![Filter::Mean { k: 3 }],
         }
     }
 

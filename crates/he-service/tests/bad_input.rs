@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use enc_image::{BorderMode, ColorLayout, EncryptedImage, Limits, NoProgress};
 use he_service::wire::{ErrorBody, IMAGE_CONTENT_TYPE, JOB_CONTENT_TYPE};
-use he_service::{Client, Envelope, FilterSpec, JobSpec, ServerHandle};
+use he_service::{Client, Envelope, Filter, JobSpec, ServerHandle};
 use paillier::Keypair;
 
 use common::*;
@@ -64,7 +64,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         let kp = key();
-        let spec = spec(vec![FilterSpec::Mean { k: 3 }]);
+        let spec = spec(vec![Filter::Mean { k: 3 }]);
         let enc = encrypt(
             &image(8, 8, ColorLayout::Rgb8, 3),
             &kp,
@@ -183,7 +183,7 @@ fn malformed_envelopes_and_images_get_400() {
     let mut bad = good.clone();
     bad[14] = b'!';
     assert_status(job(&server, &bad), 400, "filter spec");
-    let json = br#"{"filters":[{"name":"unsharp","k":3}]}"#;
+    let json = br#"{"filters":[{"filter":"unsharpen","k":3}]}"#;
     let mut bad = b"HEJOB\0\0\0\x01\x00".to_vec();
     bad.extend_from_slice(&(json.len() as u32).to_le_bytes());
     bad.extend_from_slice(json);
@@ -210,15 +210,15 @@ fn filters_that_do_not_fit_the_image_get_422() {
     // The image was encrypted with halo 1 (for 3x3): 5x5 is beyond it.
     let (status, msg) = job(
         &server,
-        &f.envelope_with(&spec(vec![FilterSpec::Mean { k: 5 }]), &img),
+        &f.envelope_with(&spec(vec![Filter::Mean { k: 5 }]), &img),
     );
     assert_eq!(status, 422, "{msg}");
     assert!(msg.contains("halo of 2") && msg.contains("halo 1"), "{msg}");
     // Two 3x3 means need a halo of 2 too.
-    let twice = spec(vec![FilterSpec::Mean { k: 3 }, FilterSpec::Mean { k: 3 }]);
+    let twice = spec(vec![Filter::Mean { k: 3 }, Filter::Mean { k: 3 }]);
     assert_status(job(&server, &f.envelope_with(&twice, &img)), 422, "halo");
     // Weights whose results do not fit the slots.
-    let heavy = FilterSpec::Kernel {
+    let heavy = Filter::Kernel {
         size: 3,
         weights: vec![1 << 20; 9],
         divisor: 1,
@@ -229,7 +229,7 @@ fn filters_that_do_not_fit_the_image_get_422() {
         "do not fit",
     );
     // Kernels that are not kernels.
-    let even = FilterSpec::Kernel {
+    let even = Filter::Kernel {
         size: 2,
         weights: vec![1; 4],
         divisor: 1,
@@ -239,7 +239,7 @@ fn filters_that_do_not_fit_the_image_get_422() {
         422,
         "odd",
     );
-    let zero = FilterSpec::Kernel {
+    let zero = Filter::Kernel {
         size: 1,
         weights: vec![1],
         divisor: 0,
@@ -250,7 +250,7 @@ fn filters_that_do_not_fit_the_image_get_422() {
         "divisor",
     );
     // Too long a chain.
-    let long = spec(vec![FilterSpec::Mean { k: 1 }; 9]);
+    let long = spec(vec![Filter::Mean { k: 1 }; 9]);
     assert_status(
         job(&server, &f.envelope_with(&long, &img)),
         422,

@@ -8,63 +8,93 @@ mod common;
 
 use enc_image::{BorderMode, ColorLayout, Limits, NoProgress};
 use he_filter::reference;
-use he_service::{Client, FilterSpec, JobState};
+use he_service::{Client, Filter, JobState};
 
 use common::*;
 
 #[test]
-fn filters_and_image_kinds_match_the_plaintext_filter() {
+fn filters_chains_and_image_kinds_match_the_plaintext_filter() {
     let server = server(|_| {});
     let client = Client::new(&server.url()).unwrap();
     assert_eq!(client.health().unwrap().status, "ok");
     let kp = key();
-    let sharpen = FilterSpec::Kernel {
+    let emboss_like = Filter::Kernel {
         size: 3,
-        weights: vec![0, -1, 0, -1, 5, -1, 0, -1, 0],
-        divisor: 1,
+        weights: vec![-2, -1, 0, -1, 1, 1, 0, 1, 3],
+        divisor: 2,
     };
-    let sobel_x = FilterSpec::Kernel {
-        size: 3,
-        weights: vec![-1, 0, 1, -2, 0, 2, -1, 0, 1],
-        divisor: 1,
+    let gauss = Filter::Gaussian {
+        k: 0,
+        sigma: Some(1.0),
     };
-    let gaussian5 = FilterSpec::Kernel {
-        size: 5,
-        weights: [1, 4, 6, 4, 1]
-            .iter()
-            .flat_map(|a| [1, 4, 6, 4, 1].map(|b| a * b))
-            .collect(),
-        divisor: 256,
-    };
-    let cases = [
+    let cases: Vec<(Vec<Filter>, usize, usize, ColorLayout, BorderMode)> = vec![
         (
-            FilterSpec::Mean { k: 3 },
+            vec![Filter::Mean { k: 3 }],
             13,
             7,
             ColorLayout::Rgb8,
             BorderMode::Replicate,
         ),
         (
-            FilterSpec::Mean { k: 5 },
+            vec![Filter::Mean { k: 5 }],
             9,
             11,
             ColorLayout::Luma8,
             BorderMode::Reflect101,
         ),
         (
-            FilterSpec::Mean { k: 1 },
+            vec![Filter::Mean { k: 1 }],
             1,
             9,
             ColorLayout::LumaA8,
             BorderMode::Replicate,
         ),
-        (sharpen, 17, 5, ColorLayout::Rgba8, BorderMode::Replicate),
-        (sobel_x, 9, 1, ColorLayout::Luma8, BorderMode::Constant(7)),
-        (gaussian5, 20, 12, ColorLayout::Rgb8, BorderMode::Replicate),
+        (
+            vec![Filter::Sharpen],
+            17,
+            5,
+            ColorLayout::Rgba8,
+            BorderMode::Replicate,
+        ),
+        (
+            vec![Filter::SobelX],
+            9,
+            1,
+            ColorLayout::Luma8,
+            BorderMode::Constant(7),
+        ),
+        (
+            vec![gauss],
+            20,
+            12,
+            ColorLayout::Rgb8,
+            BorderMode::Replicate,
+        ),
+        (
+            vec![emboss_like],
+            6,
+            6,
+            ColorLayout::Luma8,
+            BorderMode::Reflect101,
+        ),
+        (
+            vec![Filter::Grey, Filter::Mean { k: 3 }, Filter::Invert],
+            11,
+            8,
+            ColorLayout::Rgba8,
+            BorderMode::Replicate,
+        ),
+        (
+            vec![Filter::Gaussian { k: 3, sigma: None }, Filter::Laplacian],
+            10,
+            10,
+            ColorLayout::Rgb8,
+            BorderMode::Replicate,
+        ),
     ];
-    for (i, (filter, w, h, color, border)) in cases.into_iter().enumerate() {
+    for (i, (chain, w, h, color, border)) in cases.into_iter().enumerate() {
         let img = image(w, h, color, i as u64);
-        let spec = spec(vec![filter.clone()]);
+        let spec = spec(chain.clone());
         let enc = encrypt(&img, &kp, &spec, border);
         let (out, status) = client
             .filter(
@@ -77,13 +107,13 @@ fn filters_and_image_kinds_match_the_plaintext_filter() {
             )
             .unwrap();
         assert_eq!(status.state, JobState::Done);
-        assert_eq!(status.filters, vec![filter.label()]);
-        let got = out
-            .decrypt(kp.private_key(), &NoProgress)
-            .unwrap()
-            .to_pixels();
-        let want = reference::filter(&img, &filter.kernel().unwrap(), border);
-        assert_eq!(got, want, "{} on {w}x{h} {color:?}", filter.label());
+        let labels: Vec<String> = chain.iter().map(Filter::label).collect();
+        assert_eq!(status.filters, labels);
+        // Exact values and scale, then pixels.
+        let got = out.decrypt(kp.private_key(), &NoProgress).unwrap();
+        let want = reference::apply_chain(&img, &chain, border).unwrap();
+        assert_eq!(got, want, "{labels:?} on {w}x{h} {color:?}");
+        assert_eq!(got.to_pixels(), want.to_pixels());
     }
     // Every result was deleted after download.
     assert_eq!(client.health().unwrap().jobs_stored, 0);
@@ -95,7 +125,7 @@ fn jobs_can_be_polled_and_results_fetched_twice_until_deleted() {
     let client = Client::new(&server.url()).unwrap();
     let kp = key();
     let img = image(12, 12, ColorLayout::Rgb8, 42);
-    let spec = spec(vec![FilterSpec::Mean { k: 3 }]);
+    let spec = spec(vec![Filter::Mean { k: 3 }]);
     let enc = encrypt(&img, &kp, &spec, BorderMode::Replicate);
     let job = client
         .submit(kp.public_key(), &spec, &enc, &NoProgress)
@@ -126,7 +156,7 @@ fn results_expire_after_the_retention_time() {
     assert_eq!(info.retention_seconds, 0);
     let kp = key();
     let img = image(5, 5, ColorLayout::Luma8, 1);
-    let spec = spec(vec![FilterSpec::Mean { k: 3 }]);
+    let spec = spec(vec![Filter::Mean { k: 3 }]);
     let enc = encrypt(&img, &kp, &spec, BorderMode::Replicate);
     let job = client
         .submit(kp.public_key(), &spec, &enc, &NoProgress)

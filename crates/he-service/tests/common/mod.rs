@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use enc_image::{BorderMode, ColorLayout, EncryptedImage, NoProgress, PixelImage};
-use he_service::{Config, FilterSpec, JobSpec, ServerHandle};
+use he_service::{Config, Filter, JobSpec, ServerHandle};
 use paillier::Keypair;
 
 /// A server on 127.0.0.1 and a free port, with `tweak` applied to the defaults.
@@ -52,7 +52,7 @@ pub fn encrypt(
     EncryptedImage::encrypt(img, kp.private_key(), &opts, &NoProgress).expect("encryption")
 }
 
-pub fn spec(filters: Vec<FilterSpec>) -> JobSpec {
+pub fn spec(filters: Vec<Filter>) -> JobSpec {
     JobSpec { filters }
 }
 
