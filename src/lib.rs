@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub mod cli;
+pub mod service;
 
 pub use enc_image;
 pub use he_filter;

@@ -51,6 +51,7 @@ pub(crate) struct JobInfo {
     pub(crate) height: u32,
     pub(crate) key_bits: u32,
     pub(crate) ciphertexts: u64,
+    pub(crate) validate: Duration,
 }
 
 #[derive(Debug)]
@@ -99,6 +100,7 @@ impl Job {
             ciphertexts: self.info.ciphertexts,
             progress_done: self.progress.done.load(Ordering::Relaxed),
             progress_total: self.progress.total.load(Ordering::Relaxed),
+            validate_seconds: secs(self.info.validate),
             queued_seconds: self.started.map(|s| secs(s.duration_since(self.created))),
             filter_seconds: self
                 .started
@@ -323,6 +325,7 @@ mod tests {
             height: 2,
             key_bits: 512,
             ciphertexts: 6,
+            validate: Duration::from_millis(3),
         }
     }
 

@@ -416,6 +416,7 @@ async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Re
         height: meta.height() as u32,
         key_bits: meta.key_bits(),
         ciphertexts: checked.image.ciphertexts().len() as u64,
+        validate: validate_time,
     };
     let (id, status, progress) = s.shared.jobs.create(info.clone())?;
     info!(
@@ -427,7 +428,7 @@ async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Re
         ciphertexts = info.ciphertexts,
         bytes_in,
         upload_ms = upload.as_millis() as u64,
-        validate_ms = validate_time.as_millis() as u64,
+        validate_ms = info.validate.as_millis() as u64,
         "job accepted"
     );
     let shared = Arc::clone(&s.shared);

@@ -184,6 +184,8 @@ pub struct JobStatus {
     pub progress_done: u64,
     /// Units of filter work known so far (grows by filter of the chain).
     pub progress_total: u64,
+    /// Seconds the server spent loading and checking the upload.
+    pub validate_seconds: f64,
     /// Seconds spent waiting for a worker (once started).
     pub queued_seconds: Option<f64>,
     /// Seconds the filter took (once finished).
