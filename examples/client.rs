@@ -208,6 +208,12 @@ fn keypair(args: &Args) -> Result<(Keypair, String, Duration), String> {
         let what = format!("{}-bit key from {}", kp.public_key().bits(), path.display());
         return Ok((kp, what, t));
     }
+    if let Some(path) = args.key.as_ref().filter(|p| p.exists() && !args.force) {
+        return Err(format!(
+            "{} exists; pass --force with --new-key to replace it",
+            path.display()
+        ));
+    }
     let spin = Bar::spinner(&format!("generating a {}-bit key", args.key_bits));
     let (kp, t) = timed(|| Keypair::generate(args.key_bits));
     drop(spin);

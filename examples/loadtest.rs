@@ -314,7 +314,7 @@ fn run(args: Args) -> Result<usize, String> {
         health.jobs_stored
     );
     println!(
-        "  checked: {} of {expected} results decrypt under their own client's key to that client's filtered image; {} lost, {} wrong",
+        "  checked: {} of {expected} results decrypt under their own client's key to that client's filtered image; {} lost, {} failed",
         checks.iter().filter(|c| c.is_ok()).count(),
         lost,
         failures.len()

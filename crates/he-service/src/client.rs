@@ -120,6 +120,10 @@ impl Client {
 
     /// `POST /v1/jobs` with an encoded [`Envelope`], reporting the upload
     /// in bytes (phase `"upload"`).
+    ///
+    /// The request says `Expect: 100-continue`: the server admits or
+    /// refuses (`413`, `415`, `503`) before the body is sent, so a refusal
+    /// is read as such instead of breaking the upload midway.
     pub fn submit_envelope(&self, envelope: &[u8], progress: &dyn Progress) -> Result<JobStatus> {
         progress.start("upload", envelope.len() as u64);
         let mut reader = ProgressReader {
@@ -131,6 +135,7 @@ impl Client {
             .post(self.url("/v1/jobs"))
             .header("content-type", JOB_CONTENT_TYPE)
             .header("content-length", envelope.len().to_string())
+            .header("expect", "100-continue")
             .send(SendBody::from_reader(&mut reader))?;
         progress.finish();
         json(check(resp)?)

@@ -713,6 +713,14 @@ mod tests {
             }
             e => panic!("expected 503, got {e}"),
         }
+        // A large upload is refused before it is sent (Expect: 100-continue),
+        // so the client reads the 503 instead of a broken pipe.
+        let big = vec![0u8; 8 << 20];
+        let err = client.submit_envelope(&big, &NoProgress).unwrap_err();
+        assert!(
+            matches!(err, Error::Server { status: 503, .. }),
+            "expected 503, got {err}"
+        );
         drop(slot);
         let job = client
             .submit(kp.public_key(), &spec, &enc, &NoProgress)

@@ -217,7 +217,7 @@ pub struct FilterInfo {
     /// The `name` to put in the spec.
     pub name: String,
     /// An example of its JSON in a spec, with its parameters.
-    pub example: String,
+    pub example: serde_json::Value,
     /// What it does.
     pub description: String,
 }

@@ -273,6 +273,18 @@ fn oversized_bodies_get_413_and_wrong_content_types_415() {
     // Declared too large: refused before the body is read.
     let big = vec![0u8; 64 * 1024];
     assert_status(job(&server, &big), 413, "at most 8192");
+    // Far larger than the socket buffers: the client's Expect: 100-continue
+    // lets it read the refusal instead of failing midway.
+    let client = Client::new(&server.url()).unwrap();
+    match client.submit_envelope(&vec![0u8; 16 << 20], &NoProgress) {
+        Err(he_service::Error::Server {
+            status: 413,
+            message,
+        }) => {
+            assert!(message.contains("at most 8192"), "{message}");
+        }
+        other => panic!("expected 413, got {other:?}"),
+    }
     // Chunked, so no Content-Length: refused while reading.
     let mut req = format!(
         "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: {JOB_CONTENT_TYPE}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
