@@ -40,6 +40,10 @@ pub struct Config {
     /// smaller pool validates uploads so that checks are not stuck behind
     /// long filters.
     pub workers: usize,
+    /// Most open connections (default 512); further clients wait in the
+    /// kernel's accept backlog until one closes. Bounds what idle or slow
+    /// clients can hold; a reverse proxy in front adds per-client timeouts.
+    pub max_connections: usize,
     /// Time allowed to upload a body (default 120 s); slower uploads get `408`.
     pub upload_timeout: Duration,
     /// Longest a `GET /v1/jobs/{id}?wait=S` request is held (default 30 s).
@@ -59,6 +63,7 @@ impl Default for Config {
             max_stored_bytes: 1 << 30,
             max_jobs: 1024,
             workers: 0,
+            max_connections: 512,
             upload_timeout: Duration::from_secs(120),
             max_wait: Duration::from_secs(30),
         }

@@ -52,6 +52,7 @@ mod config;
 mod error;
 pub mod filters;
 mod jobs;
+mod listener;
 pub mod server;
 pub mod wire;
 

@@ -34,6 +34,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::filters::{self, Filter};
 use crate::jobs::{JobInfo, JobProgress, JobStore, Snapshot, valid_id};
+use crate::listener::LimitedListener;
 use crate::wire::{
     ENVELOPE_VERSION, Envelope, ErrorBody, Health, IMAGE_CONTENT_TYPE, JOB_CONTENT_TYPE, JobStatus,
     LimitsInfo, ServiceInfo,
@@ -103,8 +104,8 @@ impl Service {
                 "the body limit must be 1 byte to 4 GiB (the envelope's lengths are 32-bit)",
             );
         }
-        if config.max_chain_len == 0 || config.max_jobs == 0 {
-            return bad("the chain length and job limits must be at least 1");
+        if config.max_chain_len == 0 || config.max_jobs == 0 || config.max_connections == 0 {
+            return bad("the chain length, job and connection limits must be at least 1");
         }
         if config.retention.is_zero() {
             return bad("the retention time must be positive");
@@ -167,6 +168,7 @@ impl Service {
             workers = self.shared.workers,
             queue = c.queue_capacity,
             max_body_bytes = c.max_body_bytes,
+            max_connections = c.max_connections,
             retention_s = c.retention.as_secs(),
             "he-service listening"
         );
@@ -182,6 +184,7 @@ impl Service {
                 }
             }
         });
+        let listener = LimitedListener::new(listener, c.max_connections);
         let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await;
