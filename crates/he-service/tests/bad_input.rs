@@ -388,3 +388,115 @@ fn broken_http_unknown_jobs_and_routes() {
 
     still_serving(&server, &f);
 }
+
+/// An envelope around raw spec bytes, bypassing the typed `JobSpec`.
+fn raw_envelope(spec: &[u8], key: &[u8], image: &[u8]) -> Vec<u8> {
+    let mut out = b"HEJOB\0\0\0\x01\x00".to_vec();
+    for p in [spec, key, image] {
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+#[test]
+fn hostile_specs_get_4xx_never_500() {
+    let server = server(|_| {});
+    let f = Fixture::new();
+    let (key, img) = (f.kp.public_key().to_bytes(), f.enc.to_bytes());
+    let big = format!(
+        r#"{{"filters":[{{"filter":"kernel","size":63,"weights":[{}],"divisor":1}}]}}"#,
+        vec!["16777216"; 63 * 63].join(",")
+    );
+    let deep = format!(r#"{{"filters":{}{}}}"#, "[".repeat(5000), "]".repeat(5000));
+    let specs: Vec<&str> = vec![
+        r#"{"filters":[{"filter":"mean","k":18446744073709551615}]}"#,
+        r#"{"filters":[{"filter":"mean","k":-1}]}"#,
+        r#"{"filters":[{"filter":"mean","k":4}]}"#,
+        r#"{"filters":[{"filter":"gaussian","k":0,"sigma":1e300}]}"#,
+        r#"{"filters":[{"filter":"gaussian","k":0,"sigma":0}]}"#,
+        r#"{"filters":[{"filter":"gaussian","k":0,"sigma":-1}]}"#,
+        r#"{"filters":[{"filter":"gaussian","k":3,"sigma":1e-300}]}"#,
+        &big,
+        r#"{"filters":[{"filter":"kernel","size":3,"weights":[1,2],"divisor":1}]}"#,
+        r#"{"filters":[{"filter":"kernel","size":3,"weights":[9223372036854775807,9223372036854775807,9223372036854775807,1,1,1,1,1,1],"divisor":1}]}"#,
+        r#"{"filters":[{"filter":"brightness","delta":9223372036854775807}]}"#,
+        r#"{"filters":[{"filter":"contrast","factor":{"num":1,"den":0},"pivot":128}]}"#,
+        r#"{"filters":[{"filter":"contrast","factor":{"num":9223372036854775807,"den":1},"pivot":9223372036854775807}]}"#,
+        r#"{"filters":[{"filter":"unsharp","k":3,"amount":{"num":-9223372036854775808,"den":18446744073709551615}}]}"#,
+        r#"{"filters":[{"filter":"separable","column":[],"row":[],"divisor":1}]}"#,
+        r#"{"filters":[{"filter":"separable","column":[1,1,1],"row":[1],"divisor":1}]}"#,
+        r#"{"filters":[{"filter":"grey"},{"filter":"grey"}]}"#,
+        r#"{"filters":[{"filter":"invert"},{"filter":"invert"},{"filter":"invert"},{"filter":"invert"},{"filter":"invert"},{"filter":"invert"},{"filter":"invert"},{"filter":"invert"}]}"#,
+        r#"{"filters":[{"filter":"mean","k":3}],"extra":1}"#,
+        r#"{"filters":[{"filter":"mean","k":3,"x":1}]}"#,
+        r#"{"filters":"mean"}"#,
+        r#"{"filters":[null]}"#,
+        &deep,
+        "",
+        "\u{0}\u{1}",
+    ];
+    for spec in specs {
+        let (status, msg) = job(&server, &raw_envelope(spec.as_bytes(), &key, &img));
+        assert!(
+            matches!(status, 202 | 400 | 413 | 422),
+            "{status} for {:.120}: {msg}",
+            spec
+        );
+    }
+    let (status, _) = job(&server, &raw_envelope(b"\xff\xfe{", &key, &img));
+    assert_eq!(status, 400);
+    still_serving(&server, &f);
+}
+
+#[test]
+fn random_corruptions_never_crash_the_server() {
+    let server = server(|_| {});
+    let f = Fixture::new();
+    let good = f.envelope();
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: usize| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s % n as u64) as usize
+    };
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..200 {
+        let mut bad = good.clone();
+        for _ in 0..1 + next(4) {
+            let i = next(bad.len());
+            bad[i] ^= 1 << next(8);
+        }
+        if next(4) == 0 {
+            bad.truncate(next(bad.len()));
+        }
+        let (status, msg) = job(&server, &bad);
+        assert!(matches!(status, 202 | 400 | 413 | 422), "{status}: {msg}");
+        *seen.entry(status).or_insert(0) += 1;
+    }
+    assert!(seen.get(&400).copied().unwrap_or(0) > 50, "{seen:?}");
+    still_serving(&server, &f);
+}
+
+#[test]
+fn a_panic_while_checking_is_a_500_and_the_server_goes_on() {
+    // he-filter checks `delta.abs() > MAX_BRIGHTNESS`, which overflows for
+    // i64::MIN: a panic in debug builds (to be fixed there with
+    // unsigned_abs). Whatever a check does, the worker's panic must
+    // become an answer, and the server must go on serving.
+    let server = server(|_| {});
+    let f = Fixture::new();
+    let (key, img) = (f.kp.public_key().to_bytes(), f.enc.to_bytes());
+    for spec in [
+        r#"{"filters":[{"filter":"brightness","delta":-9223372036854775808}]}"#,
+        r#"{"filters":[{"filter":"contrast","factor":{"num":2,"den":1},"pivot":-9223372036854775808}]}"#,
+    ] {
+        let (status, msg) = job(&server, &raw_envelope(spec.as_bytes(), &key, &img));
+        assert!(matches!(status, 202 | 400 | 422 | 500), "{status}: {msg}");
+        if status == 500 {
+            assert!(msg.contains("panicked"), "{msg}");
+        }
+    }
+    still_serving(&server, &f);
+}
