@@ -45,6 +45,24 @@ fn product(pk: &PublicKey, terms: impl Iterator<Item = Ciphertext>) -> Result<Ci
     }
 }
 
+/// `prod c_i^(w_i)`, multiplying the ciphertexts of equal weights first so
+/// that each distinct weight costs one exponentiation (symmetric kernels:
+/// about half of them). `pow` gives `c^w`, or `None` for the identity.
+fn weighted_product<'a, W: PartialEq + 'a>(
+    pk: &PublicKey,
+    taps: impl Iterator<Item = (&'a Ciphertext, &'a W)>,
+    pow: impl Fn(&Ciphertext, &W) -> Option<Ciphertext>,
+) -> Result<Ciphertext> {
+    let mut groups: Vec<(&W, Ciphertext)> = Vec::new();
+    for (c, w) in taps {
+        match groups.iter_mut().find(|(gw, _)| *gw == w) {
+            Some((_, acc)) => *acc = pk.add(acc, c),
+            None => groups.push((w, c.clone())),
+        }
+    }
+    product(pk, groups.iter().filter_map(|(w, c)| pow(c, w)))
+}
+
 /// The exponent of a horizontal pass with weights `row` on `bits`-bit slots.
 fn row_exponent(row: &[i64], bits: u32) -> Integer {
     let k = row.len();
@@ -335,10 +353,10 @@ fn packed(
                 .into_par_iter()
                 .map(|idx| {
                     let (c, t, j) = split(idx);
-                    let terms = (0..k).filter_map(|dy| {
-                        pow_small(pk, &horizontal[meta.index(c, t + dy, j)], col[dy])
-                    });
-                    let p = product(pk, terms);
+                    let taps = (0..k)
+                        .filter(|&dy| col[dy] != 0)
+                        .map(|dy| (&horizontal[meta.index(c, t + dy, j)], &col[dy]));
+                    let p = weighted_product(pk, taps, |c, &w| pow_small(pk, c, w));
                     progress.advance(1);
                     p
                 })
@@ -353,10 +371,10 @@ fn packed(
                 .into_par_iter()
                 .map(|idx| {
                     let (c, t, j) = split(idx);
-                    let terms = (0..k)
+                    let taps = (0..k)
                         .filter(|&dy| ws[dy] != 0)
-                        .map(|dy| pk.mul_plain(at(c, t + dy, j), &ws[dy]));
-                    let p = product(pk, terms);
+                        .map(|dy| (at(c, t + dy, j), &ws[dy]));
+                    let p = weighted_product(pk, taps, |c, w| Some(pk.mul_plain(c, w)));
                     progress.advance(1);
                     p
                 })
