@@ -198,6 +198,18 @@ pub(crate) fn step_ranges(
                 let scale = scale.times(1, kernel.divisor())?;
                 return Ok(StepRanges { checks, out, scale });
             }
+            if let Some((alpha, col, row)) = kernel.separable_plus_centre() {
+                let (hlo, hhi) = range_after(&row, lo, hi)?;
+                checks.push((hlo, hhi, format!("{label} (horizontal pass)")));
+                let (slo, shi) = range_after(&col, hlo, hhi)?;
+                checks.push((slo, shi, format!("{label} (separable part)")));
+                let (clo, chi) = range_after(&[alpha], lo, hi)?;
+                checks.push((clo, chi, format!("{label} (centre)")));
+                let out = range_after(kernel.weights(), lo, hi)?;
+                checks.push((out.0, out.1, label.to_string()));
+                let scale = scale.times(1, kernel.divisor())?;
+                return Ok(StepRanges { checks, out, scale });
+            }
             for i in 0..kernel.size() {
                 let (rlo, rhi) = range_after(kernel.row(i), lo, hi)?;
                 checks.push((rlo, rhi, format!("{label} (row {i})")));
@@ -336,10 +348,17 @@ fn packed(
     let count = out_meta.ciphertext_count();
     let at = |c: usize, t: usize, j: usize| &cts[meta.index(c, t, j)];
     let split = |idx: usize| (idx / (rows_out * len), (idx / len) % rows_out, idx % len);
-    match kernel.separable() {
-        Some((col, row)) => {
-            // Horizontal pass on every input ciphertext, then vertical taps.
+    let decomposed = kernel
+        .separable()
+        .map(|(col, row)| (0, col, row))
+        .or_else(|| kernel.separable_plus_centre());
+    match decomposed {
+        Some((alpha, col, row)) => {
+            // Horizontal pass on every input ciphertext, then vertical taps
+            // (and for `alpha != 0` the centre times `alpha`, shifted).
             let w = row_exponent(&row, bits);
+            let r = k / 2;
+            let centre = (alpha != 0).then(|| Integer::from(alpha) << (bits as usize * r));
             progress.start("filter", (cts.len() + count) as u64);
             let horizontal: Vec<Ciphertext> = cts
                 .par_iter()
@@ -357,6 +376,12 @@ fn packed(
                         .filter(|&dy| col[dy] != 0)
                         .map(|dy| (&horizontal[meta.index(c, t + dy, j)], &col[dy]));
                     let p = weighted_product(pk, taps, |c, &w| pow_small(pk, c, w));
+                    // The centre term lands where the passes put their
+                    // output: `r` slots up, `r` rows down.
+                    let p = match (&centre, p) {
+                        (Some(e), Ok(p)) => Ok(pk.add(&p, &pk.mul_plain(at(c, t + r, j), e))),
+                        (_, p) => p,
+                    };
                     progress.advance(1);
                     p
                 })
