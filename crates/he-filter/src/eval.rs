@@ -5,10 +5,12 @@
 //! exponentiation by `W = sum_j v[2r - j] * 2^(b*j)` (slot `i` becomes
 //! `sum_j v[2r-j] x_(i-j)`, so the output for slot `s` lands in slot
 //! `s + r`); vertical taps are products of the ciphertexts of neighbouring
-//! rows raised to their (small) weights. Separable kernels cost one large
-//! exponentiation per input ciphertext; others one per kernel row and
-//! output ciphertext. Unpacked layout: every output is the product of its
-//! `k x k` neighbours raised to their weights, borders by index.
+//! rows raised to their (small) weights. Separable kernels (and a separable
+//! kernel plus a centre weight, as the unsharp mask) cost one large
+//! exponentiation per output ciphertext after the vertical taps; others one
+//! per distinct kernel row and output ciphertext (equal rows are multiplied
+//! first). Unpacked layout: every output is the product of its `k x k`
+//! neighbours raised to their weights, borders by index.
 
 use enc_image::{ColorLayout, EncryptedImage, ImageMeta, Packing, Progress, Scale};
 use paillier::{Ciphertext, Integer, PublicKey};
@@ -191,17 +193,17 @@ pub(crate) fn step_ranges(
         Step::Kernel(kernel) => {
             let mut checks = Vec::new();
             if let Some((col, row)) = kernel.separable() {
-                let (hlo, hhi) = range_after(&row, lo, hi)?;
-                checks.push((hlo, hhi, format!("{label} (horizontal pass)")));
-                let out = range_after(&col, hlo, hhi)?;
+                let (vlo, vhi) = range_after(&col, lo, hi)?;
+                checks.push((vlo, vhi, format!("{label} (vertical pass)")));
+                let out = range_after(&row, vlo, vhi)?;
                 checks.push((out.0, out.1, label.to_string()));
                 let scale = scale.times(1, kernel.divisor())?;
                 return Ok(StepRanges { checks, out, scale });
             }
             if let Some((alpha, col, row)) = kernel.separable_plus_centre() {
-                let (hlo, hhi) = range_after(&row, lo, hi)?;
-                checks.push((hlo, hhi, format!("{label} (horizontal pass)")));
-                let (slo, shi) = range_after(&col, hlo, hhi)?;
+                let (vlo, vhi) = range_after(&col, lo, hi)?;
+                checks.push((vlo, vhi, format!("{label} (vertical pass)")));
+                let (slo, shi) = range_after(&row, vlo, vhi)?;
                 checks.push((slo, shi, format!("{label} (separable part)")));
                 let (clo, chi) = range_after(&[alpha], lo, hi)?;
                 checks.push((clo, chi, format!("{label} (centre)")));
@@ -354,36 +356,30 @@ fn packed(
         .or_else(|| kernel.separable_plus_centre());
     match decomposed {
         Some((alpha, col, row)) => {
-            // Horizontal pass on every input ciphertext, then vertical taps
-            // (and for `alpha != 0` the centre times `alpha`, shifted).
+            // Vertical taps first (products and small powers of the rows
+            // above and below), then one horizontal exponentiation per
+            // output, and for `alpha != 0` the centre times `alpha`,
+            // shifted to where the passes put their output (`r` slots up).
+            // Vertical first costs one large exponentiation per output
+            // rather than per input row (the margin rows make more inputs).
             let w = row_exponent(&row, bits);
             let r = k / 2;
             let centre = (alpha != 0).then(|| Integer::from(alpha) << (bits as usize * r));
-            progress.start("filter", (cts.len() + count) as u64);
-            let horizontal: Vec<Ciphertext> = cts
-                .par_iter()
-                .map(|c| {
-                    let h = pk.mul_plain(c, &w);
-                    progress.advance(1);
-                    h
-                })
-                .collect();
+            progress.start("filter", count as u64);
             let out = (0..count)
                 .into_par_iter()
                 .map(|idx| {
                     let (c, t, j) = split(idx);
                     let taps = (0..k)
                         .filter(|&dy| col[dy] != 0)
-                        .map(|dy| (&horizontal[meta.index(c, t + dy, j)], &col[dy]));
-                    let p = weighted_product(pk, taps, |c, &w| pow_small(pk, c, w));
-                    // The centre term lands where the passes put their
-                    // output: `r` slots up, `r` rows down.
-                    let p = match (&centre, p) {
-                        (Some(e), Ok(p)) => Ok(pk.add(&p, &pk.mul_plain(at(c, t + r, j), e))),
-                        (_, p) => p,
-                    };
+                        .map(|dy| (at(c, t + dy, j), &col[dy]));
+                    let vertical = weighted_product(pk, taps, |c, &w| pow_small(pk, c, w))?;
+                    let mut p = pk.mul_plain(&vertical, &w);
+                    if let Some(e) = &centre {
+                        p = pk.add(&p, &pk.mul_plain(at(c, t + r, j), e));
+                    }
                     progress.advance(1);
-                    p
+                    Ok(p)
                 })
                 .collect::<Result<Vec<_>>>();
             progress.finish();
