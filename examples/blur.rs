@@ -213,15 +213,6 @@ fn suffix(chain: &[Filter]) -> String {
     names.join("-")
 }
 
-/// The ciphertext bytes of an encoded encrypted image (after the magic,
-/// version, header length and header; see `enc_image`'s wire format).
-fn ciphertext_payload(encoded: &[u8]) -> &[u8] {
-    let hlen = encoded
-        .get(10..14)
-        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-    encoded.get(14 + hlen..).unwrap_or(encoded)
-}
-
 fn run(args: Args) -> Result<usize, String> {
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
@@ -316,9 +307,12 @@ fn run(args: Args) -> Result<usize, String> {
         .to_dynamic()
         .and_then(|d| Ok(d.save(&out_path)?))
         .map_err(|e| format!("cannot write {}: {e}", out_path.display()))?;
-    noise_picture(ciphertext_payload(&upload), img.width() as u32)
-        .save(&view_path)
-        .map_err(|e| format!("cannot write {}: {e}", view_path.display()))?;
+    noise_picture(
+        EncryptedImage::payload_of(&upload).unwrap_or(&upload),
+        img.width() as u32,
+    )
+    .save(&view_path)
+    .map_err(|e| format!("cannot write {}: {e}", view_path.display()))?;
 
     let work = t_encrypt + report.filter + t_decrypt;
     println!(

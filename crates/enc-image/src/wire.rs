@@ -7,10 +7,13 @@
 //! header   bincode 2 (serde) of ImageMeta: dimensions, layout, packing,
 //!          border, scale, value range, history, key size and fingerprint
 //! payload  every ciphertext as exactly ceil(2 * key_bits / 8) big-endian bytes
+//! digest   32 bytes, SHA-256 of everything before it
 //! ```
 //!
 //! Loading never trusts the bytes: the size is checked against [`Limits`]
-//! before anything is allocated, the header is decoded with a size limit,
+//! before anything is allocated, the digest is checked before anything is
+//! decoded (so corruption in transit or on disk is an error, never a
+//! silently different image), the header is decoded with a size limit,
 //! the packing is checked against the dimensions and the key, the payload
 //! length must match exactly, and every ciphertext must lie in `[1, n^2)`
 //! and be coprime to n for the key given.
@@ -24,8 +27,17 @@ use crate::image::EncryptedImage;
 use crate::meta::{ImageMeta, Packing};
 
 const MAGIC: &[u8; 8] = b"HEIMAGE\0";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this build writes and reads (2 added the digest).
+pub const FORMAT_VERSION: u16 = 2;
+/// Bytes of the trailing SHA-256 digest.
+const DIGEST_LEN: usize = 32;
+/// Magic, version and header length.
+const PREFIX_LEN: usize = 14;
+
+fn digest(bytes: &[u8]) -> [u8; DIGEST_LEN] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
 const HEADER_LIMIT: usize = 64 * 1024;
 
 /// Limits applied when loading an encrypted image from bytes.
@@ -86,7 +98,9 @@ impl EncryptedImage {
         // ImageMeta holds only integers, strings and enums: encoding cannot fail.
         let header = bincode::serde::encode_to_vec(meta, bincode_config()).unwrap_or_default();
         let width = ciphertext_width(meta.key_bits());
-        let mut out = Vec::with_capacity(14 + header.len() + width * self.ciphertexts().len());
+        let mut out = Vec::with_capacity(
+            PREFIX_LEN + header.len() + width * self.ciphertexts().len() + DIGEST_LEN,
+        );
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
@@ -98,7 +112,18 @@ impl EncryptedImage {
             c.as_integer()
                 .write_digits(&mut out[start + width - digits..], Order::Msf);
         }
+        let d = digest(&out);
+        out.extend_from_slice(&d);
         out
+    }
+
+    /// The ciphertext bytes of an encoding made by [`to_bytes`](Self::to_bytes)
+    /// (without magic, header and digest), or `None` if `encoded` is not
+    /// one: what a picture of "what the server sees" shows.
+    #[must_use]
+    pub fn payload_of(encoded: &[u8]) -> Option<&[u8]> {
+        let hlen = u32::from_le_bytes(encoded.get(10..14)?.try_into().ok()?) as usize;
+        encoded.get(PREFIX_LEN + hlen..encoded.len().checked_sub(DIGEST_LEN)?)
     }
 
     /// Decodes and checks an image in the wire format for the key `pk`.
@@ -111,7 +136,7 @@ impl EncryptedImage {
                 limits.max_bytes
             )));
         }
-        if bytes.len() < 14 || &bytes[..8] != MAGIC {
+        if bytes.len() < PREFIX_LEN + DIGEST_LEN || &bytes[..8] != MAGIC {
             return Err(fmt(
                 "not an encrypted image of this toolkit (bad magic)".into()
             ));
@@ -122,13 +147,21 @@ impl EncryptedImage {
                 "format version {version}, this build reads version {FORMAT_VERSION}"
             )));
         }
+        let (bytes, sealed) = bytes.split_at(bytes.len() - DIGEST_LEN);
+        if digest(bytes) != sealed {
+            return Err(fmt(
+                "digest mismatch: the bytes were corrupted in transit or on disk".into(),
+            ));
+        }
         let hlen = u32::from_le_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]) as usize;
-        if hlen > HEADER_LIMIT || 14 + hlen > bytes.len() {
+        if hlen > HEADER_LIMIT || PREFIX_LEN + hlen > bytes.len() {
             return Err(fmt(format!("header length {hlen} is impossible")));
         }
-        let (meta, used): (ImageMeta, usize) =
-            bincode::serde::decode_from_slice(&bytes[14..14 + hlen], bincode_config())
-                .map_err(|e| fmt(format!("header: {e}")))?;
+        let (meta, used): (ImageMeta, usize) = bincode::serde::decode_from_slice(
+            &bytes[PREFIX_LEN..PREFIX_LEN + hlen],
+            bincode_config(),
+        )
+        .map_err(|e| fmt(format!("header: {e}")))?;
         if used != hlen {
             return Err(fmt("header has trailing bytes".into()));
         }
@@ -142,7 +175,7 @@ impl EncryptedImage {
             )));
         }
         let width = ciphertext_width(meta.key_bits());
-        let payload = &bytes[14 + hlen..];
+        let payload = &bytes[PREFIX_LEN + hlen..];
         if payload.len() != count * width {
             return Err(fmt(format!(
                 "payload is {} bytes, {count} ciphertexts of {width} bytes need {}",

@@ -33,6 +33,16 @@ fn sample() -> (PixelImage, EncryptedImage) {
     (img, enc)
 }
 
+/// Recomputes the trailing digest after a deliberate change, so that the
+/// checks behind the digest are reached.
+fn reseal(mut b: Vec<u8>) -> Vec<u8> {
+    use sha2::Digest;
+    let body = b.len() - 32;
+    let d: [u8; 32] = sha2::Sha256::digest(&b[..body]).into();
+    b[body..].copy_from_slice(&d);
+    b
+}
+
 fn load(bytes: &[u8]) -> Result<EncryptedImage, Error> {
     EncryptedImage::from_bytes(bytes, keypair().public_key(), &Limits::default())
 }
@@ -95,33 +105,47 @@ fn malformed_inputs_get_clear_errors() {
     b[8] = 9;
     expect(&b, "format version 9");
     let mut b = good.clone();
-    b[10..14].copy_from_slice(&u32::MAX.to_le_bytes());
-    expect(&b, "header length");
-    expect(&good[..good.len() - 1], "payload is");
+    b[8] = 1;
+    expect(&b, "format version 1");
+    // Corruption anywhere after the version: the digest catches it.
+    expect(&good[..good.len() - 1], "digest mismatch");
     let mut b = good.clone();
     b.push(0);
-    expect(&b, "payload is");
+    expect(&b, "digest mismatch");
+    let mut b = good.clone();
+    b[20] ^= 4;
+    expect(&b, "digest mismatch");
+    // Deliberate changes with a valid digest reach the checks behind it.
+    let mut b = good.clone();
+    b[10..14].copy_from_slice(&u32::MAX.to_le_bytes());
+    expect(&reseal(b), "header length");
+    let mut b = good[..good.len() - 33].to_vec();
+    b.extend_from_slice(&[0; 32]);
+    expect(&reseal(b), "payload is");
+    let mut b = good.clone();
+    b.insert(good.len() - 32, 0);
+    expect(&reseal(b), "payload is");
     // A ciphertext replaced by n^2 (out of range) and by 0.
     let width = enc_image::ciphertext_width(512);
     let n2 = Integer::from(keypair().public_key().n_squared());
     let mut b = good.clone();
-    let at = b.len() - width;
+    let at = b.len() - 32 - width;
     let bytes = n2.to_digits::<u8>(rug::integer::Order::Msf);
     b[at..at + width].copy_from_slice(&[vec![0u8; width - bytes.len()], bytes].concat());
-    expect(&b, "not valid for this key");
+    expect(&reseal(b), "not valid for this key");
     let mut b = good.clone();
-    b[at..].fill(0);
-    expect(&b, "not valid for this key");
+    b[at..at + width].fill(0);
+    expect(&reseal(b), "not valid for this key");
     // A multiple of a prime factor of n is not coprime to n.
     let mut b = good.clone();
     let nbytes = keypair()
         .public_key()
         .n()
         .to_digits::<u8>(rug::integer::Order::Msf);
-    b[at..].fill(0);
-    let end = b.len();
-    b[end - nbytes.len()..].copy_from_slice(&nbytes);
-    expect(&b, "not valid for this key");
+    b[at..at + width].fill(0);
+    let end = at + width;
+    b[end - nbytes.len()..end].copy_from_slice(&nbytes);
+    expect(&reseal(b), "not valid for this key");
 }
 
 #[test]
@@ -192,17 +216,26 @@ fn corrupted_plaintexts_are_detected_not_decoded() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
-    /// Random corruption of any byte never panics, in loading or in
-    /// decryption. (Detecting every corruption needs the payload digest of
-    /// issue 6; a flipped ciphertext byte is caught here by the slot range
-    /// check with high probability, a flipped header field may not be.)
+    /// Random corruption of any byte is refused on loading (the digest, or
+    /// magic and version before it), never a panic, never an image.
     #[test]
-    fn random_corruption_never_panics(pos in any::<prop::sample::Index>(), xor in 1u8..=255) {
+    fn random_corruption_is_always_refused(pos in any::<prop::sample::Index>(), xor in 1u8..=255) {
         let (_, enc) = sample();
         let mut b = enc.to_bytes();
         let i = pos.index(b.len());
         b[i] ^= xor;
-        if let Ok(loaded) = load(&b) {
+        prop_assert!(load(&b).is_err());
+    }
+
+    /// Corruption behind a recomputed digest (a malicious sender) never
+    /// panics, in loading or in decryption.
+    #[test]
+    fn resealed_corruption_never_panics(pos in any::<prop::sample::Index>(), xor in 1u8..=255) {
+        let (_, enc) = sample();
+        let mut b = enc.to_bytes();
+        let i = pos.index(b.len() - 32);
+        b[i] ^= xor;
+        if let Ok(loaded) = load(&reseal(b)) {
             let _ = loaded.decrypt(keypair().private_key(), &NoProgress);
         }
     }
@@ -210,7 +243,7 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = load(&bytes);
-        let mut framed = b"HEIMAGE\0\x01\x00".to_vec();
+        let mut framed = b"HEIMAGE\0\x02\x00".to_vec();
         framed.extend_from_slice(&bytes);
         let _ = load(&framed);
     }

@@ -5,10 +5,12 @@
 //! exponentiation by `W = sum_j v[2r - j] * 2^(b*j)` (slot `i` becomes
 //! `sum_j v[2r-j] x_(i-j)`, so the output for slot `s` lands in slot
 //! `s + r`); vertical taps are products of the ciphertexts of neighbouring
-//! rows raised to their (small) weights. Separable kernels cost one large
-//! exponentiation per input ciphertext; others one per kernel row and
-//! output ciphertext. Unpacked layout: every output is the product of its
-//! `k x k` neighbours raised to their weights, borders by index.
+//! rows raised to their (small) weights. Separable kernels (and a separable
+//! kernel plus a centre weight, as the unsharp mask) cost one large
+//! exponentiation per output ciphertext after the vertical taps; others one
+//! per distinct kernel row and output ciphertext (equal rows are multiplied
+//! first). Unpacked layout: every output is the product of its `k x k`
+//! neighbours raised to their weights, borders by index.
 
 use enc_image::{ColorLayout, EncryptedImage, ImageMeta, Packing, Progress, Scale};
 use paillier::{Ciphertext, Integer, PublicKey};
@@ -43,6 +45,24 @@ fn product(pk: &PublicKey, terms: impl Iterator<Item = Ciphertext>) -> Result<Ci
         Some(a) => Ok(a),
         None => Ok(pk.trivial_encrypt_raw(&Integer::new())?),
     }
+}
+
+/// `prod c_i^(w_i)`, multiplying the ciphertexts of equal weights first so
+/// that each distinct weight costs one exponentiation (symmetric kernels:
+/// about half of them). `pow` gives `c^w`, or `None` for the identity.
+fn weighted_product<'a, W: PartialEq + 'a>(
+    pk: &PublicKey,
+    taps: impl Iterator<Item = (&'a Ciphertext, &'a W)>,
+    pow: impl Fn(&Ciphertext, &W) -> Option<Ciphertext>,
+) -> Result<Ciphertext> {
+    let mut groups: Vec<(&W, Ciphertext)> = Vec::new();
+    for (c, w) in taps {
+        match groups.iter_mut().find(|(gw, _)| *gw == w) {
+            Some((_, acc)) => *acc = pk.add(acc, c),
+            None => groups.push((w, c.clone())),
+        }
+    }
+    product(pk, groups.iter().filter_map(|(w, c)| pow(c, w)))
 }
 
 /// The exponent of a horizontal pass with weights `row` on `bits`-bit slots.
@@ -173,9 +193,21 @@ pub(crate) fn step_ranges(
         Step::Kernel(kernel) => {
             let mut checks = Vec::new();
             if let Some((col, row)) = kernel.separable() {
-                let (hlo, hhi) = range_after(&row, lo, hi)?;
-                checks.push((hlo, hhi, format!("{label} (horizontal pass)")));
-                let out = range_after(&col, hlo, hhi)?;
+                let (vlo, vhi) = range_after(&col, lo, hi)?;
+                checks.push((vlo, vhi, format!("{label} (vertical pass)")));
+                let out = range_after(&row, vlo, vhi)?;
+                checks.push((out.0, out.1, label.to_string()));
+                let scale = scale.times(1, kernel.divisor())?;
+                return Ok(StepRanges { checks, out, scale });
+            }
+            if let Some((alpha, col, row)) = kernel.separable_plus_centre() {
+                let (vlo, vhi) = range_after(&col, lo, hi)?;
+                checks.push((vlo, vhi, format!("{label} (vertical pass)")));
+                let (slo, shi) = range_after(&row, vlo, vhi)?;
+                checks.push((slo, shi, format!("{label} (separable part)")));
+                let (clo, chi) = range_after(&[alpha], lo, hi)?;
+                checks.push((clo, chi, format!("{label} (centre)")));
+                let out = range_after(kernel.weights(), lo, hi)?;
                 checks.push((out.0, out.1, label.to_string()));
                 let scale = scale.times(1, kernel.divisor())?;
                 return Ok(StepRanges { checks, out, scale });
@@ -318,29 +350,36 @@ fn packed(
     let count = out_meta.ciphertext_count();
     let at = |c: usize, t: usize, j: usize| &cts[meta.index(c, t, j)];
     let split = |idx: usize| (idx / (rows_out * len), (idx / len) % rows_out, idx % len);
-    match kernel.separable() {
-        Some((col, row)) => {
-            // Horizontal pass on every input ciphertext, then vertical taps.
+    let decomposed = kernel
+        .separable()
+        .map(|(col, row)| (0, col, row))
+        .or_else(|| kernel.separable_plus_centre());
+    match decomposed {
+        Some((alpha, col, row)) => {
+            // Vertical taps first (products and small powers of the rows
+            // above and below), then one horizontal exponentiation per
+            // output, and for `alpha != 0` the centre times `alpha`,
+            // shifted to where the passes put their output (`r` slots up).
+            // Vertical first costs one large exponentiation per output
+            // rather than per input row (the margin rows make more inputs).
             let w = row_exponent(&row, bits);
-            progress.start("filter", (cts.len() + count) as u64);
-            let horizontal: Vec<Ciphertext> = cts
-                .par_iter()
-                .map(|c| {
-                    let h = pk.mul_plain(c, &w);
-                    progress.advance(1);
-                    h
-                })
-                .collect();
+            let r = k / 2;
+            let centre = (alpha != 0).then(|| Integer::from(alpha) << (bits as usize * r));
+            progress.start("filter", count as u64);
             let out = (0..count)
                 .into_par_iter()
                 .map(|idx| {
                     let (c, t, j) = split(idx);
-                    let terms = (0..k).filter_map(|dy| {
-                        pow_small(pk, &horizontal[meta.index(c, t + dy, j)], col[dy])
-                    });
-                    let p = product(pk, terms);
+                    let taps = (0..k)
+                        .filter(|&dy| col[dy] != 0)
+                        .map(|dy| (at(c, t + dy, j), &col[dy]));
+                    let vertical = weighted_product(pk, taps, |c, &w| pow_small(pk, c, w))?;
+                    let mut p = pk.mul_plain(&vertical, &w);
+                    if let Some(e) = &centre {
+                        p = pk.add(&p, &pk.mul_plain(at(c, t + r, j), e));
+                    }
                     progress.advance(1);
-                    p
+                    Ok(p)
                 })
                 .collect::<Result<Vec<_>>>();
             progress.finish();
@@ -353,10 +392,10 @@ fn packed(
                 .into_par_iter()
                 .map(|idx| {
                     let (c, t, j) = split(idx);
-                    let terms = (0..k)
+                    let taps = (0..k)
                         .filter(|&dy| ws[dy] != 0)
-                        .map(|dy| pk.mul_plain(at(c, t + dy, j), &ws[dy]));
-                    let p = product(pk, terms);
+                        .map(|dy| (at(c, t + dy, j), &ws[dy]));
+                    let p = weighted_product(pk, taps, |c, w| Some(pk.mul_plain(c, w)));
                     progress.advance(1);
                     p
                 })

@@ -256,6 +256,48 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// If the kernel is `alpha * delta + column x row` (a separable kernel
+    /// plus a multiple of the identity at the centre, as an unsharp mask
+    /// `(1 + a) x - a B x` is) with `alpha != 0` and the kernel itself not
+    /// separable: `(alpha, column, row)`, so that it can run as two 1-D
+    /// passes and one short exponentiation of the centre.
+    #[must_use]
+    pub fn separable_plus_centre(&self) -> Option<(i64, Vec<i64>, Vec<i64>)> {
+        let k = self.size;
+        let r = k / 2;
+        if !self.one_d_passes || k < 3 || self.separable().is_some() {
+            return None;
+        }
+        // A row other than the centre's fixes the row vector; a column
+        // other than the centre's, where that row is non-zero, the column.
+        let i0 = (0..k).find(|&i| i != r && self.row(i).iter().any(|&w| w != 0))?;
+        let g = self
+            .row(i0)
+            .iter()
+            .fold(0u64, |g, &w| gcd(g, w.unsigned_abs()));
+        let row: Vec<i64> = self.row(i0).iter().map(|&w| w / g as i64).collect();
+        let j0 = (0..k).find(|&j| j != r && row[j] != 0)?;
+        let mut col = Vec::with_capacity(k);
+        for i in 0..k {
+            let w = self.weight(i, j0);
+            if w % row[j0] != 0 {
+                return None;
+            }
+            col.push(w / row[j0]);
+        }
+        for (i, &c) in col.iter().enumerate() {
+            for (j, &w) in row.iter().enumerate() {
+                if (i, j) != (r, r) && self.weight(i, j) != c * w {
+                    return None;
+                }
+            }
+        }
+        let alpha = self.weight(r, r) - col[r] * row[r];
+        (alpha != 0).then_some((alpha, col, row))
+    }
+}
+
 fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
         (a, b) = (b, a % b);
@@ -296,6 +338,27 @@ mod tests {
         assert_eq!(laplacian.separable(), None);
         let scaled = Kernel::new(3, vec![2, 4, 2, 0, 0, 0, -3, -6, -3], 1).unwrap();
         assert_eq!(scaled.separable().unwrap(), (vec![2, 0, -3], vec![1, 2, 1]));
+    }
+
+    #[test]
+    fn detects_a_separable_kernel_plus_a_centre() {
+        // 2 x - B x with B the 3x3 binomial over 16: 32 delta - b b^T.
+        let b = [1, 2, 1];
+        let mut w: Vec<i64> = (0..9).map(|i| -b[i / 3] * b[i % 3]).collect();
+        w[4] += 32;
+        let k = Kernel::new(3, w, 16).unwrap();
+        assert_eq!(k.separable(), None);
+        let (alpha, col, row) = k.separable_plus_centre().unwrap();
+        assert_eq!(alpha, 32);
+        let rebuilt: Vec<i64> = (0..9)
+            .map(|i| col[i / 3] * row[i % 3] + if i == 4 { alpha } else { 0 })
+            .collect();
+        assert_eq!(rebuilt, k.weights());
+        // Separable kernels and others are not this.
+        assert_eq!(Kernel::mean(3).unwrap().separable_plus_centre(), None);
+        let laplacian = Kernel::new(3, vec![0, 1, 0, 1, -4, 1, 0, 1, 0], 1).unwrap();
+        assert_eq!(laplacian.separable_plus_centre(), None);
+        assert_eq!(k.without_1d_passes().separable_plus_centre(), None);
     }
 
     #[test]

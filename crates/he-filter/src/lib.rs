@@ -28,6 +28,34 @@
 //! Kernel size is limited by the halo the image was encrypted with, and the
 //! range of the results by its slot width: both are checked before any work,
 //! with an error that says what to change.
+//!
+//! # Any filter, and chains
+//!
+//! [`Filter`] names every built-in filter (Gaussian, sharpen, unsharp mask,
+//! Laplacian, Sobel, Prewitt, Scharr, emboss, motion blur, separable and
+//! custom kernels, invert, brightness, contrast, RGB to grey).
+//! [`encrypt_options`] tells the client what a chain needs, and
+//! [`apply_chain`] runs it on the server, checked in full first:
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use enc_image::{ColorLayout, EncryptedImage, NoProgress, OutputMapping, PixelImage};
+//! use he_filter::{Filter, reference};
+//! # let kp = paillier::Keypair::generate_insecure_for_tests(768)?;
+//! # /*
+//! let kp = paillier::Keypair::generate(3072)?;
+//! # */
+//! let img = PixelImage::new(6, 5, ColorLayout::Rgb8, (0..90).map(|v| (v * 29 % 256) as u8).collect())?;
+//! let chain = [Filter::Gaussian { k: 3, sigma: None }, Filter::SobelX];
+//! let opts = he_filter::encrypt_options(&chain)?; // halo 2, slots for signed sums
+//! let enc = EncryptedImage::encrypt(&img, kp.private_key(), &opts, &NoProgress)?;
+//! let edges = he_filter::apply_chain(&enc, kp.public_key(), &chain, &NoProgress)?;
+//! let exact = edges.decrypt(kp.private_key(), &NoProgress)?; // signed values and their scale
+//! assert_eq!(exact, reference::apply_chain(&img, &chain, opts.border)?);
+//! let picture = exact.to_pixels_with(OutputMapping::Abs); // as cv2.convertScaleAbs
+//! # let _ = picture;
+//! # Ok(()) }
+//! ```
 
 mod chain;
 mod error;

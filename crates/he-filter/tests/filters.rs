@@ -173,7 +173,7 @@ fn slot_too_narrow_for_the_sum_is_refused() {
     let err = he_filter::mean_filter(&enc, kp.public_key(), 5)
         .unwrap_err()
         .to_string();
-    // Already the horizontal pass (5 x 255 = 1275) exceeds 10 bits.
+    // Already the vertical pass (5 x 255 = 1275) exceeds 10 bits.
     assert!(
         err.contains("mean 5x5") && err.contains("[0, 1275]") && err.contains("10-bit slots"),
         "{err}"

@@ -76,6 +76,16 @@ pub(crate) struct FixedBase {
     table: Vec<Vec<Integer>>,
 }
 
+impl Drop for FixedBase {
+    fn drop(&mut self) {
+        // Powers of a generator modulo p^2: secret like p itself.
+        crate::zeroize::wipe_integer(&mut self.m);
+        for row in &mut self.table {
+            row.iter_mut().for_each(crate::zeroize::wipe_integer);
+        }
+    }
+}
+
 impl std::fmt::Debug for FixedBase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FixedBase")
@@ -114,7 +124,7 @@ impl FixedBase {
     /// `h^a mod m` for `0 <= a < 2^(8 * windows)`.
     pub(crate) fn pow(&self, a: &Integer) -> Integer {
         debug_assert!(*a >= 0 && a.significant_bits() as usize <= self.table.len() * 8);
-        let digits = a.to_digits::<u8>(rug::integer::Order::Lsf);
+        let mut digits = a.to_digits::<u8>(rug::integer::Order::Lsf);
         let mut acc = Integer::from(1);
         for (row, &d) in self.table.iter().zip(digits.iter()) {
             if d != 0 {
@@ -122,6 +132,7 @@ impl FixedBase {
                 acc %= &self.m;
             }
         }
+        crate::rng::wipe(&mut digits);
         acc
     }
 }

@@ -1,5 +1,7 @@
 //! The versioned binary format of key files: a magic, the kind of object,
-//! a format version, then the object in bincode (with a size limit).
+//! a format version, the object in bincode (with a size limit), and a
+//! SHA-256 digest of everything before it, so that a corrupted file is an
+//! error rather than another key.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -7,7 +9,16 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 4] = b"PAIL";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
+/// Bytes of the trailing digest.
+const DIGEST_LEN: usize = 32;
+/// Magic, kind and version.
+const PREFIX_LEN: usize = 7;
+
+fn digest(bytes: &[u8]) -> [u8; DIGEST_LEN] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
 /// Keys are a few KiB; anything larger is refused before decoding.
 const LIMIT: usize = 64 * 1024;
 
@@ -40,6 +51,8 @@ pub(crate) fn encode<T: Serialize>(kind: Kind, value: &T) -> Vec<u8> {
     if let Ok(body) = bincode::serde::encode_to_vec(value, config()) {
         out.extend_from_slice(&body);
     }
+    let d = digest(&out);
+    out.extend_from_slice(&d);
     out
 }
 
@@ -52,7 +65,7 @@ pub(crate) fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T>
             bytes.len()
         )));
     }
-    if bytes.len() < 7 || &bytes[..4] != MAGIC {
+    if bytes.len() < PREFIX_LEN || &bytes[..4] != MAGIC {
         return Err(bad("not a key file of this toolkit (bad magic)".into()));
     }
     if bytes[4] != kind as u8 {
@@ -67,10 +80,23 @@ pub(crate) fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T>
             "format version {version}, this build reads version {VERSION}"
         )));
     }
+    let Some(body_end) = bytes
+        .len()
+        .checked_sub(DIGEST_LEN)
+        .filter(|&e| e >= PREFIX_LEN)
+    else {
+        return Err(bad("file too short for its digest".into()));
+    };
+    if digest(&bytes[..body_end]) != bytes[body_end..] {
+        return Err(bad(
+            "digest mismatch: the file was corrupted or changed".into()
+        ));
+    }
+    let body = &bytes[PREFIX_LEN..body_end];
     let (value, used) =
-        bincode::serde::decode_from_slice(&bytes[7..], config()).map_err(|e| bad(e.to_string()))?;
-    if used != bytes.len() - 7 {
-        return Err(bad(format!("{} trailing bytes", bytes.len() - 7 - used)));
+        bincode::serde::decode_from_slice(body, config()).map_err(|e| bad(e.to_string()))?;
+    if used != body.len() {
+        return Err(bad(format!("{} trailing bytes", body.len() - used)));
     }
     Ok(value)
 }

@@ -57,6 +57,7 @@ mod primes;
 mod private_key;
 mod public_key;
 mod rng;
+mod zeroize;
 
 pub use arith::Timing;
 pub use ciphertext::Ciphertext;

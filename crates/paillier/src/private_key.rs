@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::primes::{self, StructuredPrime};
 use crate::public_key::{PublicKey, serde_bytes_compat};
 use crate::rng;
+use crate::zeroize::{Secret, wipe_integer};
 
 /// One prime factor of n with what is precomputed for it.
 struct Half {
@@ -57,6 +58,20 @@ impl Clone for Half {
             generator: self.generator.clone(),
             // The table is rebuilt on demand rather than copied (megabytes).
             table: OnceLock::new(),
+        }
+    }
+}
+
+impl Drop for Half {
+    fn drop(&mut self) {
+        for x in [&mut self.p, &mut self.pp, &mut self.pm1, &mut self.hp] {
+            wipe_integer(x);
+        }
+        for x in [&mut self.big_factor, &mut self.generator]
+            .into_iter()
+            .flatten()
+        {
+            wipe_integer(x);
         }
     }
 }
@@ -115,11 +130,11 @@ impl Half {
                 let table = self
                     .table
                     .get_or_init(|| FixedBase::new(h, &self.pp, self.pm1.significant_bits()));
-                let a = rng::random_below(&self.pm1)?;
+                let a = Secret(rng::random_below(&self.pm1)?);
                 Ok(table.pow(&a))
             }
             _ => {
-                let s = rng::random_unit(&self.p)?;
+                let s = Secret(rng::random_unit(&self.p)?);
                 Ok(arith::pow_secret(&s, &self.p, &self.pp, timing))
             }
         }
@@ -151,6 +166,13 @@ pub struct PrivateKey {
     /// `(q^2)^-1 mod p^2`, to join ciphertext halves.
     qq_inv_pp: Integer,
     timing: Timing,
+}
+
+impl Drop for PrivateKey {
+    fn drop(&mut self) {
+        wipe_integer(&mut self.q_inv_p);
+        wipe_integer(&mut self.qq_inv_pp);
+    }
 }
 
 impl std::fmt::Debug for PrivateKey {
