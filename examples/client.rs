@@ -191,15 +191,6 @@ fn output_paths(args: &Args, input: &Path) -> Result<(PathBuf, PathBuf), String>
     Ok((out.clone(), fresh_path(dir, out_stem, "server-view")))
 }
 
-/// The ciphertext bytes of an encoded encrypted image (after the magic,
-/// version, header length and header; see `enc_image`'s wire format).
-fn ciphertext_payload(encoded: &[u8]) -> &[u8] {
-    let hlen = encoded
-        .get(10..14)
-        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-    encoded.get(14 + hlen..).unwrap_or(encoded)
-}
-
 /// The key pair: loaded from --key, or generated (and saved to --key).
 fn keypair(args: &Args) -> Result<(Keypair, String, Duration), String> {
     if let Some(path) = args.key.as_ref().filter(|p| p.exists() && !args.new_key) {
@@ -349,9 +340,12 @@ fn run(args: Args) -> Result<usize, String> {
         .to_dynamic()
         .and_then(|d| Ok(d.save(&out_path)?))
         .map_err(|e| format!("cannot write {}: {e}", out_path.display()))?;
-    noise_picture(ciphertext_payload(&image_bytes), img.width() as u32)
-        .save(&view_path)
-        .map_err(|e| format!("cannot write {}: {e}", view_path.display()))?;
+    noise_picture(
+        EncryptedImage::payload_of(&image_bytes).unwrap_or(&image_bytes),
+        img.width() as u32,
+    )
+    .save(&view_path)
+    .map_err(|e| format!("cannot write {}: {e}", view_path.display()))?;
 
     let filter = Duration::from_secs_f64(status.filter_seconds.unwrap_or(0.0));
     let work = t_encrypt + filter + t_decrypt;

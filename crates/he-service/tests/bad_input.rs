@@ -38,6 +38,16 @@ fn post(server: &ServerHandle, content_type: Option<&str>, body: &[u8]) -> (u16,
     }
 }
 
+/// Replaces the trailing SHA-256 digest of an encoded image, so that a
+/// deliberately wrong image reaches the checks behind the digest.
+fn reseal(mut bytes: Vec<u8>) -> Vec<u8> {
+    use sha2::Digest;
+    let n = bytes.len() - 32;
+    let d: [u8; 32] = sha2::Sha256::digest(&bytes[..n]).into();
+    bytes[n..].copy_from_slice(&d);
+    bytes
+}
+
 fn job(server: &ServerHandle, body: &[u8]) -> (u16, String) {
     post(server, Some(JOB_CONTENT_TYPE), body)
 }
@@ -144,9 +154,18 @@ fn malformed_envelopes_and_images_get_400() {
         "format version 7",
     );
 
-    // Mismatched dimensions: the header of an 8x9 image on the payload of an 8x8 one.
+    // Bytes changed in transit: the image's digest says so.
+    let mut bad = img.clone();
+    bad[20] ^= 1;
+    assert_status(
+        job(&server, &f.envelope_with(&f.spec, &bad)),
+        400,
+        "digest mismatch",
+    );
+    // Mismatched dimensions: the header of a 24x40 image on the payload of
+    // an 8x8 one, sealed with a correct digest.
     let taller = encrypt(
-        &image(8, 9, ColorLayout::Rgb8, 4),
+        &image(24, 40, ColorLayout::Rgb8, 4),
         &f.kp,
         &f.spec,
         BorderMode::Replicate,
@@ -154,21 +173,21 @@ fn malformed_envelopes_and_images_get_400() {
     .to_bytes();
     let hlen = |b: &[u8]| 14 + u32::from_le_bytes([b[10], b[11], b[12], b[13]]) as usize;
     let mut spliced = taller[..hlen(&taller)].to_vec();
-    spliced.extend_from_slice(&img[hlen(&img)..]);
-    if spliced.len() != taller.len() {
-        assert_status(
-            job(&server, &f.envelope_with(&f.spec, &spliced)),
-            400,
-            "payload is",
-        );
-    }
+    spliced.extend_from_slice(EncryptedImage::payload_of(&img).unwrap());
+    spliced.extend_from_slice(&[0; 32]);
+    assert_ne!(spliced.len(), taller.len());
+    assert_status(
+        job(&server, &f.envelope_with(&f.spec, &reseal(spliced))),
+        400,
+        "payload is",
+    );
     // A ciphertext out of range: all ones is at least n^2.
     let mut bad = img.clone();
     let width = enc_image::ciphertext_width(512);
-    let last = bad.len() - width;
-    bad[last..].fill(0xff);
+    let end = bad.len() - 32;
+    bad[end - width..end].fill(0xff);
     assert_status(
-        job(&server, &f.envelope_with(&f.spec, &bad)),
+        job(&server, &f.envelope_with(&f.spec, &reseal(bad))),
         400,
         "out of range",
     );
