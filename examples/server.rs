@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example server -- [--listen 127.0.0.1:8787] [--max-body MIB]
 //!     [--queue N] [--retention SECS] [--workers N] [--max-side PX] [--max-chain N]
-//!     [--upload-timeout SECS] [--max-connections N]
+//!     [--upload-timeout SECS] [--max-connections N] [--concurrent-jobs N]
 //! ```
 //!
 //! It holds public keys and ciphertexts only. The API, its limits and the
@@ -19,7 +19,7 @@ use tracing_subscriber::EnvFilter;
 
 const USAGE: &str =
     "usage: server [--listen ADDR] [--max-body MIB] [--queue N] [--retention SECS] \
-[--workers N] [--max-side PX] [--max-chain N] [--upload-timeout SECS] [--max-connections N]
+[--workers N] [--max-side PX] [--max-chain N] [--upload-timeout SECS] [--max-connections N] [--concurrent-jobs N]
 
   --listen ADDR          address and port (default 127.0.0.1:8787)
   --max-body MIB         largest request body in MiB (default 64)
@@ -29,7 +29,8 @@ const USAGE: &str =
   --max-side PX          largest image width and height (default 16384)
   --max-chain N          most filters in one request (default 8)
   --upload-timeout SECS  time allowed for an upload (default 120)
-  --max-connections N    most open connections (default 512)";
+  --max-connections N    most open connections (default 512)
+  --concurrent-jobs N    jobs filtered at once, each on all workers (default 1)";
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Config, String> {
     let mut c = Config::default();
@@ -62,6 +63,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Config, String> {
             "--workers" => c.workers = number(&mut it, &arg)?,
             "--max-side" => c.max_side = number(&mut it, &arg)?,
             "--max-chain" => c.max_chain_len = number(&mut it, &arg)?,
+            "--concurrent-jobs" => c.concurrent_jobs = number(&mut it, &arg)?,
             "--max-connections" => c.max_connections = number(&mut it, &arg)?,
             "--upload-timeout" => c.upload_timeout = Duration::from_secs(number(&mut it, &arg)?),
             s => return Err(format!("unknown argument {s}")),

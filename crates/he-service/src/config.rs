@@ -44,6 +44,11 @@ pub struct Config {
     /// kernel's accept backlog until one closes. Bounds what idle or slow
     /// clients can hold; a reverse proxy in front adds per-client timeouts.
     pub max_connections: usize,
+    /// Jobs filtered at once (default 1): each uses the whole filter pool,
+    /// and waiting jobs start in the order they were accepted. More than
+    /// one lets a small job overtake a large one, at the cost of both
+    /// sharing the cores.
+    pub concurrent_jobs: usize,
     /// Time allowed to upload a body (default 120 s); slower uploads get `408`.
     pub upload_timeout: Duration,
     /// Longest a `GET /v1/jobs/{id}?wait=S` request is held (default 30 s).
@@ -64,6 +69,7 @@ impl Default for Config {
             max_jobs: 1024,
             workers: 0,
             max_connections: 512,
+            concurrent_jobs: 1,
             upload_timeout: Duration::from_secs(120),
             max_wait: Duration::from_secs(30),
         }

@@ -2,9 +2,10 @@
 //! validation and filtering on rayon pools, and the job store.
 //!
 //! The async runtime only moves bytes. Loading the key and the image
-//! (range checks on every ciphertext) runs on a small "check" pool,
-//! filtering on the "filter" pool; the handler awaits them through a
-//! oneshot channel.
+//! (range checks on every ciphertext) runs on a small "check" pool, and
+//! the handler awaits it through a oneshot channel. Accepted jobs wait in
+//! a FIFO channel for a dispatcher thread, which runs each on the whole
+//! "filter" pool.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -61,7 +62,8 @@ impl IntoResponse for Error {
 struct Shared {
     config: Config,
     workers: usize,
-    filter_pool: rayon::ThreadPool,
+    /// Jobs waiting for a dispatcher, first in, first out.
+    dispatch: std::sync::mpsc::Sender<Task>,
     check_pool: rayon::ThreadPool,
     queue: Arc<Semaphore>,
     jobs: JobStore,
@@ -82,6 +84,38 @@ impl std::fmt::Debug for Service {
             .field("jobs", &self.shared.jobs.len())
             .finish_non_exhaustive()
     }
+}
+
+/// A job's work, run by a dispatcher on the filter pool.
+type Task = Box<dyn FnOnce() + Send>;
+
+/// Starts `n` dispatcher threads: each takes the oldest waiting job and
+/// runs it on the whole filter pool (`install`), so that jobs finish in
+/// order, each as fast as the pool allows, instead of all sharing the
+/// cores and finishing late together. They stop when the service is
+/// dropped (the channel closes).
+fn start_dispatchers(n: usize, pool: rayon::ThreadPool) -> Result<std::sync::mpsc::Sender<Task>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Task>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    let pool = Arc::new(pool);
+    for i in 0..n {
+        let (rx, pool) = (Arc::clone(&rx), Arc::clone(&pool));
+        std::thread::Builder::new()
+            .name(format!("he-dispatch-{i}"))
+            .spawn(move || {
+                loop {
+                    let task = {
+                        let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        rx.recv()
+                    };
+                    let Ok(task) = task else { break };
+                    // run_job catches its own panics; this keeps the thread anyway.
+                    let _ = catch_unwind(AssertUnwindSafe(|| pool.install(task)));
+                }
+            })
+            .map_err(|e| Error::Config(format!("cannot start a dispatcher: {e}")))?;
+    }
+    Ok(tx)
 }
 
 /// A validated upload, ready to filter.
@@ -121,8 +155,11 @@ impl Service {
                 .build()
                 .map_err(|e| Error::Config(format!("cannot start the {name} pool: {e}")))
         };
+        if config.concurrent_jobs == 0 {
+            return bad("at least one job must run at a time");
+        }
         let shared = Shared {
-            filter_pool: pool(workers, "he-filter")?,
+            dispatch: start_dispatchers(config.concurrent_jobs, pool(workers, "he-filter")?)?,
             check_pool: pool((workers / 2).max(1), "he-check")?,
             queue: Arc::new(Semaphore::new(config.queue_capacity)),
             jobs: JobStore::new(config.retention, config.max_jobs, config.max_stored_bytes),
@@ -436,9 +473,11 @@ async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Re
     );
     let shared = Arc::clone(&s.shared);
     let job_id = id.clone();
+    let task: Task = Box::new(move || run_job(&shared, &job_id, checked, &progress, permit));
     s.shared
-        .filter_pool
-        .spawn(move || run_job(&shared, &job_id, checked, &progress, permit));
+        .dispatch
+        .send(task)
+        .map_err(|_| Error::Internal("the dispatchers have stopped".into()))?;
     let location = format!("/v1/jobs/{id}");
     Ok((
         StatusCode::ACCEPTED,
@@ -448,8 +487,8 @@ async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Re
         .into_response())
 }
 
-/// Filters one job on the filter pool and stores the outcome; the queue
-/// slot is released as soon as the filter is over.
+/// Filters one job (on the filter pool, from a dispatcher) and stores the
+/// outcome; the queue slot is released as soon as the filter is over.
 fn run_job(
     shared: &Shared,
     id: &str,
