@@ -163,6 +163,7 @@ fn run(args: Args) -> Result<usize, String> {
     if args.log {
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
     }
     let server = ServerHandle::start(Config {

@@ -409,8 +409,10 @@ fn validate(config: &Config, body: &[u8]) -> Result<Checked> {
 
 async fn submit(State(s): State<Service>, headers: HeaderMap, body: Body) -> Result<Response> {
     let r = submit_inner(&s, &headers, body).await;
-    if let Err(e) = &r {
-        warn!(status = e.status().as_u16(), error = %e, "job refused");
+    match &r {
+        Err(e @ Error::Internal(_)) => error!(status = 500, error = %e, "job refused"),
+        Err(e) => warn!(status = e.status().as_u16(), error = %e, "job refused"),
+        Ok(_) => {}
     }
     r
 }
