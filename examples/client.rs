@@ -191,13 +191,14 @@ fn output_paths(args: &Args, input: &Path) -> Result<(PathBuf, PathBuf), String>
     Ok((out.clone(), fresh_path(dir, out_stem, "server-view")))
 }
 
-/// The key pair: loaded from --key, or generated (and saved to --key).
-fn keypair(args: &Args) -> Result<(Keypair, String, Duration), String> {
+/// The key pair: loaded from --key, or generated (and saved to --key);
+/// what was done, how long it took, and whether it was loaded.
+fn keypair(args: &Args) -> Result<(Keypair, String, Duration, bool), String> {
     if let Some(path) = args.key.as_ref().filter(|p| p.exists() && !args.new_key) {
         let (kp, t) = timed(|| load_keypair(path));
         let kp = kp?;
         let what = format!("{}-bit key from {}", kp.public_key().bits(), path.display());
-        return Ok((kp, what, t));
+        return Ok((kp, what, t, true));
     }
     if let Some(path) = args.key.as_ref().filter(|p| p.exists() && !args.force) {
         return Err(format!(
@@ -220,7 +221,7 @@ fn keypair(args: &Args) -> Result<(Keypair, String, Duration), String> {
         }
         None => format!("new {}-bit key, not kept (use --key FILE)", args.key_bits),
     };
-    Ok((kp, what, t))
+    Ok((kp, what, t, false))
 }
 
 fn run(args: Args) -> Result<usize, String> {
@@ -262,7 +263,7 @@ fn run(args: Args) -> Result<usize, String> {
     );
 
     // Client: keys and encryption.
-    let (kp, key_what, t_keygen) = keypair(&args)?;
+    let (kp, key_what, t_keygen, key_loaded) = keypair(&args)?;
     println!("  key: {key_what}");
     let opts = he_filter::encrypt_options(&args.chain)
         .map_err(|e| e.to_string())?
@@ -350,7 +351,12 @@ fn run(args: Args) -> Result<usize, String> {
     let filter = Duration::from_secs_f64(status.filter_seconds.unwrap_or(0.0));
     let work = t_encrypt + filter + t_decrypt;
     println!(
-        "  key generation      {:>10}   (reported apart)",
+        "  {}{:>10}   (reported apart)",
+        if key_loaded {
+            "key loading (check) "
+        } else {
+            "key generation      "
+        },
         secs(t_keygen)
     );
     println!(
