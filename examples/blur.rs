@@ -325,8 +325,9 @@ fn run(args: Args) -> Result<usize, String> {
         download.len() as f64 / values as f64
     );
     println!(
-        "  plaintext reference ({}): {differing} of {values} values differ (exact values and pixels)",
-        secs(t_reference)
+        "  plaintext reference ({}): {differing} of {} values differ (exact values and pixels)",
+        secs(t_reference),
+        want.values().len()
     );
     println!(
         "wrote {} and {} (what the server saw)",
