@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use enc_image::{EncryptOptions, EncryptedImage, Layout, OutputMapping, PixelImage};
 use font8x8::UnicodeFonts;
 use he_filter::{Filter, reference};
+use he_toolkit::cli::{flag_value, number, size};
 use he_toolkit::{Bar, count_differences, secs, timed};
 use image::{Rgb, RgbImage};
 use paillier::Keypair;
@@ -49,29 +50,12 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         resize: None,
         force: false,
     };
-    fn value(it: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
-        it.next().ok_or_else(|| format!("{flag} needs a value"))
-    }
-    fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
-        s.parse()
-            .map_err(|_| format!("{flag}: {s:?} is not a valid number"))
-    }
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "-h" | "--help" => return Err(String::new()),
-            "-o" | "--output" => a.dir = value(&mut it, &arg)?.into(),
-            "--key-bits" => a.key_bits = number(&value(&mut it, &arg)?, "--key-bits")?,
-            "--resize" => {
-                let v = value(&mut it, &arg)?;
-                let (w, h) = v
-                    .split_once('x')
-                    .ok_or_else(|| format!("--resize: expected WxH, got {v:?}"))?;
-                let (w, h) = (number(w, "--resize")?, number(h, "--resize")?);
-                if w == 0 || h == 0 || w > 4096 || h > 4096 {
-                    return Err(format!("--resize: {w}x{h} is outside 1x1 to 4096x4096"));
-                }
-                a.resize = Some((w, h));
-            }
+            "-o" | "--output" => a.dir = flag_value(&mut it, &arg)?.into(),
+            "--key-bits" => a.key_bits = number(&flag_value(&mut it, &arg)?, "--key-bits")?,
+            "--resize" => a.resize = Some(size(&flag_value(&mut it, &arg)?, "--resize", 4096)?),
             "--force" => a.force = true,
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             _ if a.input.is_none() => a.input = Some(arg.into()),

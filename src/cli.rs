@@ -46,9 +46,27 @@ pub struct FilterCli {
     mapping: OutputMapping,
 }
 
-fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
+/// The value that follows `flag` on the command line.
+pub fn flag_value(rest: &mut dyn Iterator<Item = String>, flag: &str) -> Result<String, String> {
+    rest.next().ok_or_else(|| format!("{flag} needs a value"))
+}
+
+/// `s` as a number, or an error that names `flag`.
+pub fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
     s.parse()
         .map_err(|_| format!("{flag}: {s:?} is not a valid number"))
+}
+
+/// `WxH` with both sides in `1..=max`, for `--resize`.
+pub fn size(v: &str, flag: &str, max: u32) -> Result<(u32, u32), String> {
+    let (w, h) = v
+        .split_once('x')
+        .ok_or_else(|| format!("{flag}: expected WxH, got {v:?}"))?;
+    let (w, h): (u32, u32) = (number(w, flag)?, number(h, flag)?);
+    if w == 0 || h == 0 || w > max || h > max {
+        return Err(format!("{flag}: {w}x{h} is outside 1x1 to {max}x{max}"));
+    }
+    Ok((w, h))
 }
 
 fn list(s: &str, flag: &str) -> Result<Vec<i64>, String> {

@@ -4,8 +4,9 @@
 //! border mode, every colour layout.
 #![allow(clippy::unwrap_used)] // test helpers may unwrap: a panic is a test failure
 
-use std::sync::OnceLock;
+mod common;
 
+use common::{border, color, image_of};
 use enc_image::{
     BorderMode, ColorLayout, EncryptOptions, EncryptedImage, NoProgress, OutputMapping, PixelImage,
 };
@@ -13,41 +14,10 @@ use he_filter::{Filter, Ratio, reference};
 use paillier::Keypair;
 use proptest::prelude::*;
 
+/// 1024 bits: wide slots (Gaussian with sigma needs 25) still leave room
+/// for a halo of several pixels.
 fn keypair() -> &'static Keypair {
-    static KP: OnceLock<Keypair> = OnceLock::new();
-    // 1024 bits: wide slots (Gaussian with sigma needs 25) still leave
-    // room for a halo of several pixels.
-    KP.get_or_init(|| Keypair::generate_insecure_for_tests(1024).expect("keygen"))
-}
-
-fn border() -> impl Strategy<Value = BorderMode> {
-    prop_oneof![
-        Just(BorderMode::Replicate),
-        Just(BorderMode::Reflect101),
-        any::<u8>().prop_map(BorderMode::Constant)
-    ]
-}
-
-fn color() -> impl Strategy<Value = ColorLayout> {
-    prop_oneof![
-        Just(ColorLayout::Luma8),
-        Just(ColorLayout::Rgb8),
-        Just(ColorLayout::LumaA8),
-        Just(ColorLayout::Rgba8)
-    ]
-}
-
-fn side() -> impl Strategy<Value = usize> {
-    prop_oneof![Just(1usize), 2usize..6, 6usize..40]
-}
-
-fn image_of(color: impl Strategy<Value = ColorLayout>) -> impl Strategy<Value = PixelImage> {
-    (side(), side(), color).prop_flat_map(|(w, h, c)| {
-        let n = w * h * c.channels();
-        let px = prop_oneof![Just(0u8), Just(255u8), any::<u8>()];
-        proptest::collection::vec(px, n)
-            .prop_map(move |d| PixelImage::new(w, h, c, d).expect("valid image"))
-    })
+    common::keypair(1024)
 }
 
 fn ratio() -> impl Strategy<Value = Ratio> {

@@ -3,8 +3,9 @@
 //! packing), kernel sizes, border modes, colour layouts and both layouts.
 #![allow(clippy::unwrap_used)] // test helpers may unwrap: a panic is a test failure
 
-use std::sync::OnceLock;
+mod common;
 
+use common::{border, color, image_of};
 use enc_image::{
     BorderMode, ColorLayout, EncryptOptions, EncryptedImage, Layout, NoProgress, PixelImage,
 };
@@ -13,40 +14,11 @@ use paillier::Keypair;
 use proptest::prelude::*;
 
 fn keypair() -> &'static Keypair {
-    static KP: OnceLock<Keypair> = OnceLock::new();
-    KP.get_or_init(|| Keypair::generate_insecure_for_tests(512).expect("keygen"))
+    common::keypair(512)
 }
 
-fn border() -> impl Strategy<Value = BorderMode> {
-    prop_oneof![
-        Just(BorderMode::Replicate),
-        Just(BorderMode::Reflect101),
-        any::<u8>().prop_map(BorderMode::Constant)
-    ]
-}
-
-fn color() -> impl Strategy<Value = ColorLayout> {
-    prop_oneof![
-        Just(ColorLayout::Luma8),
-        Just(ColorLayout::Rgb8),
-        Just(ColorLayout::LumaA8),
-        Just(ColorLayout::Rgba8)
-    ]
-}
-
-/// Sizes skewed to the edges: 1, small, and ones that straddle chunks.
-fn side() -> impl Strategy<Value = usize> {
-    prop_oneof![Just(1usize), 2usize..6, 6usize..48]
-}
-
-/// Pixel data skewed to 0 and 255 as well as uniform values.
 fn image() -> impl Strategy<Value = PixelImage> {
-    (side(), side(), color()).prop_flat_map(|(w, h, c)| {
-        let n = w * h * c.channels();
-        let px = prop_oneof![Just(0u8), Just(255u8), any::<u8>()];
-        proptest::collection::vec(px, n)
-            .prop_map(move |d| PixelImage::new(w, h, c, d).expect("valid image"))
-    })
+    image_of(color())
 }
 
 /// Filters `img` under encryption and checks exact values and pixels.

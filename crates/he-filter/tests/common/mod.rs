@@ -1,0 +1,51 @@
+//! Strategies and keys shared by the filter tests.
+#![allow(dead_code, unreachable_pub)] // each test binary uses a part
+
+use std::sync::OnceLock;
+
+use enc_image::{BorderMode, ColorLayout, PixelImage};
+use paillier::Keypair;
+use proptest::prelude::*;
+
+/// A test key of `bits` bits (512 or 1024), made once per test binary.
+pub fn keypair(bits: u32) -> &'static Keypair {
+    static K512: OnceLock<Keypair> = OnceLock::new();
+    static K1024: OnceLock<Keypair> = OnceLock::new();
+    let cell = if bits <= 512 { &K512 } else { &K1024 };
+    cell.get_or_init(|| Keypair::generate_insecure_for_tests(bits).expect("keygen"))
+}
+
+/// Every border mode, with any constant.
+pub fn border() -> impl Strategy<Value = BorderMode> {
+    prop_oneof![
+        Just(BorderMode::Replicate),
+        Just(BorderMode::Reflect101),
+        any::<u8>().prop_map(BorderMode::Constant)
+    ]
+}
+
+/// Every colour layout.
+pub fn color() -> impl Strategy<Value = ColorLayout> {
+    prop_oneof![
+        Just(ColorLayout::Luma8),
+        Just(ColorLayout::Rgb8),
+        Just(ColorLayout::LumaA8),
+        Just(ColorLayout::Rgba8)
+    ]
+}
+
+/// Sizes skewed to the edges: 1, small, and ones that straddle chunks.
+pub fn side() -> impl Strategy<Value = usize> {
+    prop_oneof![Just(1usize), 2usize..6, 6usize..48]
+}
+
+/// Images of the given layouts, pixel data skewed to 0 and 255 as well as
+/// uniform values.
+pub fn image_of(color: impl Strategy<Value = ColorLayout>) -> impl Strategy<Value = PixelImage> {
+    (side(), side(), color).prop_flat_map(|(w, h, c)| {
+        let n = w * h * c.channels();
+        let px = prop_oneof![Just(0u8), Just(255u8), any::<u8>()];
+        proptest::collection::vec(px, n)
+            .prop_map(move |d| PixelImage::new(w, h, c, d).expect("valid image"))
+    })
+}
