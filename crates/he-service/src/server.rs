@@ -757,6 +757,23 @@ mod tests {
             }
             e => panic!("expected 503, got {e}"),
         }
+        // The answer says when to retry.
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let resp = agent
+            .post(format!("{}/v1/jobs", server.url()))
+            .header("content-type", JOB_CONTENT_TYPE)
+            .send(&b"HEJOB"[..])
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 503);
+        assert_eq!(
+            resp.headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("5")
+        );
         // A large upload is refused before it is sent (Expect: 100-continue),
         // so the client reads the 503 instead of a broken pipe.
         let big = vec![0u8; 8 << 20];
