@@ -38,10 +38,10 @@ impl Scale {
             return Err(Error::Parameter("scale denominator is zero".into()));
         }
         let g = gcd(num.unsigned_abs(), den).max(1);
-        Ok(Scale {
-            num: num / g as i64,
-            den: den / g,
-        })
+        // In i128: g may be 2^63 (num = i64::MIN), which is no i64.
+        let num = i64::try_from(i128::from(num) / i128::from(g))
+            .map_err(|_| Error::Parameter("scale numerator overflows".into()))?;
+        Ok(Scale { num, den: den / g })
     }
 
     /// Numerator.
@@ -201,5 +201,9 @@ mod tests {
         assert!(Scale::new(1, 0).is_err());
         assert_eq!(Scale::ONE.divided_by(9).unwrap().den(), 9);
         assert!(Scale::new(1, u64::MAX).unwrap().divided_by(2).is_err());
+        assert_eq!(
+            Scale::new(i64::MIN, 1 << 63).unwrap(),
+            Scale::new(-1, 1).unwrap()
+        );
     }
 }

@@ -358,7 +358,7 @@ impl Filter {
                 add: Ratio::integer(255),
             }),
             Filter::Brightness { delta } => {
-                if delta.abs() > MAX_BRIGHTNESS {
+                if delta.unsigned_abs() > MAX_BRIGHTNESS.unsigned_abs() {
                     return Err(Error::Parameter(format!(
                         "brightness: change must be within +-{MAX_BRIGHTNESS}; got {delta}"
                     )));
@@ -369,7 +369,7 @@ impl Filter {
                 })
             }
             Filter::Contrast { factor, pivot } => {
-                if pivot.abs() > MAX_BRIGHTNESS {
+                if pivot.unsigned_abs() > MAX_BRIGHTNESS.unsigned_abs() {
                     return Err(Error::Parameter(format!(
                         "contrast: pivot must be within +-{MAX_BRIGHTNESS}; got {pivot}"
                     )));
@@ -701,6 +701,17 @@ mod tests {
             3
         );
         assert!(Filter::from_name("brightness", &p).is_err());
+        // Extremes are refused, not wrapped (i64::MIN has no i64 absolute value).
+        for delta in [i64::MIN, i64::MAX, MAX_BRIGHTNESS + 1] {
+            assert!(Filter::Brightness { delta }.step().is_err(), "{delta}");
+        }
+        for pivot in [i64::MIN, i64::MAX] {
+            let f = Filter::Contrast {
+                factor: Ratio::integer(2),
+                pivot,
+            };
+            assert!(f.step().is_err(), "{pivot}");
+        }
         assert!(Filter::from_name("mean", &FilterParams { k: Some(4), ..p }).is_err());
     }
 

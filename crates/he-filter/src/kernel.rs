@@ -42,7 +42,10 @@ impl Kernel {
         if divisor == 0 {
             return Err(Error::Kernel("divisor must be positive".into()));
         }
-        if let Some(w) = weights.iter().find(|w| w.abs() > MAX_WEIGHT) {
+        if let Some(w) = weights
+            .iter()
+            .find(|w| w.unsigned_abs() > MAX_WEIGHT.unsigned_abs())
+        {
             return Err(Error::Kernel(format!(
                 "weight {w} exceeds the limit of {MAX_WEIGHT} in absolute value"
             )));
@@ -79,7 +82,7 @@ impl Kernel {
             for &r in row {
                 let w = c
                     .checked_mul(r)
-                    .filter(|w| w.abs() <= MAX_WEIGHT)
+                    .filter(|w| w.unsigned_abs() <= MAX_WEIGHT.unsigned_abs())
                     .ok_or_else(|| {
                         Error::Kernel(format!(
                             "weight {c} x {r} exceeds the limit of {MAX_WEIGHT} in absolute value"
@@ -367,6 +370,8 @@ mod tests {
         assert!(Kernel::new(3, vec![1; 8], 1).is_err());
         assert!(Kernel::new(3, vec![1; 9], 0).is_err());
         assert!(Kernel::new(1, vec![MAX_WEIGHT + 1], 1).is_err());
+        assert!(Kernel::new(1, vec![i64::MIN], 1).is_err());
+        assert!(Kernel::outer(&[i64::MIN], &[1], 1).is_err());
         assert!(Kernel::mean(0).is_err());
         assert!(Kernel::mean(4).is_err());
     }

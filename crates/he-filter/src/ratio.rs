@@ -57,13 +57,17 @@ impl Ratio {
             ));
         }
         let g = gcd(num.unsigned_abs(), den).max(1);
-        let (num, den) = (num / g as i64, den / g);
-        if num.unsigned_abs() > MAX_RATIO_TERM || den > MAX_RATIO_TERM {
+        // In i128: g may be 2^63, which is no i64.
+        let (num, den) = (i128::from(num) / i128::from(g), den / g);
+        if num.unsigned_abs() > u128::from(MAX_RATIO_TERM) || den > MAX_RATIO_TERM {
             return Err(Error::Parameter(format!(
                 "{num}/{den} has terms beyond {MAX_RATIO_TERM}; use a simpler value"
             )));
         }
-        Ok(Ratio { num, den })
+        Ok(Ratio {
+            num: num as i64, // |num| <= MAX_RATIO_TERM
+            den,
+        })
     }
 
     /// The integer `n`.
@@ -154,5 +158,8 @@ mod tests {
             assert!(bad.parse::<Ratio>().is_err(), "{bad:?}");
         }
         assert!(Ratio::new(1, MAX_RATIO_TERM + 1).is_err());
+        // gcd(2^63, 2^63) = 2^63 is no i64: the sign must survive.
+        assert_eq!(Ratio::new(i64::MIN, 1 << 63).unwrap(), Ratio::integer(-1));
+        assert!(Ratio::new(i64::MIN, 1).is_err());
     }
 }

@@ -440,6 +440,8 @@ fn hostile_specs_get_4xx_never_500() {
         r#"{"filters":[{"filter":"kernel","size":3,"weights":[1,2],"divisor":1}]}"#,
         r#"{"filters":[{"filter":"kernel","size":3,"weights":[9223372036854775807,9223372036854775807,9223372036854775807,1,1,1,1,1,1],"divisor":1}]}"#,
         r#"{"filters":[{"filter":"brightness","delta":9223372036854775807}]}"#,
+        r#"{"filters":[{"filter":"brightness","delta":-9223372036854775808}]}"#,
+        r#"{"filters":[{"filter":"contrast","factor":{"num":2,"den":1},"pivot":-9223372036854775808}]}"#,
         r#"{"filters":[{"filter":"contrast","factor":{"num":1,"den":0},"pivot":128}]}"#,
         r#"{"filters":[{"filter":"contrast","factor":{"num":9223372036854775807,"den":1},"pivot":9223372036854775807}]}"#,
         r#"{"filters":[{"filter":"unsharp","k":3,"amount":{"num":-9223372036854775808,"den":18446744073709551615}}]}"#,
@@ -495,27 +497,5 @@ fn random_corruptions_never_crash_the_server() {
         *seen.entry(status).or_insert(0) += 1;
     }
     assert!(seen.get(&400).copied().unwrap_or(0) > 50, "{seen:?}");
-    still_serving(&server, &f);
-}
-
-#[test]
-fn a_panic_while_checking_is_a_500_and_the_server_goes_on() {
-    // he-filter checks `delta.abs() > MAX_BRIGHTNESS`, which overflows for
-    // i64::MIN: a panic in debug builds (to be fixed there with
-    // unsigned_abs). Whatever a check does, the worker's panic must
-    // become an answer, and the server must go on serving.
-    let server = server(|_| {});
-    let f = Fixture::new();
-    let (key, img) = (f.kp.public_key().to_bytes(), f.enc.to_bytes());
-    for spec in [
-        r#"{"filters":[{"filter":"brightness","delta":-9223372036854775808}]}"#,
-        r#"{"filters":[{"filter":"contrast","factor":{"num":2,"den":1},"pivot":-9223372036854775808}]}"#,
-    ] {
-        let (status, msg) = job(&server, &raw_envelope(spec.as_bytes(), &key, &img));
-        assert!(matches!(status, 202 | 400 | 422 | 500), "{status}: {msg}");
-        if status == 500 {
-            assert!(msg.contains("panicked"), "{msg}");
-        }
-    }
     still_serving(&server, &f);
 }
