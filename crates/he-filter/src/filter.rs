@@ -25,12 +25,17 @@ pub const BT601: [i64; 3] = [299, 587, 114];
 
 /// A filter to run on an encrypted image, as a client asks for it.
 ///
+/// In serde form (the service's JSON) a filter is an object tagged by
+/// `"filter"` with its parameters, e.g. `{"filter": "gaussian", "k": 0,
+/// "sigma": 1.5}`; an unknown parameter of a filter that takes parameters
+/// is an error, so that a misspelt one is not replaced by a default.
+///
 /// Neighbourhood filters need the image to have been encrypted with a halo
 /// of at least their radius, and every filter needs slots wide enough for
 /// its results: [`encrypt_options`](crate::encrypt_options) says what a
 /// whole chain needs. Results are exact: see the crate docs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "filter", rename_all = "kebab-case")]
+#[serde(tag = "filter", rename_all = "kebab-case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Filter {
     /// `k x k` box mean: all weights 1, divisor `k^2` (OpenCV `blur`).
@@ -733,5 +738,8 @@ mod tests {
             .is_err()
         );
         assert!(serde_json::from_str::<Filter>(r#"{"filter":"nope"}"#).is_err());
+        // A misspelt parameter is an error, not a default silently taken.
+        let typo = r#"{"filter":"gaussian","k":0,"sigm":1.5}"#;
+        assert!(serde_json::from_str::<Filter>(typo).is_err());
     }
 }
