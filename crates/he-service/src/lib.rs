@@ -56,7 +56,7 @@ mod listener;
 pub mod server;
 pub mod wire;
 
-pub use client::Client;
+pub use client::{Client, ClientOptions, JobRun, Notice};
 pub use config::{Config, DEFAULT_PORT};
 pub use error::{Error, Result};
 pub use filters::Filter;
