@@ -841,3 +841,84 @@ pub fn check_history(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, ServerHandle};
+    use enc_image::NoProgress;
+
+    /// A `404` from the instance that holds the job means expired or
+    /// deleted; from another instance, lost in a restart.
+    #[test]
+    fn a_404_is_a_restart_only_from_another_instance() {
+        let server = ServerHandle::start(Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            workers: 1,
+            ..Config::default()
+        })
+        .unwrap();
+        let client = Client::new(&server.url()).unwrap();
+        let kp = paillier::Keypair::generate_insecure_for_tests(512).unwrap();
+        let spec = JobSpec {
+            filters: vec![crate::Filter::Mean { k: 3 }],
+        };
+        let img =
+            enc_image::PixelImage::new(4, 4, enc_image::ColorLayout::Luma8, vec![7; 16]).unwrap();
+        let opts = crate::filters::encrypt_options(&spec.filters).unwrap();
+        let enc = EncryptedImage::encrypt(&img, kp.private_key(), &opts, &NoProgress).unwrap();
+        let job = client
+            .submit(kp.public_key(), &spec, &enc, &NoProgress)
+            .unwrap();
+        assert_eq!(job.instance, server.service().instance());
+        client
+            .wait(&job.id, &NoProgress, Duration::from_secs(60))
+            .unwrap();
+        client.delete(&job.id).unwrap();
+        let Step::Gone { instance, message } =
+            client.status_within(&job.id, Duration::ZERO, None).unwrap()
+        else {
+            panic!("a deleted job is still there")
+        };
+        assert_eq!(instance.as_deref(), Some(server.service().instance()));
+        let deadline = Deadline::after(Duration::from_secs(10));
+        let mut retries = 0;
+        let err = client
+            .lost(
+                &job,
+                instance.clone(),
+                message.clone(),
+                &deadline,
+                &mut retries,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Server { status: 404, message } if message.contains("expired or was deleted")),
+            "{err}"
+        );
+        // The same answer about a job another instance had accepted.
+        let elsewhere = JobStatus {
+            instance: "0123456789abcdef".into(),
+            ..job.clone()
+        };
+        assert_eq!(
+            client
+                .lost(
+                    &elsewhere,
+                    instance,
+                    message.clone(),
+                    &deadline,
+                    &mut retries
+                )
+                .unwrap(),
+            server.service().instance()
+        );
+        // Without an instance in the body, the client asks /v1/health.
+        assert_eq!(
+            client
+                .lost(&elsewhere, None, message, &deadline, &mut retries)
+                .unwrap(),
+            server.service().instance()
+        );
+    }
+}
