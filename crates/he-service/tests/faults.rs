@@ -252,6 +252,9 @@ enum Cut {
     Upload { after: usize },
     /// `after` bytes into the response carrying an encrypted image.
     Download { after: usize },
+    /// Just before the `202 Accepted` answer to an upload: the server has
+    /// the whole job, the client never hears of it.
+    Accepted,
 }
 
 /// A TCP proxy on a free loopback port in front of `target` that cuts the
@@ -271,6 +274,7 @@ fn proxy(target: SocketAddr, cut: Cut, times: usize) -> (SocketAddr, Arc<AtomicU
             let (marker, from_client, after): (&[u8], bool, usize) = match cut {
                 Cut::Upload { after } => (b"POST /v1/jobs", true, after),
                 Cut::Download { after } => (b"application/vnd.he-toolkit.image", false, after),
+                Cut::Accepted => (b"202 Accepted", false, 0),
             };
             let ends = [down.try_clone().unwrap(), up.try_clone().unwrap()];
             for (to_server, mut src, mut dst) in [
@@ -350,6 +354,34 @@ fn an_upload_cut_midway_is_retried_and_leaves_nothing_behind() {
             .jobs_stored,
         0
     );
+}
+
+#[test]
+fn an_answer_lost_after_the_upload_is_uploaded_again_and_the_orphan_expires() {
+    let server = server(|c| c.retention = Duration::from_secs(3));
+    let job = job(20, vec![Filter::Mean { k: 3 }]);
+    let (addr, cuts) = proxy(server.addr(), Cut::Accepted, 1);
+    let (client, notices) = noted_client(&format!("http://{addr}"), options());
+    let run = client.run_job(&job.envelope, &NoProgress, TIMEOUT).unwrap();
+    assert_eq!(cuts.load(Ordering::SeqCst), 1);
+    assert_correct(&job, &run.result);
+    assert_eq!((run.attempts, run.retries), (1, 1));
+    assert_eq!(
+        retries_while(&notices.lock().unwrap(), "uploading the job"),
+        vec![Some(3)]
+    );
+    // The first upload's job ran with nobody to fetch it: it stays until
+    // the retention time, then the sweeper deletes it.
+    let direct = Client::new(&server.url()).unwrap();
+    assert_eq!(direct.health().unwrap().jobs_stored, 1);
+    let t = Instant::now();
+    while direct.health().unwrap().jobs_stored > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the orphan never expired"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
