@@ -19,7 +19,7 @@ use std::time::Duration;
 use enc_image::{BorderMode, EncryptedImage, Limits, OutputMapping, PixelImage};
 use he_filter::{Filter, reference};
 use he_service::client::check_history;
-use he_service::{Client, DEFAULT_PORT, Envelope, JobSpec, JobState};
+use he_service::{Client, ClientOptions, DEFAULT_PORT, Envelope, JobSpec};
 use he_toolkit::cli::{FILTER_HELP, FilterCli};
 use he_toolkit::service::{PhaseBar, load_keypair, save_keypair};
 use he_toolkit::{Bar, bytes, count_differences, fresh_path, noise_picture, secs, timed};
@@ -28,7 +28,8 @@ use paillier::Keypair;
 const USAGE_HEAD: &str =
     "usage: client [INPUT] [-o OUTPUT] [--server URL] [--filter NAME [PARAMS]]... \
 [--kernel FILE] [--map MAPPING] [--key FILE [--new-key]] [--key-bits BITS] \
-[--border replicate|reflect101|constant[:K]] [--threads N] [--resize WxH] [--timeout SECS] [--force]
+[--border replicate|reflect101|constant[:K]] [--threads N] [--resize WxH] [--timeout SECS] \
+[--io-timeout SECS] [--attempts N] [--force]
 
   INPUT          PNG or JPEG to filter (default: the bundled astronaut photo)
   -o OUTPUT      where to write the result (default: INPUT-FILTER.png, never overwriting)
@@ -43,7 +44,10 @@ const USAGE_TAIL: &str =
   --border MODE  replicate (default), reflect101, constant or constant:K
   --threads N    client threads for encryption and decryption (default: all cores)
   --resize WxH   resize the input first (e.g. 512x512)
-  --timeout S    longest wait for the server's filter, in seconds (default 3600)
+  --timeout S    overall deadline for the exchange with the server (upload, filter,
+                 download, retries), in seconds (default 3600)
+  --io-timeout S longest silence of the server on a connection (default 60)
+  --attempts N   submissions of a job lost in a server restart, the first included (default 3)
   --force        overwrite OUTPUT (and with --new-key, the key file) if it exists";
 
 fn usage() -> String {
@@ -64,6 +68,7 @@ struct Args {
     threads: Option<usize>,
     resize: Option<(u32, u32)>,
     timeout: Duration,
+    options: ClientOptions,
     force: bool,
 }
 
@@ -81,6 +86,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         threads: None,
         resize: None,
         timeout: Duration::from_secs(3600),
+        options: ClientOptions::default(),
         force: false,
     };
     fn value(it: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
@@ -107,6 +113,11 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--timeout" => {
                 a.timeout = Duration::from_secs(number(&value(&mut it, &arg)?, "--timeout")?);
             }
+            "--io-timeout" => {
+                a.options.io_timeout =
+                    Duration::from_secs(number(&value(&mut it, &arg)?, "--io-timeout")?);
+            }
+            "--attempts" => a.options.attempts = number(&value(&mut it, &arg)?, "--attempts")?,
             "--resize" => {
                 let v = value(&mut it, &arg)?;
                 let (w, h) = v
@@ -123,6 +134,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     (a.chain, a.mapping) = filters.finish()?;
     if a.new_key && a.key.is_none() {
         return Err("--new-key needs --key FILE to write the key to".into());
+    }
+    if a.options.attempts == 0 || a.options.io_timeout.is_zero() || a.timeout.is_zero() {
+        return Err("--attempts, --io-timeout and --timeout must be at least 1".into());
     }
     if a.threads == Some(0) {
         return Err("--threads must be at least 1".into());
@@ -236,7 +250,9 @@ fn run(args: Args) -> Result<usize, String> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(he_toolkit::DEFAULT_IMAGE));
     let (out_path, view_path) = output_paths(&args, &input)?;
-    let client = Client::new(&args.server).map_err(|e| e.to_string())?;
+    let client = Client::with_options(&args.server, args.options.clone())
+        .map_err(|e| e.to_string())?
+        .on_notice(|n| eprintln!("  {n}"));
     // Ask the server first: no key is generated for a server that is not there.
     let info = client
         .info()
@@ -294,25 +310,28 @@ fn run(args: Args) -> Result<usize, String> {
     }
     let ciphertexts_in = enc.ciphertexts().len();
 
-    // Over the network: upload, wait, download.
+    // Over the network: upload, wait, download, with retries and
+    // resubmissions (said on stderr) within the deadline.
     let bar = PhaseBar::new();
-    let (job, t_upload) = timed(|| client.submit_envelope(&envelope, &bar));
-    let job = job.map_err(|e| format!("upload: {e}"))?;
-    println!("  job {} accepted", job.id);
-    let (status, t_wait) = timed(|| client.wait(&job.id, &bar, args.timeout));
-    let status = status.map_err(|e| format!("waiting for job {}: {e}", job.id))?;
-    if status.state == JobState::Failed {
-        return Err(format!(
-            "the server could not filter: {}",
-            status.error.unwrap_or_default()
-        ));
-    }
-    let (download, t_download) = timed(|| client.result(&job.id, &bar));
-    let download = download.map_err(|e| format!("download: {e}"))?;
+    let run = client
+        .run_job(&envelope, &bar, args.timeout)
+        .map_err(|e| e.to_string())?;
     drop(bar);
-    if let Err(e) = client.delete(&job.id) {
-        eprintln!("warning: the result stays on the server until it expires: {e}");
-    }
+    let (status, download) = (run.status, run.result);
+    let (t_upload, t_wait, t_download) = (run.upload, run.wait, run.download);
+    println!(
+        "  job {} done on server instance {}{}",
+        status.id,
+        status.instance,
+        if run.attempts > 1 || run.retries > 0 {
+            format!(
+                " (attempt {} of {}, {} requests retried)",
+                run.attempts, args.options.attempts, run.retries
+            )
+        } else {
+            String::new()
+        }
+    );
 
     // Client: check, decrypt, compare.
     let bar = Bar::new();

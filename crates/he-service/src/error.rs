@@ -50,6 +50,51 @@ pub enum Error {
         /// The message of the server's JSON error body (or its raw text).
         message: String,
     },
+    /// The client gave up: the server did not answer, or kept cutting the
+    /// connection, until the deadline passed (client side).
+    #[error("gave up after {seconds} s {doing} at {server}: {last}")]
+    Deadline {
+        /// The server's base URL.
+        server: String,
+        /// What the client was waiting for ("uploading the job", "waiting
+        /// for job ID to finish", ...).
+        doing: String,
+        /// The deadline it was given, in seconds.
+        seconds: u64,
+        /// The last thing that went wrong, or where the job was.
+        last: String,
+    },
+    /// An upload or a download was cut more often than the client retries
+    /// it (client side).
+    #[error("{doing} at {server} failed {tries} times: {last}")]
+    Retries {
+        /// The server's base URL.
+        server: String,
+        /// What was tried.
+        doing: String,
+        /// How many times.
+        tries: u32,
+        /// The last error.
+        last: String,
+    },
+    /// The server restarted and lost the job each time it was submitted
+    /// (client side).
+    #[error(
+        "the server {server} restarted and lost job {job} (instance {before} -> {after}) \
+         on each of {attempts} attempts; giving up"
+    )]
+    JobLost {
+        /// The server's base URL.
+        server: String,
+        /// The last job id.
+        job: String,
+        /// The instance that accepted it.
+        before: String,
+        /// The instance that no longer knows it.
+        after: String,
+        /// Submissions made.
+        attempts: u32,
+    },
     /// The connection or the HTTP exchange failed (client side).
     #[error("HTTP: {0}")]
     Http(#[from] ureq::Error),
@@ -97,6 +142,9 @@ impl Error {
             Error::Internal(_)
             | Error::Config(_)
             | Error::Http(_)
+            | Error::Deadline { .. }
+            | Error::Retries { .. }
+            | Error::JobLost { .. }
             | Error::Protocol(_)
             | Error::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

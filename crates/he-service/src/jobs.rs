@@ -12,11 +12,24 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::wire::{JobState, JobStatus};
 
-/// A job id: 128 random bits from the OS CSPRNG, as 32 hex digits.
-pub(crate) fn new_id() -> Result<String> {
-    let mut b = [0u8; 16];
+/// `N` random bytes from the OS CSPRNG, as `2 N` lowercase hex digits.
+fn random_hex<const N: usize>() -> Result<String> {
+    let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// A job id: 128 random bits from the OS CSPRNG, as 32 hex digits.
+pub(crate) fn new_id() -> Result<String> {
+    random_hex::<16>()
+}
+
+/// A server instance id: 64 random bits, as 16 hex digits, drawn when
+/// the service starts. Jobs live in memory, so a client that finds its
+/// job unknown to a server with another instance id knows that the
+/// server restarted and lost the job.
+pub(crate) fn new_instance() -> Result<String> {
+    random_hex::<8>()
 }
 
 /// Whether `s` can be a job id (so that nothing else reaches the store or the logs).
@@ -88,10 +101,11 @@ impl Job {
             .is_some_and(|f| now.duration_since(f) >= retention)
     }
 
-    fn status(&self, id: &str, now: Instant, retention: Duration) -> JobStatus {
+    fn status(&self, id: &str, instance: &str, now: Instant, retention: Duration) -> JobStatus {
         let secs = |d: Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0;
         JobStatus {
             id: id.to_string(),
+            instance: instance.to_string(),
             state: self.state(),
             filters: self.info.labels.clone(),
             width: self.info.width,
@@ -132,6 +146,7 @@ struct Inner {
 #[derive(Debug)]
 pub(crate) struct JobStore {
     inner: Mutex<Inner>,
+    instance: String,
     retention: Duration,
     max_jobs: usize,
     max_stored_bytes: usize,
@@ -144,9 +159,15 @@ pub(crate) enum Snapshot {
 }
 
 impl JobStore {
-    pub(crate) fn new(retention: Duration, max_jobs: usize, max_stored_bytes: usize) -> Self {
+    pub(crate) fn new(
+        instance: String,
+        retention: Duration,
+        max_jobs: usize,
+        max_stored_bytes: usize,
+    ) -> Self {
         JobStore {
             inner: Mutex::default(),
+            instance,
             retention,
             max_jobs,
             max_stored_bytes,
@@ -157,8 +178,16 @@ impl JobStore {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn not_found(id: &str) -> Error {
-        Error::NotFound(format!("no job {id} (never created, deleted, or expired)"))
+    /// The id of this server instance (see [`new_instance`]).
+    pub(crate) fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    fn not_found(&self, id: &str) -> Error {
+        Error::NotFound(format!(
+            "no job {id} on server instance {} (never created here, deleted, or expired)",
+            self.instance
+        ))
     }
 
     /// Refuses new work when the store is full.
@@ -195,7 +224,7 @@ impl JobStore {
             progress: Arc::clone(&progress),
             finished_tx,
         };
-        let status = job.status(&id, Instant::now(), self.retention);
+        let status = job.status(&id, &self.instance, Instant::now(), self.retention);
         self.lock().jobs.insert(id.clone(), job);
         Ok((id, status, progress))
     }
@@ -239,8 +268,8 @@ impl JobStore {
             .jobs
             .get(id)
             .filter(|j| !j.expired(now, self.retention))
-            .ok_or_else(|| Self::not_found(id))?;
-        let status = job.status(id, now, self.retention);
+            .ok_or_else(|| self.not_found(id))?;
+        let status = job.status(id, &self.instance, now, self.retention);
         Ok(if status.state.is_finished() {
             Snapshot::Finished(status)
         } else {
@@ -256,7 +285,7 @@ impl JobStore {
             .jobs
             .get(id)
             .filter(|j| !j.expired(now, self.retention))
-            .ok_or_else(|| Self::not_found(id))?;
+            .ok_or_else(|| self.not_found(id))?;
         match &job.phase {
             Phase::Done(b) => Ok(b.clone()),
             Phase::Failed(e) => Err(Error::Unprocessable(format!("job {id} failed: {e}"))),
@@ -275,7 +304,7 @@ impl JobStore {
     pub(crate) fn delete(&self, id: &str) -> Result<()> {
         let mut g = self.lock();
         let Inner { jobs, stored_bytes } = &mut *g;
-        let job = jobs.get(id).ok_or_else(|| Self::not_found(id))?;
+        let job = jobs.get(id).ok_or_else(|| self.not_found(id))?;
         if !job.state().is_finished() {
             return Err(Error::NotReady(format!(
                 "job {id} is still in flight; it can be deleted once finished"
@@ -333,12 +362,14 @@ mod tests {
     fn ids_are_random_hex() {
         let (a, b) = (new_id().unwrap(), new_id().unwrap());
         assert!(valid_id(&a) && valid_id(&b) && a != b);
+        let (x, y) = (new_instance().unwrap(), new_instance().unwrap());
+        assert!(x.len() == 16 && x != y, "{x} {y}");
         assert!(!valid_id("../etc/passwd") && !valid_id(&a.to_uppercase()));
     }
 
     #[test]
     fn lifecycle_retention_and_accounting() {
-        let store = JobStore::new(Duration::from_millis(50), 2, 100);
+        let store = JobStore::new(new_instance().unwrap(), Duration::from_millis(50), 2, 100);
         let (id, st, _) = store.create(info()).unwrap();
         assert_eq!(st.state, JobState::Queued);
         assert!(matches!(store.result(&id), Err(Error::NotReady(_))));

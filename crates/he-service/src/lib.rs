@@ -14,7 +14,10 @@
 //!   spec, public key and encrypted image) and the JSON documents.
 //! - [`server`]: [`Service`] (the axum router, worker pools, bounded queue,
 //!   job store) and [`ServerHandle`] to run it in the background.
-//! - [`client`]: [`Client`], on ureq.
+//! - [`client`]: [`Client`], on ureq: timeouts on every request, a
+//!   deadline on every exchange, retries of refused and cut connections,
+//!   and resubmission of a job the server lost in a restart (each server
+//!   process has a random instance id, [`Service::instance`]).
 //! - [`filters`]: the filter chain a request names (`he_filter`'s
 //!   [`Filter`]), checked against the image's halo and slot width before
 //!   any ciphertext work.
@@ -56,7 +59,7 @@ mod listener;
 pub mod server;
 pub mod wire;
 
-pub use client::Client;
+pub use client::{Client, ClientOptions, JobRun, Notice};
 pub use config::{Config, DEFAULT_PORT};
 pub use error::{Error, Result};
 pub use filters::Filter;

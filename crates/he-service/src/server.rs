@@ -34,28 +34,40 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::filters::{self, Filter};
-use crate::jobs::{JobInfo, JobProgress, JobStore, Snapshot, valid_id};
+use crate::jobs::{JobInfo, JobProgress, JobStore, Snapshot, new_instance, valid_id};
 use crate::listener::LimitedListener;
 use crate::wire::{
     ENVELOPE_VERSION, Envelope, ErrorBody, Health, IMAGE_CONTENT_TYPE, JOB_CONTENT_TYPE, JobStatus,
     LimitsInfo, ServiceInfo,
 };
 
+/// The message of an error answer, left in the response's extensions for
+/// [`stamp_errors`] to write as the JSON body with the instance id.
+#[derive(Debug, Clone)]
+struct ErrorMessage(String);
+
+/// An error answer: `status` and `{"error": message}` (the instance id is
+/// added by [`stamp_errors`]).
+fn error_response(status: StatusCode, message: String) -> Response {
+    let mut resp = (
+        status,
+        Json(ErrorBody {
+            error: message.clone(),
+            instance: None,
+        }),
+    )
+        .into_response();
+    resp.extensions_mut().insert(ErrorMessage(message));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    resp
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let mut resp = (
-            status,
-            Json(ErrorBody {
-                error: self.to_string(),
-            }),
-        )
-            .into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        }
-        resp
+        error_response(self.status(), self.to_string())
     }
 }
 
@@ -69,6 +81,13 @@ struct Shared {
     jobs: JobStore,
 }
 
+impl Shared {
+    /// This server instance's id (see [`Service::instance`]).
+    fn instance(&self) -> &str {
+        self.jobs.instance()
+    }
+}
+
 /// The service: configuration, worker pools, queue and job store. Cheap
 /// to clone (shared state); [`Service::router`] gives the axum router.
 #[derive(Clone)]
@@ -80,6 +99,7 @@ impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Service")
             .field("config", &self.shared.config)
+            .field("instance", &self.shared.instance())
             .field("workers", &self.shared.workers)
             .field("jobs", &self.shared.jobs.len())
             .finish_non_exhaustive()
@@ -162,7 +182,12 @@ impl Service {
             dispatch: start_dispatchers(config.concurrent_jobs, pool(workers, "he-filter")?)?,
             check_pool: pool((workers / 2).max(1), "he-check")?,
             queue: Arc::new(Semaphore::new(config.queue_capacity)),
-            jobs: JobStore::new(config.retention, config.max_jobs, config.max_stored_bytes),
+            jobs: JobStore::new(
+                new_instance()?,
+                config.retention,
+                config.max_jobs,
+                config.max_stored_bytes,
+            ),
             workers,
             config,
         };
@@ -177,6 +202,17 @@ impl Service {
         &self.shared.config
     }
 
+    /// This server instance's id: 64 random bits as 16 hex digits, drawn
+    /// when the service is built. Jobs live in memory, so a restarted
+    /// server has another instance id and none of the old jobs; it reports
+    /// the id in `/v1/health`, `/v1/info`, every job status and every
+    /// error body, so that a client can tell "the server restarted and
+    /// lost my job" from "my job expired or was deleted".
+    #[must_use]
+    pub fn instance(&self) -> &str {
+        self.shared.instance()
+    }
+
     /// The routes of the API (see the crate documentation), with request
     /// logging.
     pub fn router(&self) -> Router {
@@ -188,6 +224,7 @@ impl Service {
             .route("/v1/jobs/{id}/result", get(job_result))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
+            .layer(middleware::from_fn_with_state(self.clone(), stamp_errors))
             .layer(middleware::from_fn(log_request))
             .with_state(self.clone())
     }
@@ -202,6 +239,7 @@ impl Service {
         let c = &self.shared.config;
         info!(
             addr = %listener.local_addr()?,
+            instance = self.shared.instance(),
             workers = self.shared.workers,
             queue = c.queue_capacity,
             max_body_bytes = c.max_body_bytes,
@@ -268,19 +306,36 @@ async fn not_found() -> Error {
 }
 
 async fn method_not_allowed() -> Response {
-    (
+    error_response(
         StatusCode::METHOD_NOT_ALLOWED,
-        Json(ErrorBody {
-            error: "method not allowed on this route".into(),
-        }),
+        "method not allowed on this route".into(),
     )
-        .into_response()
+}
+
+/// Writes every error answer of the server as `{"error": ..., "instance":
+/// ...}`, so that a client told `404` for its job can see whether the
+/// server restarted (another instance id) or the job expired.
+async fn stamp_errors(State(s): State<Service>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let Some(ErrorMessage(error)) = resp.extensions_mut().remove::<ErrorMessage>() else {
+        return resp;
+    };
+    let (mut parts, _) = resp.into_parts();
+    let body = ErrorBody {
+        error,
+        instance: Some(s.instance().to_string()),
+    };
+    // Only strings: this cannot fail.
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(json))
 }
 
 async fn health(State(s): State<Service>) -> Json<Health> {
     let c = &s.shared.config;
     Json(Health {
         status: "ok".into(),
+        instance: s.instance().to_string(),
         jobs_in_flight: c.queue_capacity - s.shared.queue.available_permits(),
         queue_capacity: c.queue_capacity,
         jobs_stored: s.shared.jobs.len(),
@@ -292,6 +347,7 @@ async fn service_info(State(s): State<Service>) -> Json<ServiceInfo> {
     Json(ServiceInfo {
         service: "he-service".into(),
         version: env!("CARGO_PKG_VERSION").into(),
+        instance: s.instance().to_string(),
         job_content_type: JOB_CONTENT_TYPE.into(),
         result_content_type: IMAGE_CONTENT_TYPE.into(),
         envelope_version: ENVELOPE_VERSION,
@@ -606,6 +662,7 @@ pub struct ServerHandle {
     addr: SocketAddr,
     service: Service,
     shutdown: Option<oneshot::Sender<()>>,
+    kill: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<Result<()>>>,
 }
 
@@ -623,6 +680,7 @@ impl ServerHandle {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
+        let (kill_tx, kill_rx) = oneshot::channel::<()>();
         let svc = service.clone();
         let thread = std::thread::Builder::new()
             .name("he-service".into())
@@ -632,18 +690,35 @@ impl ServerHandle {
                     .thread_name("he-service-io")
                     .enable_all()
                     .build()?;
-                rt.block_on(async move {
+                let served = rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
-                    svc.serve(listener, async {
+                    let serve = svc.serve(listener, async {
                         let _ = rx.await;
-                    })
-                    .await
-                })
+                    });
+                    // Only a kill sent ends this early; a dropped sender does not.
+                    let killed = async {
+                        if kill_rx.await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    tokio::select! {
+                        r = serve => r,
+                        () = killed => {
+                            warn!("he-service killed: connections cut, jobs in flight lost");
+                            Ok(())
+                        }
+                    }
+                });
+                // Cancels every connection task at once (after a kill, the
+                // ones still open): their sockets close without an answer.
+                rt.shutdown_background();
+                served
             })?;
         Ok(ServerHandle {
             addr,
             service,
             shutdown: Some(tx),
+            kill: Some(kill_tx),
             thread: Some(thread),
         })
     }
@@ -669,6 +744,18 @@ impl ServerHandle {
     /// Stops accepting connections, lets requests in progress finish, and
     /// waits for the server thread.
     pub fn stop(mut self) -> Result<()> {
+        self.stop_inner()
+    }
+
+    /// Stops at once, as a crash would: the listener and every open
+    /// connection are closed without an answer, and the jobs in the store
+    /// are forgotten (a filter already running finishes on its pool, and
+    /// its result is dropped). For fault tests: a server started afterwards
+    /// on the same address has another [`Service::instance`].
+    pub fn kill(mut self) -> Result<()> {
+        if let Some(tx) = self.kill.take() {
+            let _ = tx.send(());
+        }
         self.stop_inner()
     }
 

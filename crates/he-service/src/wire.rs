@@ -168,6 +168,12 @@ impl JobState {
 pub struct JobStatus {
     /// The job id (32 hex digits, unguessable).
     pub id: String,
+    /// The id of the server instance that holds the job (16 hex digits,
+    /// drawn when the server starts). Jobs live in memory: if the server
+    /// answers `404` for this job with another instance id, it restarted
+    /// and lost the job. Empty from a server that does not send it.
+    #[serde(default)]
+    pub instance: String,
     /// Where the job is.
     pub state: JobState,
     /// The labels of the filters, in order (they also go into the image's history).
@@ -203,6 +209,9 @@ pub struct JobStatus {
 pub struct Health {
     /// Always `"ok"` when the server answers.
     pub status: String,
+    /// The server instance id, drawn at start (changes when it restarts).
+    #[serde(default)]
+    pub instance: String,
     /// Jobs accepted and not finished.
     pub jobs_in_flight: usize,
     /// The most jobs that may be in flight at once.
@@ -256,6 +265,9 @@ pub struct ServiceInfo {
     pub service: String,
     /// The crate version.
     pub version: String,
+    /// The server instance id, drawn at start (changes when it restarts).
+    #[serde(default)]
+    pub instance: String,
     /// Content type of `POST /v1/jobs`.
     pub job_content_type: String,
     /// Content type of results.
@@ -277,6 +289,12 @@ pub struct ServiceInfo {
 pub struct ErrorBody {
     /// What is wrong, in words.
     pub error: String,
+    /// The id of the server instance that answered (every error the
+    /// server itself produces has it). A `404` for a job with another
+    /// instance id than the job's means that the server restarted and
+    /// lost the job; with the same id, the job expired or was deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ fn every_route_and_field_is_documented() {
     keys(&info, &mut fields);
     let status = he_service::JobStatus {
         id: String::new(),
+        instance: String::new(),
         state: he_service::JobState::Done,
         filters: vec![],
         width: 1,

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# A server crash in the middle of a job, with the real binaries: start the
+# server example, start the client example on a job that takes a few
+# seconds, kill -9 the server while the job runs, start a new server on the
+# same port, and check that the client resubmits by itself, exits 0 (it
+# exits non-zero if any decrypted value differs from the plaintext chain)
+# and leaves its key file and input untouched. Prints what happened.
+#
+#   scripts/service-faults.sh [PORT]     (default 18788)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+port="${1:-18788}"
+target="${CARGO_TARGET_DIR:-target}"
+out="$(mktemp -d)"
+cargo build --release --example server --example client
+bin="$target/release/examples"
+
+server=""
+start_server() {
+    "$bin/server" --listen "127.0.0.1:$port" 2>>"$out/server-$1.log" &
+    server=$!
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    echo "the server did not start; its log:" >&2
+    cat "$out/server-$1.log" >&2
+    return 1
+}
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
+
+start_server 1
+client=(--server "http://127.0.0.1:$port" --key "$out/key.bin" --key-bits 2048 --timeout 300)
+cp assets/astronaut-256.png "$out/input.png"
+
+# A short job first: generates the key file, which the faulty run reuses.
+"$bin/client" "$out/input.png" -o "$out/warm-up.png" "${client[@]}" --resize 64x64 --filter blur -k 3 >/dev/null
+before="$(sha256sum "$out/key.bin" "$out/input.png")"
+
+# About 2.5 s of filtering on this machine's 2 cores (docs/SERVICE.md).
+"$bin/client" "$out/input.png" -o "$out/edges.png" "${client[@]}" \
+    --filter gaussian --sigma 1.2 --filter sobel-x --map abs >"$out/client.out" 2>"$out/client.err" &
+client_pid=$!
+
+# The warm-up job was the first accepted and done; wait for the second.
+count() { grep -c "$1" "$out/server-1.log" || true; }
+for _ in $(seq 1 1200); do
+    [ "$(count "job accepted")" -ge 2 ] && break
+    sleep 0.05
+done
+[ "$(count "job accepted")" -ge 2 ] || { echo "the job never reached the server" >&2; exit 1; }
+sleep 0.5
+if [ "$(count "job done")" -ge 2 ]; then
+    echo "the job finished before the kill: this machine is too fast for this test" >&2
+    exit 1
+fi
+kill -9 "$server"
+wait "$server" 2>/dev/null || true
+echo "killed the server (kill -9) with the job running; restarting it on port $port in 1 s"
+sleep 1
+start_server 2
+
+status=0
+wait "$client_pid" || status=$?
+echo "--- client stderr:"
+cat "$out/client.err"
+echo "--- client stdout:"
+cat "$out/client.out"
+echo "---"
+test "$status" -eq 0 || { echo "FAIL: the client exited with $status" >&2; exit 1; }
+grep -q "server restarted (instance .* -> .*), job .* lost; resubmitting, attempt 2 of 3" "$out/client.err" \
+    || { echo "FAIL: the client did not say that it resubmitted" >&2; exit 1; }
+grep -q "plaintext reference .*: 0 of .* values differ" "$out/client.out" \
+    || { echo "FAIL: no clean comparison with the plaintext chain" >&2; exit 1; }
+grep -q "job done" "$out/server-2.log" || { echo "FAIL: the new server did not filter the job" >&2; exit 1; }
+test -s "$out/edges.png"
+test "$(sha256sum "$out/key.bin" "$out/input.png")" = "$before" \
+    || { echo "FAIL: the key file or the input changed" >&2; exit 1; }
+test "$(stat -c %a "$out/key.bin")" = 600
+echo "service faults: server killed mid-job and restarted; the client resubmitted, exited 0, the result" \
+    "matches the plaintext chain value for value, key file and input unchanged"
