@@ -7,13 +7,17 @@
 //!
 //! ```text
 //! magic     8 bytes   "HEJOB\0\0\0"
-//! version   u16 LE    1 (ENVELOPE_VERSION)
+//! version   u16 LE    2 (ENVELOPE_VERSION)
 //! spec      u32 LE length, then that many bytes of UTF-8 JSON: {"filters": [...]} (JobSpec)
 //! key       u32 LE length, then the public key (paillier's versioned key format)
 //! image     u32 LE length, then the encrypted image (enc-image's wire format)
+//! digest    32 bytes, SHA-256 of everything before it
 //! ```
 //!
-//! Nothing may follow the image. The spec is at most [`MAX_SPEC_BYTES`],
+//! Nothing may follow the digest. The key and the image carry digests of
+//! their own; the envelope's covers the filter spec and the framing, so
+//! that a request corrupted in transit is refused, never run as another
+//! chain. The spec is at most [`MAX_SPEC_BYTES`],
 //! the key at most [`MAX_KEY_BYTES`]; the image is bounded by the server's
 //! body limit. Each part keeps its own versioned format, so the envelope
 //! only frames them. The result of a job is the encrypted image alone
@@ -29,7 +33,14 @@ pub const JOB_CONTENT_TYPE: &str = "application/vnd.he-toolkit.job";
 /// Content type of a result: an encrypted image in enc-image's wire format.
 pub const IMAGE_CONTENT_TYPE: &str = "application/vnd.he-toolkit.image";
 /// The envelope version this build writes and reads.
-pub const ENVELOPE_VERSION: u16 = 1;
+pub const ENVELOPE_VERSION: u16 = 2;
+/// Bytes of the envelope's trailing SHA-256 digest.
+const DIGEST_LEN: usize = 32;
+
+fn digest(bytes: &[u8]) -> [u8; DIGEST_LEN] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
 /// Largest JSON spec in an envelope.
 pub const MAX_SPEC_BYTES: usize = 256 * 1024;
 /// Largest public key in an envelope (paillier refuses larger key files).
@@ -87,13 +98,16 @@ impl<'a> Envelope<'a> {
     pub fn encode(spec: &JobSpec, public_key: &[u8], image: &[u8]) -> Vec<u8> {
         // A JobSpec holds only numbers, strings and vectors: this cannot fail.
         let json = serde_json::to_vec(spec).unwrap_or_default();
-        let mut out = Vec::with_capacity(22 + json.len() + public_key.len() + image.len());
+        let mut out =
+            Vec::with_capacity(22 + json.len() + public_key.len() + image.len() + DIGEST_LEN);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&ENVELOPE_VERSION.to_le_bytes());
         for p in [&json[..], public_key, image] {
             out.extend_from_slice(&(p.len() as u32).to_le_bytes());
             out.extend_from_slice(p);
         }
+        let d = digest(&out);
+        out.extend_from_slice(&d);
         out
     }
 
@@ -125,11 +139,21 @@ impl<'a> Envelope<'a> {
         let json = part(&mut rest, "filter spec", MAX_SPEC_BYTES)?;
         let public_key = part(&mut rest, "public key", MAX_KEY_BYTES)?;
         let image = part(&mut rest, "encrypted image", usize::MAX)?;
-        if !rest.is_empty() {
+        if rest.len() < DIGEST_LEN {
+            return Err(Error::BadRequest(
+                "envelope truncated before its digest".into(),
+            ));
+        }
+        if rest.len() > DIGEST_LEN {
             return Err(Error::BadRequest(format!(
-                "{} bytes follow the encrypted image",
-                rest.len()
+                "{} bytes follow the envelope's digest",
+                rest.len() - DIGEST_LEN
             )));
+        }
+        if digest(&body[..body.len() - DIGEST_LEN]) != rest {
+            return Err(Error::BadRequest(
+                "envelope digest mismatch: the upload was corrupted in transit".into(),
+            ));
         }
         let spec: JobSpec = serde_json::from_slice(json)
             .map_err(|e| Error::BadRequest(format!("filter spec: {e}")))?;
@@ -340,12 +364,12 @@ mod tests {
                 .contains("magic")
         );
         let mut bad = bytes.clone();
-        bad[8] = 2;
+        bad[8] = 1;
         assert!(
             Envelope::decode(&bad)
                 .unwrap_err()
                 .to_string()
-                .contains("version 2")
+                .contains("envelope version 1, this server reads version 2")
         );
         let mut bad = bytes.clone();
         bad[10..14].copy_from_slice(&u32::MAX.to_le_bytes());
@@ -354,6 +378,16 @@ mod tests {
         let json_start = 14;
         let mut broken = bad.clone();
         broken[json_start] = b'[';
+        assert!(
+            Envelope::decode(&broken)
+                .unwrap_err()
+                .to_string()
+                .contains("digest mismatch")
+        );
+        // Behind a recomputed digest, the JSON itself is refused.
+        let n = broken.len() - DIGEST_LEN;
+        let d = digest(&broken[..n]);
+        broken[n..].copy_from_slice(&d);
         assert!(
             Envelope::decode(&broken)
                 .unwrap_err()

@@ -201,16 +201,11 @@ fn malformed_envelopes_and_images_get_400() {
     // A spec that is not JSON, names an unknown filter, or no filter.
     let mut bad = good.clone();
     bad[14] = b'!';
-    assert_status(job(&server, &bad), 400, "filter spec");
+    assert_status(job(&server, &bad), 400, "envelope digest mismatch");
+    assert_status(job(&server, &reseal_envelope(&bad)), 400, "filter spec");
     let json = br#"{"filters":[{"filter":"unsharpen","k":3}]}"#;
-    let mut bad = b"HEJOB\0\0\0\x01\x00".to_vec();
-    bad.extend_from_slice(&(json.len() as u32).to_le_bytes());
-    bad.extend_from_slice(json);
     let key_bytes = f.kp.public_key().to_bytes();
-    for p in [&key_bytes[..], &img[..]] {
-        bad.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        bad.extend_from_slice(p);
-    }
+    let bad = raw_envelope(json, &key_bytes, &img);
     assert_status(job(&server, &bad), 400, "unknown variant");
     assert_status(
         job(&server, &f.envelope_with(&spec(vec![]), &img)),
@@ -410,12 +405,26 @@ fn broken_http_unknown_jobs_and_routes() {
 
 /// An envelope around raw spec bytes, bypassing the typed `JobSpec`.
 fn raw_envelope(spec: &[u8], key: &[u8], image: &[u8]) -> Vec<u8> {
-    let mut out = b"HEJOB\0\0\0\x01\x00".to_vec();
+    let mut out = b"HEJOB\0\0\0\x02\x00".to_vec();
     for p in [spec, key, image] {
         out.extend_from_slice(&(p.len() as u32).to_le_bytes());
         out.extend_from_slice(p);
     }
-    out
+    seal(out)
+}
+
+/// Appends the envelope's digest, as `Envelope::encode` does, so that a
+/// deliberately broken part reaches the check behind the digest.
+fn seal(mut env: Vec<u8>) -> Vec<u8> {
+    use sha2::Digest;
+    let d: [u8; 32] = sha2::Sha256::digest(&env).into();
+    env.extend_from_slice(&d);
+    env
+}
+
+/// An envelope with its digest recomputed after a deliberate change.
+fn reseal_envelope(env: &[u8]) -> Vec<u8> {
+    seal(env[..env.len() - 32].to_vec())
 }
 
 #[test]

@@ -509,6 +509,9 @@ fn a_restarted_server_reports_another_instance_everywhere() {
     assert_eq!(st.instance, a);
     first.kill().unwrap();
     let second = server(|c: &mut Config| c.listen = addr);
+    // A new client: `c`'s pooled connection went down with the first
+    // server (the client's retries are tested above, not here).
+    let c = Client::new(&second.url()).unwrap();
     let b = c.health().unwrap().instance;
     assert_ne!(a, b);
     // The old job is unknown, and the 404 says which instance answered.
