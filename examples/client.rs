@@ -20,7 +20,7 @@ use enc_image::{BorderMode, EncryptedImage, Limits, OutputMapping, PixelImage};
 use he_filter::{Filter, reference};
 use he_service::client::check_history;
 use he_service::{Client, ClientOptions, DEFAULT_PORT, Envelope, JobSpec};
-use he_toolkit::cli::{FILTER_HELP, FilterCli};
+use he_toolkit::cli::{FILTER_HELP, FilterCli, flag_value, number, size};
 use he_toolkit::service::{PhaseBar, load_keypair, save_keypair};
 use he_toolkit::{Bar, bytes, count_differences, fresh_path, noise_picture, secs, timed};
 use paillier::Keypair;
@@ -29,7 +29,7 @@ const USAGE_HEAD: &str =
     "usage: client [INPUT] [-o OUTPUT] [--server URL] [--filter NAME [PARAMS]]... \
 [--kernel FILE] [--map MAPPING] [--key FILE [--new-key]] [--key-bits BITS] \
 [--border replicate|reflect101|constant[:K]] [--threads N] [--resize WxH] [--timeout SECS] \
-[--io-timeout SECS] [--attempts N] [--force]
+[--io-timeout SECS] [--attempts N] [--allow-readable-key] [--force]
 
   INPUT          PNG or JPEG to filter (default: the bundled astronaut photo)
   -o OUTPUT      where to write the result (default: INPUT-FILTER.png, never overwriting)
@@ -48,6 +48,7 @@ const USAGE_TAIL: &str =
                  download, retries), in seconds (default 3600)
   --io-timeout S longest silence of the server on a connection (default 60)
   --attempts N   submissions of a job lost in a server restart, the first included (default 3)
+  --allow-readable-key  load a --key FILE that others can read (refused otherwise)
   --force        overwrite OUTPUT (and with --new-key, the key file) if it exists";
 
 fn usage() -> String {
@@ -70,6 +71,7 @@ struct Args {
     timeout: Duration,
     options: ClientOptions,
     force: bool,
+    allow_readable_key: bool,
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -88,14 +90,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         timeout: Duration::from_secs(3600),
         options: ClientOptions::default(),
         force: false,
+        allow_readable_key: false,
     };
-    fn value(it: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
-        it.next().ok_or_else(|| format!("{flag} needs a value"))
-    }
-    fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
-        s.parse()
-            .map_err(|_| format!("{flag}: {s:?} is not a valid number"))
-    }
     let mut filters = FilterCli::new();
     while let Some(arg) = it.next() {
         if filters.accept(&arg, &mut it)? {
@@ -103,29 +99,24 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         }
         match arg.as_str() {
             "-h" | "--help" => return Err(String::new()),
-            "-o" | "--output" => a.output = Some(value(&mut it, &arg)?.into()),
-            "--server" => a.server = value(&mut it, &arg)?,
-            "--key" => a.key = Some(value(&mut it, &arg)?.into()),
+            "-o" | "--output" => a.output = Some(flag_value(&mut it, &arg)?.into()),
+            "--server" => a.server = flag_value(&mut it, &arg)?,
+            "--key" => a.key = Some(flag_value(&mut it, &arg)?.into()),
             "--new-key" => a.new_key = true,
-            "--key-bits" => a.key_bits = number(&value(&mut it, &arg)?, "--key-bits")?,
-            "--border" => a.border = value(&mut it, &arg)?.parse()?,
-            "--threads" => a.threads = Some(number(&value(&mut it, &arg)?, "--threads")?),
+            "--key-bits" => a.key_bits = number(&flag_value(&mut it, &arg)?, "--key-bits")?,
+            "--border" => a.border = flag_value(&mut it, &arg)?.parse()?,
+            "--threads" => a.threads = Some(number(&flag_value(&mut it, &arg)?, "--threads")?),
             "--timeout" => {
-                a.timeout = Duration::from_secs(number(&value(&mut it, &arg)?, "--timeout")?);
+                a.timeout = Duration::from_secs(number(&flag_value(&mut it, &arg)?, "--timeout")?);
             }
             "--io-timeout" => {
                 a.options.io_timeout =
-                    Duration::from_secs(number(&value(&mut it, &arg)?, "--io-timeout")?);
+                    Duration::from_secs(number(&flag_value(&mut it, &arg)?, "--io-timeout")?);
             }
-            "--attempts" => a.options.attempts = number(&value(&mut it, &arg)?, "--attempts")?,
-            "--resize" => {
-                let v = value(&mut it, &arg)?;
-                let (w, h) = v
-                    .split_once('x')
-                    .ok_or_else(|| format!("--resize: expected WxH, got {v:?}"))?;
-                a.resize = Some((number(w, "--resize")?, number(h, "--resize")?));
-            }
+            "--attempts" => a.options.attempts = number(&flag_value(&mut it, &arg)?, "--attempts")?,
+            "--resize" => a.resize = Some(size(&flag_value(&mut it, &arg)?, "--resize", 16384)?),
             "--force" => a.force = true,
+            "--allow-readable-key" => a.allow_readable_key = true,
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             _ if a.input.is_none() => a.input = Some(arg.into()),
             _ => return Err(format!("unexpected argument {arg:?} (only one INPUT)")),
@@ -209,7 +200,7 @@ fn output_paths(args: &Args, input: &Path) -> Result<(PathBuf, PathBuf), String>
 /// what was done, how long it took, and whether it was loaded.
 fn keypair(args: &Args) -> Result<(Keypair, String, Duration, bool), String> {
     if let Some(path) = args.key.as_ref().filter(|p| p.exists() && !args.new_key) {
-        let (kp, t) = timed(|| load_keypair(path));
+        let (kp, t) = timed(|| load_keypair(path, args.allow_readable_key));
         let kp = kp?;
         let what = format!("{}-bit key from {}", kp.public_key().bits(), path.display());
         return Ok((kp, what, t, true));

@@ -110,19 +110,20 @@ pub fn write_file(path: &Path, bytes: &[u8], force: bool, secret: bool) -> Resul
 const MAX_KEY_FILE: u64 = 64 * 1024;
 
 /// Loads a key pair written by [`save_keypair`]: refuses a file that
-/// others can read (on Unix) or that is too large, then checks the key in
-/// full (format, primes, consistency with n).
-pub fn load_keypair(path: &Path) -> Result<Keypair, String> {
+/// others can read (on Unix) unless `allow_readable`, or that is too
+/// large, then checks the key in full (format, digest, primes, consistency
+/// with n).
+pub fn load_keypair(path: &Path, allow_readable: bool) -> Result<Keypair, String> {
     let meta =
         std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        if mode & 0o077 != 0 && !allow_readable {
             return Err(format!(
                 "{} holds a private key but is readable by others (mode {mode:o}); \
-                 run chmod 600 {} if it is yours",
+                 run chmod 600 {} if it is yours (or pass --allow-readable-key)",
                 path.display(),
                 path.display()
             ));
@@ -167,12 +168,15 @@ mod tests {
             let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-            let e = load_keypair(&p).unwrap_err();
+            let e = load_keypair(&p, false).unwrap_err();
             assert!(e.contains("readable by others"), "{e}");
+            // Forced: the permissions pass, and the content is still checked.
+            let e = load_keypair(&p, true).unwrap_err();
+            assert!(!e.contains("readable by others"), "{e}");
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         // Not a key: refused by the checked loader.
-        assert!(load_keypair(&p).is_err());
+        assert!(load_keypair(&p, false).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
