@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     default: 30 s for every target
 #
 # Targets (fuzz/fuzz_targets/): public_key, keypair, ciphertext,
-# encrypted_image, kernel_text, filter_chain. A long run:
+# encrypted_image, kernel_text, filter_chain, envelope. A long run:
 #   scripts/fuzz.sh 3600 encrypted_image
 #
 # Uses cargo-fuzz and libFuzzer (installed here if missing). cargo-fuzz
@@ -24,7 +24,7 @@ scripts/bootstrap.sh
 secs="${1:-30}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(public_key keypair ciphertext encrypted_image kernel_text filter_chain)
+[ ${#targets[@]} -eq 0 ] && targets=(public_key keypair ciphertext encrypted_image kernel_text filter_chain envelope)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz" >&2

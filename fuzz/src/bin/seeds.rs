@@ -94,6 +94,28 @@ fn main() -> std::io::Result<()> {
         let json = serde_json::to_vec(chain).expect("json");
         write(dir, "filter_chain", &format!("chain{i:02}"), &json)?;
     }
+    // Server requests: envelopes around a valid key and image (mode 0 raw,
+    // mode 1 without the envelope digest, which the target appends).
+    for (i, chain) in chains.iter().take(6).enumerate() {
+        let (_, enc) = he_toolkit_fuzz::sample_image(chain);
+        let spec = he_service::JobSpec {
+            filters: chain.clone(),
+        };
+        let env = he_service::Envelope::encode(&spec, &pk.to_bytes(), &enc.to_bytes());
+        write(
+            dir,
+            "envelope",
+            &format!("raw{i}"),
+            &[&[0u8][..], &env].concat(),
+        )?;
+        let unsealed = &env[..env.len() - 32];
+        write(
+            dir,
+            "envelope",
+            &format!("body{i}"),
+            &[&[1u8][..], unsealed].concat(),
+        )?;
+    }
     println!("seeds written to {}", dir.display());
     Ok(())
 }
