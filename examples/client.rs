@@ -12,7 +12,7 @@
 //! same chain computed in plain, value for value. Same filter options as
 //! the blur example.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,8 +21,8 @@ use he_filter::{Filter, reference};
 use he_service::client::check_history;
 use he_service::{Client, ClientOptions, DEFAULT_PORT, Envelope, JobSpec};
 use he_toolkit::cli::{FILTER_HELP, FilterCli, flag_value, number, size};
-use he_toolkit::service::{PhaseBar, load_keypair, save_keypair};
-use he_toolkit::{Bar, bytes, count_differences, fresh_path, noise_picture, secs, timed};
+use he_toolkit::service::{load_keypair, save_keypair};
+use he_toolkit::{Bar, bytes, count_value_differences, noise_picture, output_paths, secs, timed};
 use paillier::Keypair;
 
 const USAGE_HEAD: &str =
@@ -140,62 +140,6 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     Ok(a)
 }
 
-/// The default output suffix: `blurred` for a mean, else the filters' names.
-fn suffix(chain: &[Filter]) -> String {
-    if let [Filter::Mean { .. }] = chain {
-        return "blurred".into();
-    }
-    let names: Vec<String> = chain
-        .iter()
-        .map(|f| {
-            f.label()
-                .split(' ')
-                .next()
-                .unwrap_or("filtered")
-                .to_string()
-        })
-        .collect();
-    names.join("-")
-}
-
-fn output_paths(args: &Args, input: &Path) -> Result<(PathBuf, PathBuf), String> {
-    let stem = input
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("image")
-        .to_string();
-    let out = match &args.output {
-        Some(p) => {
-            if p.exists() && !args.force {
-                return Err(format!(
-                    "{} exists; choose another -o or pass --force to overwrite it",
-                    p.display()
-                ));
-            }
-            p.clone()
-        }
-        None if args.input.is_none() => fresh_path(Path::new("."), &stem, &suffix(&args.chain)),
-        None => fresh_path(
-            input.parent().unwrap_or(Path::new(".")),
-            &stem,
-            &suffix(&args.chain),
-        ),
-    };
-    let dir = out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        return Err(format!(
-            "cannot write {}: {} is not a directory",
-            out.display(),
-            dir.display()
-        ));
-    }
-    let out_stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
-    Ok((out.clone(), fresh_path(dir, out_stem, "server-view")))
-}
-
 /// The key pair: loaded from --key, or generated (and saved to --key);
 /// what was done, how long it took, and whether it was loaded.
 fn keypair(args: &Args) -> Result<(Keypair, String, Duration, bool), String> {
@@ -240,7 +184,13 @@ fn run(args: Args) -> Result<usize, String> {
         .input
         .clone()
         .unwrap_or_else(|| PathBuf::from(he_toolkit::DEFAULT_IMAGE));
-    let (out_path, view_path) = output_paths(&args, &input)?;
+    let (out_path, view_path) = output_paths(
+        args.output.as_deref(),
+        &input,
+        args.input.is_none(),
+        &args.chain,
+        args.force,
+    )?;
     let client = Client::with_options(&args.server, args.options.clone())
         .map_err(|e| e.to_string())?
         .on_notice(|n| eprintln!("  {n}"));
@@ -303,7 +253,7 @@ fn run(args: Args) -> Result<usize, String> {
 
     // Over the network: upload, wait, download, with retries and
     // resubmissions (said on stderr) within the deadline.
-    let bar = PhaseBar::new();
+    let bar = Bar::new();
     let run = client
         .run_job(&envelope, &bar, args.timeout)
         .map_err(|e| e.to_string())?;
@@ -337,15 +287,7 @@ fn run(args: Args) -> Result<usize, String> {
     let result = exact.to_pixels_with(args.mapping);
     let (want, t_reference) = timed(|| reference::apply_chain(&img, &args.chain, args.border));
     let want = want.map_err(|e| e.to_string())?;
-    let exact_differing = exact
-        .values()
-        .iter()
-        .zip(want.values())
-        .filter(|(a, b)| a != b)
-        .count()
-        + usize::from(exact.scale() != want.scale() || exact.values().len() != want.values().len());
-    let differing =
-        count_differences(&result, &want.to_pixels_with(args.mapping)).max(exact_differing);
+    let differing = count_value_differences(&exact, &want, args.mapping);
 
     result
         .to_dynamic()

@@ -21,8 +21,9 @@ pub use paillier;
 /// via scikit-image), 256 x 256 RGB.
 pub const DEFAULT_IMAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/astronaut-256.png");
 
-/// A progress bar on standard error for one phase of work; hidden when
-/// standard error is not a terminal.
+/// A progress bar on standard error for each phase of work (hidden when
+/// standard error is not a terminal): `upload` and `download` count bytes,
+/// other phases (`encrypt`, `filter`, `decrypt`) count ciphertexts.
 #[derive(Debug)]
 pub struct Bar {
     bar: ProgressBar,
@@ -58,12 +59,17 @@ impl enc_image::Progress for Bar {
             .set_draw_target(indicatif::ProgressDrawTarget::stderr());
         self.bar.set_length(total);
         self.bar.set_position(0);
+        let template = match phase {
+            "upload" | "download" => {
+                "{msg:>9} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)"
+            }
+            "filter" => "{msg:>9} [{bar:40}] {pos}/{len} ciphertexts on the server",
+            _ => "{msg:>9} [{bar:40}] {pos}/{len} ciphertexts ({eta} left)",
+        };
         self.bar.set_style(
-            ProgressStyle::with_template(
-                "{msg:>9} [{bar:40}] {pos}/{len} ciphertexts ({eta} left)",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+            ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
         );
         self.bar.set_message(phase.to_string());
         self.bar.reset_eta();
@@ -146,4 +152,94 @@ pub fn count_differences(a: &enc_image::PixelImage, b: &enc_image::PixelImage) -
         .zip(b.data())
         .filter(|(x, y)| x != y)
         .count()
+}
+
+/// The default output suffix for a chain: `blurred` for a mean, else the
+/// filters' names (`sobel-x`, `gaussian-sharpen`).
+#[must_use]
+pub fn output_suffix(chain: &[he_filter::Filter]) -> String {
+    if let [he_filter::Filter::Mean { .. }] = chain {
+        return "blurred".into();
+    }
+    let names: Vec<String> = chain
+        .iter()
+        .map(|f| {
+            f.label()
+                .split(' ')
+                .next()
+                .unwrap_or("filtered")
+                .to_string()
+        })
+        .collect();
+    names.join("-")
+}
+
+/// Where a filter example writes its result and the picture of what the
+/// server saw. `output` is the user's `-o` (refused if it exists, unless
+/// `force`); without it, a fresh name from `input`'s stem and
+/// [`output_suffix`]: in the current directory for the bundled photo
+/// (`bundled`), beside the input otherwise. Nothing existing is
+/// overwritten unless `force`.
+pub fn output_paths(
+    output: Option<&Path>,
+    input: &Path,
+    bundled: bool,
+    chain: &[he_filter::Filter],
+    force: bool,
+) -> Result<(PathBuf, PathBuf), String> {
+    let stem = input
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("image")
+        .to_string();
+    let out = match output {
+        Some(p) => {
+            if p.exists() && !force {
+                return Err(format!(
+                    "{} exists; choose another -o or pass --force to overwrite it",
+                    p.display()
+                ));
+            }
+            p.to_path_buf()
+        }
+        None if bundled => fresh_path(Path::new("."), &stem, &output_suffix(chain)),
+        None => fresh_path(
+            input.parent().unwrap_or(Path::new(".")),
+            &stem,
+            &output_suffix(chain),
+        ),
+    };
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(format!(
+            "cannot write {}: {} is not a directory",
+            out.display(),
+            dir.display()
+        ));
+    }
+    let out_stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+    let view = fresh_path(dir, out_stem, "server-view");
+    Ok((out, view))
+}
+
+/// How many values of a decryption differ from the plaintext reference:
+/// the exact values (any difference in scale or length counts too), or
+/// the pixels under `mapping`, whichever is more. 0 means exactly equal.
+#[must_use]
+pub fn count_value_differences(
+    got: &enc_image::DecryptedImage,
+    want: &enc_image::DecryptedImage,
+    mapping: enc_image::OutputMapping,
+) -> usize {
+    let exact = got
+        .values()
+        .iter()
+        .zip(want.values())
+        .filter(|(a, b)| a != b)
+        .count()
+        + usize::from(got.scale() != want.scale() || got.values().len() != want.values().len());
+    count_differences(&got.to_pixels_with(mapping), &want.to_pixels_with(mapping)).max(exact)
 }

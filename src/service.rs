@@ -1,5 +1,5 @@
 //! Support for the service examples (`client`, `server`, `loadtest`):
-//! a progress bar that counts bytes while transferring, key files written
+//! key files written
 //! with owner-only permissions and loaded with checks, and output files
 //! that are never overwritten without a flag.
 
@@ -7,67 +7,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use paillier::Keypair;
-
-/// A progress bar on standard error (hidden when it is not a terminal)
-/// for every phase of a client's exchange with the server: `upload` and
-/// `download` count bytes, other phases (`filter`, `encrypt`, `decrypt`)
-/// count ciphertexts.
-#[derive(Debug)]
-pub struct PhaseBar {
-    bar: ProgressBar,
-}
-
-impl PhaseBar {
-    /// A bar that is not started yet.
-    #[must_use]
-    pub fn new() -> Self {
-        PhaseBar {
-            bar: ProgressBar::hidden(),
-        }
-    }
-}
-
-impl Default for PhaseBar {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl enc_image::Progress for PhaseBar {
-    fn start(&self, phase: &str, total: u64) {
-        self.bar.set_draw_target(ProgressDrawTarget::stderr());
-        self.bar.set_length(total);
-        self.bar.set_position(0);
-        let template = match phase {
-            "upload" | "download" => {
-                "{msg:>9} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)"
-            }
-            "filter" => "{msg:>9} [{bar:40}] {pos}/{len} ciphertexts on the server",
-            _ => "{msg:>9} [{bar:40}] {pos}/{len} ciphertexts ({eta} left)",
-        };
-        self.bar.set_style(
-            ProgressStyle::with_template(template)
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        self.bar.set_message(phase.to_string());
-        self.bar.reset_eta();
-    }
-    fn advance(&self, n: u64) {
-        self.bar.inc(n);
-    }
-    fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
-}
-
-impl Drop for PhaseBar {
-    fn drop(&mut self) {
-        self.bar.finish_and_clear();
-    }
-}
 
 /// Writes `bytes` to `path`. Refuses an existing file unless `force`; a
 /// `secret` file is created with owner-only permissions (0600 on Unix),
