@@ -260,15 +260,18 @@ impl JobStore {
         }
     }
 
+    /// Job `id` of `jobs` if it has not expired at `now`, or the 404.
+    fn live<'a>(&self, jobs: &'a HashMap<String, Job>, id: &str, now: Instant) -> Result<&'a Job> {
+        jobs.get(id)
+            .filter(|j| !j.expired(now, self.retention))
+            .ok_or_else(|| self.not_found(id))
+    }
+
     /// The status of a job, and a receiver to wait on if it is not finished.
     pub(crate) fn snapshot(&self, id: &str) -> Result<Snapshot> {
         let now = Instant::now();
         let g = self.lock();
-        let job = g
-            .jobs
-            .get(id)
-            .filter(|j| !j.expired(now, self.retention))
-            .ok_or_else(|| self.not_found(id))?;
+        let job = self.live(&g.jobs, id, now)?;
         let status = job.status(id, &self.instance, now, self.retention);
         Ok(if status.state.is_finished() {
             Snapshot::Finished(status)
@@ -281,11 +284,7 @@ impl JobStore {
     pub(crate) fn result(&self, id: &str) -> Result<Bytes> {
         let now = Instant::now();
         let g = self.lock();
-        let job = g
-            .jobs
-            .get(id)
-            .filter(|j| !j.expired(now, self.retention))
-            .ok_or_else(|| self.not_found(id))?;
+        let job = self.live(&g.jobs, id, now)?;
         match &job.phase {
             Phase::Done(b) => Ok(b.clone()),
             Phase::Failed(e) => Err(Error::Unprocessable(format!("job {id} failed: {e}"))),
