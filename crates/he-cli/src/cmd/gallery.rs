@@ -1,68 +1,33 @@
-//! Every built-in filter of the toolkit, computed under encryption, on one
-//! contact sheet.
-//!
-//! ```text
-//! cargo run --release --example gallery -- [INPUT] [-o DIR] [--key-bits 2048]
-//!     [--resize WxH] [--force]
-//! ```
-//!
-//! The client encrypts the photo once, with a halo and slot width that
-//! every built-in filter fits in; the server (public key only) runs each
-//! filter on those ciphertexts; the client decrypts each result, checks it
-//! against the plaintext reference value for value, and writes
+//! `he gallery`: every built-in filter under encryption, on one contact
+//! sheet. The client encrypts the photo once, with a halo and slot width
+//! that every built-in filter fits in; the server's side (public key only)
+//! runs each filter on those ciphertexts; the client decrypts each result,
+//! checks it against the plaintext reference value for value, and writes
 //! `DIR/NN-NAME.png` for each filter plus `DIR/contact-sheet.png`: the
 //! original, every filter, and the gradient magnitude of Sobel x and y
 //! (computed by the client after decryption), each labelled.
 
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::Path;
 
+use anyhow::{Result, anyhow};
 use enc_image::{EncryptOptions, EncryptedImage, Layout, OutputMapping, PixelImage};
 use font8x8::UnicodeFonts;
 use he_filter::{Filter, reference};
-use he_toolkit::cli::{flag_value, number, size};
-use he_toolkit::{Bar, count_differences, secs, timed};
 use image::{Rgb, RgbImage};
 use paillier::Keypair;
 
-const USAGE: &str = "usage: gallery [INPUT] [-o DIR] [--key-bits BITS] [--resize WxH] [--force]
+use crate::cli::GalleryArgs;
+use crate::ui::{Bar, Input, count_differences, secs, timed};
 
-  INPUT          PNG or JPEG (default: the bundled astronaut photo)
-  -o DIR         output directory (default: gallery); created if missing
-  --key-bits B   Paillier key size, 2048 or more (default 2048: 21 filters
-                 are decrypted, and the gallery is a demonstration)
-  --resize WxH   resize the input first
-  --force        overwrite files already in DIR";
-
-struct Args {
-    input: Option<PathBuf>,
-    dir: PathBuf,
-    key_bits: u32,
-    resize: Option<(u32, u32)>,
-    force: bool,
-}
-
-fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut a = Args {
-        input: None,
-        dir: PathBuf::from("gallery"),
-        key_bits: 2048,
-        resize: None,
-        force: false,
-    };
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "-h" | "--help" => return Err(String::new()),
-            "-o" | "--output" => a.dir = flag_value(&mut it, &arg)?.into(),
-            "--key-bits" => a.key_bits = number(&flag_value(&mut it, &arg)?, "--key-bits")?,
-            "--resize" => a.resize = Some(size(&flag_value(&mut it, &arg)?, "--resize", 4096)?),
-            "--force" => a.force = true,
-            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
-            _ if a.input.is_none() => a.input = Some(arg.into()),
-            _ => return Err(format!("unexpected argument {arg:?} (only one INPUT)")),
-        }
+/// Runs `he gallery`; fails if any decrypted value differs from the reference.
+pub(crate) fn run(a: GalleryArgs) -> Result<()> {
+    match run_checked(&a).map_err(|e| anyhow!(e))? {
+        0 => Ok(()),
+        n => Err(crate::VerificationFailed(format!(
+            "{n} decrypted values differ from the plaintext reference"
+        ))
+        .into()),
     }
-    Ok(a)
 }
 
 /// How a filter's result is best shown: derivatives by their magnitude.
@@ -140,17 +105,11 @@ fn contact_sheet(tiles: &[(String, PixelImage)]) -> Result<RgbImage, String> {
     Ok(sheet)
 }
 
-fn run(args: Args) -> Result<usize, String> {
-    let input = args
-        .input
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(he_toolkit::DEFAULT_IMAGE));
-    let mut photo =
-        image::open(&input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
-    if let Some((w, h)) = args.resize {
-        photo = photo.resize_exact(w, h, image::imageops::FilterType::Lanczos3);
-    }
-    let img = PixelImage::from_dynamic(&photo);
+fn run_checked(args: &GalleryArgs) -> Result<usize, String> {
+    let loaded =
+        Input::load(args.image.as_deref(), args.resize.as_deref()).map_err(|e| format!("{e:#}"))?;
+    let input = loaded.path.clone();
+    let img = loaded.pixels();
     let filters = Filter::builtins();
     let names: Vec<String> = filters
         .iter()
@@ -158,14 +117,14 @@ fn run(args: Args) -> Result<usize, String> {
         .map(|(i, f)| format!("{i:02}-{}.png", f.label().replace([' ', '=', '/'], "_")))
         .chain(["contact-sheet.png".to_string()])
         .collect();
-    std::fs::create_dir_all(&args.dir)
-        .map_err(|e| format!("cannot create {}: {e}", args.dir.display()))?;
+    std::fs::create_dir_all(&args.output)
+        .map_err(|e| format!("cannot create {}: {e}", args.output.display()))?;
     if !args.force
-        && let Some(n) = names.iter().find(|n| args.dir.join(n).exists())
+        && let Some(n) = names.iter().find(|n| args.output.join(n).exists())
     {
         return Err(format!(
             "{} exists; choose another -o DIR or pass --force to overwrite",
-            args.dir.join(n).display()
+            args.output.join(n).display()
         ));
     }
 
@@ -219,11 +178,13 @@ fn run(args: Args) -> Result<usize, String> {
             secs(t),
             out.ciphertexts().len()
         );
-        let path = args.dir.join(name);
-        pixels
-            .to_dynamic()
-            .and_then(|d| Ok(d.save(&path)?))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        if diff != 0 {
+            // A result that failed its check is never written.
+            continue;
+        }
+        let path = args.output.join(name);
+        let d = pixels.to_dynamic().map_err(|e| e.to_string())?;
+        crate::files::write_image(&path, &d, args.force).map_err(|e| format!("{e:#}"))?;
         match f {
             Filter::SobelX => sobel.0 = Some(dec),
             Filter::SobelY => sobel.1 = Some(dec),
@@ -235,40 +196,17 @@ fn run(args: Args) -> Result<usize, String> {
         let mag = he_filter::gradient_magnitude(gx, gy).map_err(|e| e.to_string())?;
         tiles.push(("sobel magnitude (client)".to_string(), mag));
     }
+    if differing != 0 {
+        return Ok(differing);
+    }
     let sheet = contact_sheet(&tiles)?;
-    let path = args.dir.join("contact-sheet.png");
-    sheet
-        .save(&path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let path = args.output.join("contact-sheet.png");
+    crate::files::write_image(&path, &image::DynamicImage::ImageRgb8(sheet), args.force)
+        .map_err(|e| format!("{e:#}"))?;
     println!(
         "wrote {} images and {}",
         filters.len(),
         Path::new(&path).display()
     );
     Ok(differing)
-}
-
-fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(a) => a,
-        Err(msg) if msg.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(msg) => {
-            eprintln!("error: {msg}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args) {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(n) => {
-            eprintln!("error: {n} decrypted values differ from the plaintext reference");
-            ExitCode::FAILURE
-        }
-        Err(msg) => {
-            eprintln!("error: {msg}");
-            ExitCode::FAILURE
-        }
-    }
 }

@@ -1,98 +1,43 @@
-//! A bounded load test of the service on loopback: it starts the server in
-//! this process on a free port, runs a fixed number of concurrent clients,
-//! each with its own key and image, for a fixed number of requests each,
-//! then stops by itself and checks that every result decrypts, under its
-//! own client's key, to that client's image filtered in plain.
-//!
-//! ```text
-//! cargo run --release --example loadtest -- [--clients 8] [--requests 6] [--key-bits 2048]
-//!     [--size 128] [--queue 4] [--workers N] [--filter NAME [PARAMS]]... [--log]
-//! ```
+//! `he loadtest`: a bounded load test of the service on loopback. It starts
+//! the server in this process on a free port, runs a fixed number of
+//! concurrent clients, each with its own key and image, for a fixed number
+//! of requests each, then stops by itself and checks that every result
+//! decrypts, under its own client's key, to that client's image filtered in
+//! plain.
 //!
 //! Latency is one request's round trip as a client sees it: upload, queue,
 //! filter, polling, download and delete (retries after a `503` included).
 //! Encryption and decryption are done before and after the timed run.
 
-use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use anyhow::{Result, anyhow};
+use clap::ArgMatches;
 use enc_image::{DecryptedImage, EncryptedImage, Limits, NoProgress, PixelImage};
 use he_filter::{Filter, reference};
 use he_service::client::check_history;
 use he_service::{Client, Config, Envelope, Error, JobSpec, JobState, ServerHandle};
-use he_toolkit::cli::{FILTER_HELP, FilterCli};
-use he_toolkit::{Bar, secs, timed};
 use paillier::Keypair;
 use rayon::prelude::*;
 
-const USAGE: &str = "usage: loadtest [--clients N] [--requests N] [--key-bits B] [--size PX] \
-[--queue N] [--workers N] [--filter NAME [PARAMS]]... [--log]
+use crate::chain;
+use crate::cli::LoadtestArgs;
+use crate::ui::{BUNDLED_PHOTO, Bar, bytes, secs, timed};
 
-  --clients N    concurrent clients, each with its own key and image (default 8)
-  --requests N   requests per client, one after another (default 6)
-  --key-bits B   key size, 2048 or more (default 2048)
-  --size PX      side of the square RGB images (default 128)
-  --queue N      the server's queue capacity (default 4: some 503s are expected and retried)
-  --workers N    the server's filter threads (default: one per core)
-  --log          print the server's logs";
-
-#[derive(Debug)]
-struct Args {
-    clients: usize,
-    requests: usize,
-    key_bits: u32,
-    size: u32,
-    queue: usize,
-    workers: usize,
-    chain: Vec<Filter>,
-    log: bool,
-}
-
-fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut a = Args {
-        clients: 8,
-        requests: 6,
-        key_bits: 2048,
-        size: 128,
-        queue: 4,
-        workers: 0,
-        chain: Vec::new(),
-        log: false,
-    };
-    fn number<T: std::str::FromStr>(
-        it: &mut impl Iterator<Item = String>,
-        flag: &str,
-    ) -> Result<T, String> {
-        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        v.parse()
-            .map_err(|_| format!("{flag}: {v:?} is not a valid number"))
+/// Runs `he loadtest`; fails if any request was lost, wrong or left behind.
+pub(crate) fn run(a: LoadtestArgs, m: &ArgMatches) -> Result<()> {
+    let spec = chain::from_matches(m)?;
+    if a.log {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
     }
-    let mut filters = FilterCli::new();
-    while let Some(arg) = it.next() {
-        if filters.accept(&arg, &mut it)? {
-            continue;
-        }
-        match arg.as_str() {
-            "-h" | "--help" => return Err(String::new()),
-            "--clients" => a.clients = number(&mut it, &arg)?,
-            "--requests" => a.requests = number(&mut it, &arg)?,
-            "--key-bits" => a.key_bits = number(&mut it, &arg)?,
-            "--size" => a.size = number(&mut it, &arg)?,
-            "--queue" => a.queue = number(&mut it, &arg)?,
-            "--workers" => a.workers = number(&mut it, &arg)?,
-            "--log" => a.log = true,
-            s => return Err(format!("unknown argument {s}")),
-        }
+    match run_checked(&a, &spec.filters).map_err(|e| anyhow!(e))? {
+        0 => Ok(()),
+        n => Err(anyhow!("{n} requests were lost, wrong or left behind")),
     }
-    (a.chain, _) = filters.finish()?;
-    if a.clients == 0 || a.requests == 0 || a.queue == 0 {
-        return Err("--clients, --requests and --queue must be at least 1".into());
-    }
-    if a.size == 0 || a.size > 4096 {
-        return Err("--size must be 1 to 4096".into());
-    }
-    Ok(a)
 }
 
 /// One client's material, prepared before the timed run.
@@ -159,21 +104,15 @@ fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn run(args: Args) -> Result<usize, String> {
-    if args.log {
-        tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init();
-    }
+fn run_checked(args: &LoadtestArgs, chain: &[Filter]) -> Result<usize, String> {
     let server = ServerHandle::start(Config {
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-        queue_capacity: args.queue,
-        workers: args.workers,
+        queue_capacity: args.queue as usize,
+        workers: args.workers.unwrap_or(0),
         ..Config::default()
     })
     .map_err(|e| e.to_string())?;
-    let labels: Vec<String> = args.chain.iter().map(Filter::label).collect();
+    let labels: Vec<String> = chain.iter().map(Filter::label).collect();
     println!(
         "server on {} (queue {}), {} clients x {} requests, {}x{} RGB, {}, {}-bit keys",
         server.url(),
@@ -187,14 +126,14 @@ fn run(args: Args) -> Result<usize, String> {
     );
 
     // Keys, images, encryption and references, before the clock starts.
-    let photo = image::open(he_toolkit::DEFAULT_IMAGE).map_err(|e| e.to_string())?;
+    let photo = image::load_from_memory(BUNDLED_PHOTO).map_err(|e| e.to_string())?;
     let spec = JobSpec {
-        filters: args.chain.clone(),
+        filters: chain.to_vec(),
     };
-    let opts = he_filter::encrypt_options(&args.chain).map_err(|e| e.to_string())?;
+    let opts = he_filter::encrypt_options(chain).map_err(|e| e.to_string())?;
     let spin = Bar::spinner("preparing keys, images and ciphertexts");
     let (prepared, t_prepare) = timed(|| {
-        (0..args.clients)
+        (0..args.clients as usize)
             .into_par_iter()
             .map(|c| -> Result<Prepared, String> {
                 let kp = Keypair::generate(args.key_bits).map_err(|e| e.to_string())?;
@@ -203,8 +142,8 @@ fn run(args: Args) -> Result<usize, String> {
                     .map_err(|e| e.to_string())?;
                 let envelope =
                     Envelope::encode(&spec, &kp.public_key().to_bytes(), &enc.to_bytes());
-                let want = reference::apply_chain(&img, &args.chain, opts.border)
-                    .map_err(|e| e.to_string())?;
+                let want =
+                    reference::apply_chain(&img, chain, opts.border).map_err(|e| e.to_string())?;
                 Ok(Prepared {
                     kp,
                     enc,
@@ -219,11 +158,13 @@ fn run(args: Args) -> Result<usize, String> {
     println!(
         "  prepared in {} (upload {} per request)",
         secs(t_prepare),
-        he_toolkit::bytes(prepared[0].envelope.len())
+        bytes(prepared[0].envelope.len())
     );
 
     // The timed run: every client thread sends its requests one after another.
-    let outcomes = Mutex::new(Vec::with_capacity(args.clients * args.requests));
+    let outcomes = Mutex::new(Vec::with_capacity(
+        args.clients as usize * args.requests as usize,
+    ));
     let start = Instant::now();
     std::thread::scope(|s| {
         for (c, p) in prepared.iter().enumerate() {
@@ -263,7 +204,7 @@ fn run(args: Args) -> Result<usize, String> {
     server.stop().map_err(|e| e.to_string())?;
 
     // Check every result under its own client's key, against its own image.
-    let expected = args.clients * args.requests;
+    let expected = args.clients as usize * args.requests as usize;
     let checks: Vec<Result<(), String>> = outcomes
         .par_iter()
         .map(|o| {
@@ -324,29 +265,4 @@ fn run(args: Args) -> Result<usize, String> {
         eprintln!("  failure: {f}");
     }
     Ok(failures.len() + lost + health.jobs_stored)
-}
-
-fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(a) => a,
-        Err(msg) if msg.is_empty() => {
-            println!("{USAGE}\n{FILTER_HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Err(msg) => {
-            eprintln!("error: {msg}\n\n{USAGE}\n{FILTER_HELP}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args) {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(n) => {
-            eprintln!("error: {n} requests were lost, wrong or left behind");
-            ExitCode::FAILURE
-        }
-        Err(msg) => {
-            eprintln!("error: {msg}");
-            ExitCode::FAILURE
-        }
-    }
 }

@@ -1,0 +1,368 @@
+//! The command line, as clap definitions: one struct per subcommand.
+//!
+//! The filter options (`--filter NAME [params]`, repeatable) are an ordered
+//! little language: a parameter belongs to the `--filter` before it. Clap
+//! parses and documents each flag; [`crate::chain`] puts them back in
+//! command-line order from the argument indices and builds the chain.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueHint};
+
+/// Filter images that stay encrypted: the server computes on Paillier
+/// ciphertexts and never sees a pixel or holds a private key.
+#[derive(Debug, Parser)]
+#[command(name = "he", version, about, long_about = None, propagate_version = true)]
+#[command(
+    after_help = "Exit codes: 0 done; 1 an error (input, I/O, network, a refusal); \
+2 bad usage; 3 a result failed verification (nothing was written)."
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Generate a key pair into a file readable by its owner only.
+    Keygen(KeygenArgs),
+    /// Encrypt an image for a filter chain (the file carries the public key).
+    Encrypt(EncryptArgs),
+    /// Filter an encrypted file with its public key only (what a server does).
+    Filter(FilterArgs),
+    /// Decrypt a filtered file, check it, and write the image.
+    Decrypt(DecryptArgs),
+    /// Encrypt, filter and decrypt in one process, checked against the plain filter.
+    Blur(BlurArgs),
+    /// Run the online service (HTTP API in docs/SERVICE.md).
+    Serve(ServeArgs),
+    /// Filter an image on a server: encrypt, upload, wait, download, decrypt, check.
+    Submit(SubmitArgs),
+    /// A bounded load test of the service on loopback, every result checked.
+    Loadtest(LoadtestArgs),
+    /// Every built-in filter under encryption, on one contact sheet.
+    Gallery(GalleryArgs),
+    /// List the built-in filters and their parameters.
+    Filters,
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+    /// Write man pages (he.1 and one per subcommand) into a directory.
+    Man(ManArgs),
+}
+
+/// The filter chain options, shared by every command that filters.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Filter chain")]
+pub(crate) struct ChainArgs {
+    /// A filter (repeat for a chain, applied in order); the parameters after
+    /// it belong to it. `he filters` lists them. Default: a 3x3 mean.
+    #[arg(long = "filter", value_name = "NAME")]
+    pub(crate) filter: Vec<String>,
+    /// Odd kernel side of the filter before it (default 3); before any
+    /// --filter, the side of the default mean.
+    #[arg(short = 'k', value_name = "K")]
+    pub(crate) k: Vec<String>,
+    /// Gaussian sigma (the size follows from it unless -k).
+    #[arg(long, value_name = "S")]
+    pub(crate) sigma: Vec<String>,
+    /// Unsharp amount, e.g. 1.5 or 3/2 (default 1).
+    #[arg(long, value_name = "A")]
+    pub(crate) amount: Vec<String>,
+    /// Brightness change.
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub(crate) delta: Vec<String>,
+    /// Contrast factor, e.g. 1.5.
+    #[arg(long, value_name = "F")]
+    pub(crate) factor: Vec<String>,
+    /// Contrast pivot (default 128).
+    #[arg(long, value_name = "P", allow_hyphen_values = true)]
+    pub(crate) pivot: Vec<String>,
+    /// Separable row weights, e.g. 1,2,1.
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
+    pub(crate) row: Vec<String>,
+    /// Separable column weights, e.g. 1,2,1.
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
+    pub(crate) column: Vec<String>,
+    /// Separable divisor (default 1).
+    #[arg(long, value_name = "D")]
+    pub(crate) divisor: Vec<String>,
+    /// A custom kernel from a text file: k lines of k integer weights, then
+    /// optionally `divisor D`; `#` starts a comment.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) kernel: Vec<PathBuf>,
+    /// How signed results become pixels: saturate (default), abs (as
+    /// cv2.convertScaleAbs) or shift128.
+    #[arg(long, value_name = "MAPPING")]
+    pub(crate) map: Vec<String>,
+}
+
+/// Where the key pair comes from.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct KeyFileArgs {
+    /// The key pair file (written by `he keygen`).
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) key: PathBuf,
+    /// Load a key file that others can read (refused otherwise).
+    #[arg(long)]
+    pub(crate) allow_readable_key: bool,
+}
+
+/// `he keygen`.
+#[derive(Debug, Args)]
+pub(crate) struct KeygenArgs {
+    /// Where to write the key pair (owner-only permissions).
+    #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) output: PathBuf,
+    /// Key size in bits: 2048 or more (3072 gives about 128-bit security).
+    #[arg(long, default_value_t = paillier::Keypair::default_bits())]
+    pub(crate) key_bits: u32,
+    /// Replace an existing file.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+/// `he encrypt`.
+#[derive(Debug, Args)]
+pub(crate) struct EncryptArgs {
+    /// The image to encrypt (PNG or JPEG).
+    #[arg(value_hint = ValueHint::FilePath)]
+    pub(crate) image: PathBuf,
+    #[command(flatten)]
+    pub(crate) key: KeyFileArgs,
+    /// The encrypted file to write.
+    #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) output: PathBuf,
+    #[command(flatten)]
+    pub(crate) image_opts: ImageArgs,
+    #[command(flatten)]
+    pub(crate) chain: ChainArgs,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+/// Options on how an image is read and padded.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct ImageArgs {
+    /// Border at the image's edges: replicate, reflect101, constant or constant:K.
+    #[arg(long, default_value = "replicate")]
+    pub(crate) border: String,
+    /// Resize the input first, e.g. 512x512 (for measurements).
+    #[arg(long, value_name = "WxH")]
+    pub(crate) resize: Option<String>,
+}
+
+/// `he filter`.
+#[derive(Debug, Args)]
+pub(crate) struct FilterArgs {
+    /// A file written by `he encrypt`.
+    #[arg(value_hint = ValueHint::FilePath)]
+    pub(crate) input: PathBuf,
+    /// The filtered file to write.
+    #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) output: PathBuf,
+    /// The chain to apply (default: the one the file was encrypted for).
+    #[command(flatten)]
+    pub(crate) chain: ChainArgs,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+/// `he decrypt`.
+#[derive(Debug, Args)]
+pub(crate) struct DecryptArgs {
+    /// A file written by `he filter`.
+    #[arg(value_hint = ValueHint::FilePath)]
+    pub(crate) input: PathBuf,
+    #[command(flatten)]
+    pub(crate) key: KeyFileArgs,
+    /// The image to write (PNG or JPEG, by extension).
+    #[arg(short, long, value_name = "IMAGE", value_hint = ValueHint::FilePath)]
+    pub(crate) output: PathBuf,
+    /// The original image: checks that it is the one encrypted, and every
+    /// decrypted value against the chain computed in plain.
+    #[arg(long = "input", value_name = "IMAGE", value_hint = ValueHint::FilePath)]
+    pub(crate) original: Option<PathBuf>,
+    /// How signed results become pixels: saturate (default), abs or shift128.
+    #[arg(long, default_value = "saturate")]
+    pub(crate) map: String,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+/// `he blur`.
+#[derive(Debug, Args)]
+pub(crate) struct BlurArgs {
+    /// The image to filter (default: the bundled astronaut photo).
+    #[arg(value_hint = ValueHint::FilePath)]
+    pub(crate) image: Option<PathBuf>,
+    /// Where to write the result (default: IMAGE-blurred.png, or
+    /// IMAGE-FILTER.png for another filter, never overwriting).
+    #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) output: Option<PathBuf>,
+    /// Key size in bits, 2048 or more.
+    #[arg(long, default_value_t = paillier::Keypair::default_bits())]
+    pub(crate) key_bits: u32,
+    #[command(flatten)]
+    pub(crate) image_opts: ImageArgs,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) threads: Option<u16>,
+    /// One pixel value per ciphertext (the slow naive baseline).
+    #[arg(long)]
+    pub(crate) unpacked: bool,
+    #[command(flatten)]
+    pub(crate) chain: ChainArgs,
+    /// Overwrite the output if it exists.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+/// `he serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value_t = he_service::Config::default().listen)]
+    pub(crate) listen: SocketAddr,
+    /// Largest request body, in MiB.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..4096))]
+    pub(crate) max_body: Option<u64>,
+    /// Most jobs in flight before answering 503.
+    #[arg(long, value_name = "N")]
+    pub(crate) queue: Option<usize>,
+    /// How long finished results are kept, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) retention: Option<u64>,
+    /// Filter threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub(crate) workers: Option<usize>,
+    /// Largest image width and height.
+    #[arg(long, value_name = "PX")]
+    pub(crate) max_side: Option<usize>,
+    /// Most filters in one request.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_chain: Option<usize>,
+    /// Time allowed for an upload, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) upload_timeout: Option<u64>,
+    /// Most open connections.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_connections: Option<usize>,
+    /// Jobs filtered at once, each on all workers.
+    #[arg(long, value_name = "N")]
+    pub(crate) concurrent_jobs: Option<usize>,
+}
+
+/// `he submit`.
+#[derive(Debug, Args)]
+pub(crate) struct SubmitArgs {
+    /// The image to filter (default: the bundled astronaut photo).
+    #[arg(value_hint = ValueHint::FilePath)]
+    pub(crate) image: Option<PathBuf>,
+    /// Where to write the result (default: IMAGE-FILTER.png, never overwriting).
+    #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) output: Option<PathBuf>,
+    /// The server's URL.
+    #[arg(long, default_value_t = format!("http://127.0.0.1:{}", he_service::DEFAULT_PORT))]
+    pub(crate) server: String,
+    /// Keep the key pair in FILE: loaded (and checked) if it exists, else
+    /// generated and written with owner-only permissions.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) key: Option<PathBuf>,
+    /// Generate a new key pair into --key FILE (an existing one only with --force).
+    #[arg(long, requires = "key")]
+    pub(crate) new_key: bool,
+    /// Size of a generated key, 2048 or more.
+    #[arg(long, default_value_t = paillier::Keypair::default_bits())]
+    pub(crate) key_bits: u32,
+    /// Load a --key FILE that others can read (refused otherwise).
+    #[arg(long)]
+    pub(crate) allow_readable_key: bool,
+    #[command(flatten)]
+    pub(crate) image_opts: ImageArgs,
+    /// Client threads for encryption and decryption (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) threads: Option<u16>,
+    /// Overall deadline for the exchange with the server, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) timeout: u64,
+    /// Longest silence of the server on a connection, in seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) io_timeout: Option<u64>,
+    /// Submissions of a job lost in a server restart, the first included.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) attempts: Option<u32>,
+    #[command(flatten)]
+    pub(crate) chain: ChainArgs,
+    /// Overwrite the output (and with --new-key, the key file) if it exists.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+/// `he loadtest`.
+#[derive(Debug, Args)]
+pub(crate) struct LoadtestArgs {
+    /// Concurrent clients, each with its own key and image.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub(crate) clients: u32,
+    /// Requests per client, one after another.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) requests: u32,
+    /// Key size in bits.
+    #[arg(long, default_value_t = 2048)]
+    pub(crate) key_bits: u32,
+    /// Side of the square RGB images.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub(crate) size: u32,
+    /// The server's queue capacity (some 503s are expected and retried).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) queue: u64,
+    /// The server's filter threads (default: one per core).
+    #[arg(long)]
+    pub(crate) workers: Option<usize>,
+    /// Print the server's logs.
+    #[arg(long)]
+    pub(crate) log: bool,
+    #[command(flatten)]
+    pub(crate) chain: ChainArgs,
+}
+
+/// `he gallery`.
+#[derive(Debug, Args)]
+pub(crate) struct GalleryArgs {
+    /// The image (default: the bundled astronaut photo).
+    #[arg(value_hint = ValueHint::FilePath)]
+    pub(crate) image: Option<PathBuf>,
+    /// Output directory, created if missing.
+    #[arg(short, long, value_name = "DIR", default_value = "gallery", value_hint = ValueHint::DirPath)]
+    pub(crate) output: PathBuf,
+    /// Key size in bits (2048 by default: every filter is decrypted, and
+    /// the gallery is a demonstration).
+    #[arg(long, default_value_t = 2048)]
+    pub(crate) key_bits: u32,
+    /// Resize the input first, e.g. 48x48.
+    #[arg(long, value_name = "WxH")]
+    pub(crate) resize: Option<String>,
+    /// Overwrite files already in the directory.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+/// `he completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    pub(crate) shell: clap_complete::Shell,
+}
+
+/// `he man`.
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// The directory to write the pages into (created if missing).
+    #[arg(short, long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub(crate) output: PathBuf,
+}

@@ -1,0 +1,76 @@
+//! `he decrypt`: check, decrypt, write only what passed.
+
+use anyhow::{Context, Result, bail};
+use enc_image::{EncryptedImage, Limits, OutputMapping};
+use he_filter::reference;
+
+use crate::VerificationFailed;
+use crate::cli::DecryptArgs;
+use crate::cmd::filter::MAX_JOB_FILE;
+use crate::files;
+use crate::jobfile::{JobFile, input_tag};
+use crate::ui::{Bar, Input, count_value_differences, secs, timed};
+
+/// Runs `he decrypt`.
+pub(crate) fn run(a: DecryptArgs) -> Result<()> {
+    let mapping: OutputMapping = a
+        .map
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--map: {e}"))?;
+    files::check_free(&a.output, a.force)?;
+    let kp = files::load_keypair(&a.key.key, a.key.allow_readable_key)?;
+    let file = JobFile::from_bytes(&files::read_capped(&a.input, MAX_JOB_FILE, "job file")?)
+        .with_context(|| a.input.display().to_string())?;
+    let chain = file.chain()?;
+    let want: Vec<String> = chain.iter().map(|f| f.label()).collect();
+    let enc = EncryptedImage::from_bytes(&file.image, kp.public_key(), &Limits::default())
+        .context("the encrypted image does not belong to this key, or is damaged")?;
+    let history = enc.meta().history();
+    if history.is_empty() {
+        bail!(
+            "{} is not filtered yet (it was encrypted for {}); run `he filter` first",
+            a.input.display(),
+            want.join(" then ")
+        );
+    }
+    if history != want.as_slice() {
+        return Err(VerificationFailed(format!(
+            "the file was encrypted for {want:?} but its result says {history:?}"
+        ))
+        .into());
+    }
+    let bar = Bar::new();
+    let (dec, t) = timed(|| enc.decrypt(kp.private_key(), &bar));
+    let dec = dec.map_err(|e| VerificationFailed(format!("decryption: {e}")))?;
+    let mut checked = "the chain recorded at encryption";
+    if let Some(orig) = &a.original {
+        let input = Input::load(Some(orig), None)?;
+        let img = input.pixels();
+        if input_tag(&kp, &img)? != file.input_tag {
+            bail!(
+                "{} is not the image this file was encrypted from (its tag differs; \
+                 was it resized?)",
+                orig.display()
+            );
+        }
+        let reference = reference::apply_chain(&img, &chain, enc.meta().border())?;
+        let differing = count_value_differences(&dec, &reference, mapping);
+        if differing != 0 {
+            return Err(VerificationFailed(format!(
+                "{differing} decrypted values differ from the chain computed in plain on {}",
+                orig.display()
+            ))
+            .into());
+        }
+        checked = "every value against the chain computed in plain on --input";
+    }
+    let out = dec.to_pixels_with(mapping).to_dynamic()?;
+    files::write_image(&a.output, &out, a.force)?;
+    println!(
+        "decrypted {} ciphertexts in {}, checked {checked}; wrote {}",
+        enc.ciphertexts().len(),
+        secs(t),
+        a.output.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! `he keygen`: a key pair into an owner-only file.
+
+use anyhow::Result;
+use paillier::Keypair;
+
+use crate::cli::KeygenArgs;
+use crate::files;
+use crate::ui::{Bar, secs, timed};
+
+/// Runs `he keygen`.
+pub(crate) fn run(a: KeygenArgs) -> Result<()> {
+    files::check_free(&a.output, a.force)?;
+    let spin = Bar::spinner(&format!("generating a {}-bit key", a.key_bits));
+    let (kp, t) = timed(|| Keypair::generate(a.key_bits));
+    drop(spin);
+    let kp = kp?;
+    files::save_keypair(&a.output, &kp, a.force)?;
+    println!(
+        "wrote a {}-bit key pair to {} (owner-only) in {}",
+        a.key_bits,
+        a.output.display(),
+        secs(t)
+    );
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! `he serve`: the online service. It holds public keys and ciphertexts
+//! only; the API, limits and retention are in docs/SERVICE.md. Logs go to
+//! standard error (`RUST_LOG=debug` for more, `RUST_LOG=warn` for less).
+
+use std::time::Duration;
+
+use anyhow::Result;
+use he_service::Config;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::ServeArgs;
+
+/// The service's configuration from the command line, over the defaults.
+pub(crate) fn config(a: &ServeArgs) -> Config {
+    let mut c = Config {
+        listen: a.listen,
+        ..Config::default()
+    };
+    if let Some(mib) = a.max_body {
+        c.max_body_bytes = (mib as usize) << 20;
+    }
+    if let Some(n) = a.queue {
+        c.queue_capacity = n;
+    }
+    if let Some(s) = a.retention {
+        c.retention = Duration::from_secs(s);
+    }
+    if let Some(n) = a.workers {
+        c.workers = n;
+    }
+    if let Some(n) = a.max_side {
+        c.max_side = n;
+    }
+    if let Some(n) = a.max_chain {
+        c.max_chain_len = n;
+    }
+    if let Some(s) = a.upload_timeout {
+        c.upload_timeout = Duration::from_secs(s);
+    }
+    if let Some(n) = a.max_connections {
+        c.max_connections = n;
+    }
+    if let Some(n) = a.concurrent_jobs {
+        c.concurrent_jobs = n;
+    }
+    c
+}
+
+/// Runs `he serve` until Ctrl-C.
+pub(crate) fn run(a: ServeArgs) -> Result<()> {
+    let config = config(&a);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    eprintln!(
+        "he serve on http://{} (Ctrl-C to stop); API: docs/SERVICE.md",
+        config.listen
+    );
+    he_service::server::run_until_ctrl_c(config)?;
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! What a person sees: progress bars, summaries, default output names and
+//! the picture of what the server saw.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use enc_image::{DecryptedImage, OutputMapping, PixelImage};
+use he_filter::Filter;
+use image::DynamicImage;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::files;
+
+/// The photo used when no input is given (NASA, public domain, via
+/// scikit-image), 256 x 256 RGB.
+pub(crate) const BUNDLED_PHOTO: &[u8] = include_bytes!("../assets/astronaut-256.png");
+/// The bundled photo's name, for default output names.
+pub(crate) const BUNDLED_NAME: &str = "astronaut-256.png";
+
+/// The input image: the file named, or the bundled photo; resized if asked.
+#[derive(Debug)]
+pub(crate) struct Input {
+    /// The decoded image, upright.
+    pub(crate) image: DynamicImage,
+    /// Its path (the bundled photo's name when none was given).
+    pub(crate) path: PathBuf,
+    /// Whether it is the bundled photo.
+    pub(crate) bundled: bool,
+}
+
+impl Input {
+    /// Reads `path` (or the bundled photo), resized to `resize` (`WxH`).
+    pub(crate) fn load(path: Option<&Path>, resize: Option<&str>) -> Result<Input> {
+        let (image, path, bundled) = match path {
+            Some(p) => (files::read_image(p)?, p.to_path_buf(), false),
+            None => (
+                image::load_from_memory(BUNDLED_PHOTO).context("the bundled photo")?,
+                PathBuf::from(BUNDLED_NAME),
+                true,
+            ),
+        };
+        let image = match resize {
+            Some(s) => {
+                let (w, h) = parse_size(s, files::MAX_IMAGE_SIDE)?;
+                image.resize_exact(w, h, image::imageops::FilterType::Lanczos3)
+            }
+            None => image,
+        };
+        Ok(Input {
+            image,
+            path,
+            bundled,
+        })
+    }
+
+    /// The image as pixel values.
+    pub(crate) fn pixels(&self) -> PixelImage {
+        PixelImage::from_dynamic(&self.image)
+    }
+}
+
+/// `WxH` with both sides in `1..=max`, for `--resize`.
+pub(crate) fn parse_size(v: &str, max: u32) -> Result<(u32, u32)> {
+    let bad = || anyhow::anyhow!("--resize: expected WxH within 1x1 to {max}x{max}, got {v:?}");
+    let (w, h) = v.split_once('x').ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
+    if w == 0 || h == 0 || w > max || h > max {
+        return Err(bad());
+    }
+    Ok((w, h))
+}
+
+/// A progress bar on standard error for each phase of work (hidden when
+/// standard error is not a terminal).
+#[derive(Debug)]
+pub(crate) struct Bar {
+    bar: ProgressBar,
+}
+
+impl Bar {
+    /// A bar that is not started yet.
+    pub(crate) fn new() -> Self {
+        Bar {
+            bar: ProgressBar::hidden(),
+        }
+    }
+
+    /// A spinner for work of unknown length (key generation).
+    pub(crate) fn spinner(msg: &str) -> Self {
+        let bar = ProgressBar::new_spinner();
+        bar.set_message(msg.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Bar { bar }
+    }
+}
+
+impl enc_image::Progress for Bar {
+    fn start(&self, phase: &str, total: u64) {
+        self.bar
+            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.bar.set_length(total);
+        self.bar.set_position(0);
+        let template = match phase {
+            "upload" | "download" => {
+                "{msg:>9} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)"
+            }
+            "filter" => "{msg:>9} [{bar:40}] {pos}/{len} ciphertexts on the server",
+            _ => "{msg:>9} [{bar:40}] {pos}/{len} ciphertexts ({eta} left)",
+        };
+        self.bar.set_style(
+            ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        self.bar.set_message(phase.to_string());
+        self.bar.reset_eta();
+    }
+    fn advance(&self, n: u64) {
+        self.bar.inc(n);
+    }
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Runs `f`, returning its result and how long it took.
+pub(crate) fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let t = Instant::now();
+    let v = f();
+    (v, t.elapsed())
+}
+
+/// Seconds with millisecond precision, for summaries.
+pub(crate) fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+/// A human-readable byte count.
+pub(crate) fn bytes(n: usize) -> String {
+    if n >= 1 << 20 {
+        format!("{:.2} MiB", n as f64 / f64::from(1 << 20))
+    } else if n >= 1 << 10 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{n} B")
+    }
+}
+
+/// `dir/stem-suffix.png`, or with `-1`, `-2`, ... appended if that name is
+/// taken, so that nothing the user has is overwritten.
+fn fresh_path(dir: &Path, stem: &str, suffix: &str) -> PathBuf {
+    let first = dir.join(format!("{stem}-{suffix}.png"));
+    if first.symlink_metadata().is_err() {
+        return first;
+    }
+    (1..)
+        .map(|i| dir.join(format!("{stem}-{suffix}-{i}.png")))
+        .find(|p| p.symlink_metadata().is_err())
+        .unwrap_or(first)
+}
+
+/// The default output suffix for a chain: `blurred` for a mean, else the
+/// filters' names (`sobel-x`, `gaussian-sharpen`).
+pub(crate) fn output_suffix(chain: &[Filter]) -> String {
+    if let [Filter::Mean { .. }] = chain {
+        return "blurred".into();
+    }
+    let names: Vec<String> = chain
+        .iter()
+        .map(|f| {
+            f.label()
+                .split(' ')
+                .next()
+                .unwrap_or("filtered")
+                .to_string()
+        })
+        .collect();
+    names.join("-")
+}
+
+/// Where a filtering command writes its result and the picture of what the
+/// server saw. `output` is the user's `-o` (refused if it exists, unless
+/// `force`); without it, a fresh name from the input's stem and
+/// [`output_suffix`]: in the current directory for the bundled photo,
+/// beside the input otherwise.
+pub(crate) fn output_paths(
+    output: Option<&Path>,
+    input: &Input,
+    chain: &[Filter],
+    force: bool,
+) -> Result<(PathBuf, PathBuf)> {
+    let stem = input
+        .path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("image")
+        .to_string();
+    let out = match output {
+        Some(p) => p.to_path_buf(),
+        None if input.bundled => fresh_path(Path::new("."), &stem, &output_suffix(chain)),
+        None => fresh_path(
+            input.path.parent().unwrap_or(Path::new(".")),
+            &stem,
+            &output_suffix(chain),
+        ),
+    };
+    files::check_free(&out, force)?;
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let out_stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+    let view = fresh_path(dir, out_stem, "server-view");
+    Ok((out, view))
+}
+
+/// A picture of bytes as the server sees them: the ciphertext payload laid
+/// out as RGB pixels, `width` wide. Uniform noise, whatever the photo.
+pub(crate) fn noise_picture(payload: &[u8], width: u32) -> image::RgbImage {
+    let width = width.max(1);
+    let height = (payload.len() / 3).div_ceil(width as usize).max(1) as u32;
+    let mut data = payload.to_vec();
+    data.resize((width * height * 3) as usize, 0);
+    image::RgbImage::from_raw(width, height, data)
+        .unwrap_or_else(|| image::RgbImage::new(width, height))
+}
+
+/// Number of samples that differ between two images of the same size (or
+/// all of them if the sizes differ).
+pub(crate) fn count_differences(a: &PixelImage, b: &PixelImage) -> usize {
+    if a.width() != b.width() || a.height() != b.height() || a.color() != b.color() {
+        return a.len().max(b.len());
+    }
+    a.data()
+        .iter()
+        .zip(b.data())
+        .filter(|(x, y)| x != y)
+        .count()
+}
+
+/// How many values of a decryption differ from the plaintext reference:
+/// the exact values (any difference in scale or length counts too), or
+/// the pixels under `mapping`, whichever is more. 0 means exactly equal.
+pub(crate) fn count_value_differences(
+    got: &DecryptedImage,
+    want: &DecryptedImage,
+    mapping: OutputMapping,
+) -> usize {
+    let exact = got
+        .values()
+        .iter()
+        .zip(want.values())
+        .filter(|(a, b)| a != b)
+        .count()
+        + usize::from(got.scale() != want.scale() || got.values().len() != want.values().len());
+    count_differences(&got.to_pixels_with(mapping), &want.to_pixels_with(mapping)).max(exact)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_within_bounds() {
+        assert_eq!(parse_size("512x256", 16384).unwrap(), (512, 256));
+        for bad in ["512", "0x5", "5x0", "x", "20000x10", "axb"] {
+            assert!(parse_size(bad, 16384).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn default_names_never_overwrite() {
+        let dir = std::env::temp_dir().join(format!("he-cli-ui-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let taken = dir.join("x-blurred.png");
+        std::fs::write(&taken, b"mine").unwrap();
+        assert_eq!(
+            fresh_path(&dir, "x", "blurred"),
+            dir.join("x-blurred-1.png")
+        );
+        assert_eq!(output_suffix(&[Filter::Mean { k: 5 }]), "blurred");
+        assert_eq!(
+            output_suffix(&[Filter::Sharpen, Filter::SobelX]),
+            "sharpen-sobel-x"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
