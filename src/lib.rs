@@ -54,24 +54,24 @@ impl Default for Bar {
 }
 
 impl enc_image::Progress for Bar {
-    fn start(&self, phase: &str, total: u64) {
+    fn start(&self, phase: enc_image::Phase, total: u64) {
         self.bar
             .set_draw_target(indicatif::ProgressDrawTarget::stderr());
         self.bar.set_length(total);
         self.bar.set_position(0);
-        let template = match phase {
-            "upload" | "download" => {
-                "{msg:>9} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)"
-            }
-            "filter" => "{msg:>9} [{bar:40}] {pos}/{len} ciphertexts on the server",
-            _ => "{msg:>9} [{bar:40}] {pos}/{len} ciphertexts ({eta} left)",
+        let template = if phase.counts_bytes() {
+            "{msg:>9} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)"
+        } else if phase == enc_image::Phase::Filter {
+            "{msg:>9} [{bar:40}] {pos}/{len} ciphertexts on the server"
+        } else {
+            "{msg:>9} [{bar:40}] {pos}/{len} ciphertexts ({eta} left)"
         };
         self.bar.set_style(
             ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        self.bar.set_message(phase.to_string());
+        self.bar.set_message(phase.name());
         self.bar.reset_eta();
     }
     fn advance(&self, n: u64) {
