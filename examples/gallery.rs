@@ -151,7 +151,7 @@ fn run(args: Args) -> Result<usize, String> {
         photo = photo.resize_exact(w, h, image::imageops::FilterType::Lanczos3);
     }
     let img = PixelImage::from_dynamic(&photo);
-    let filters = Filter::builtins();
+    let filters = Filter::every_builtin();
     let names: Vec<String> = filters
         .iter()
         .enumerate()

@@ -18,7 +18,8 @@
 
 use std::path::Path;
 
-use he_filter::{Filter, FilterParams, Kernel, OutputMapping, Ratio};
+use enc_image::{OutputMapping, Rational};
+use he_filter::{Filter, FilterParams, Kernel};
 
 /// Help text for the filter options.
 pub const FILTER_HELP: &str = "\
@@ -35,6 +36,36 @@ pub const FILTER_HELP: &str = "\
   --map MAPPING  how signed results become pixels: saturate (default),
                  abs (as cv2.convertScaleAbs) or shift128
   Without --filter or --kernel: a -k mean (box blur).";
+
+/// The built-in filters, one a line: name, aliases, what it computes and
+/// the options that set its parameters (`-k`, `--sigma`...).
+#[must_use]
+pub fn filter_list() -> String {
+    let mut out = String::new();
+    for b in he_filter::BUILTINS {
+        let mut line = format!("  {:<11} {}", b.name, b.summary);
+        if !b.aliases.is_empty() {
+            line += &format!(" (aliases: {})", b.aliases.join(", "));
+        }
+        let flags: Vec<String> = b
+            .params
+            .iter()
+            .map(|p| {
+                if *p == "k" {
+                    "-k".into()
+                } else {
+                    format!("--{p}")
+                }
+            })
+            .collect();
+        if !flags.is_empty() {
+            line += &format!("; {}", flags.join(", "));
+        }
+        out += &line;
+        out.push('\n');
+    }
+    out
+}
 
 /// Collects filter options from a command line, in order.
 #[derive(Debug, Default)]
@@ -105,7 +136,7 @@ impl FilterCli {
             return Ok(false);
         }
         let value = rest.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let ratio = |v: &str| v.parse::<Ratio>().map_err(|e| format!("{flag}: {e}"));
+        let ratio = |v: &str| v.parse::<Rational>().map_err(|e| format!("{flag}: {e}"));
         match flag {
             "--filter" => {
                 self.close()?;
@@ -224,7 +255,7 @@ mod tests {
                 },
                 Filter::Unsharp {
                     k: 5,
-                    amount: Ratio::new(3, 2).unwrap()
+                    amount: Rational::new(3, 2).unwrap()
                 },
                 Filter::SobelX
             ]
@@ -267,5 +298,17 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn filter_list_names_every_builtin_with_its_options() {
+        let list = filter_list();
+        assert_eq!(list.lines().count(), he_filter::BUILTINS.len());
+        assert!(
+            list.contains("mean        k x k box mean (aliases: blur, box); -k\n"),
+            "{list}"
+        );
+        assert!(list.contains("contrast    factor (x - pivot) + pivot; --factor, --pivot\n"));
+        assert!(list.contains("grey        RGB to grey, BT.601 (aliases: gray)\n"));
     }
 }
