@@ -42,10 +42,11 @@
 //! # Loading
 //!
 //! Keys load from the versioned format of [`PublicKey::to_bytes`] and
-//! [`Keypair::to_bytes`], or through serde (compact bytes in binary formats,
-//! hex in text formats). Loading checks everything: n odd, of an accepted
-//! size, not a square, free of small factors; p and q prime, distinct, of
-//! equal size and consistent with n. A [`Ciphertext`] from serde must still be
+//! [`Keypair::to_bytes`] (the toolkit's one framing, [`frame`], which the
+//! higher crates' encrypted images share), or through serde (compact bytes
+//! in binary formats, hex in text formats). Loading checks everything: n
+//! odd, of an accepted size, not a square, free of small factors; p and q
+//! prime, distinct, of equal size and consistent with n. A [`Ciphertext`] from serde must still be
 //! checked against its key with [`PublicKey::validate`].
 
 mod arith;
