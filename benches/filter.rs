@@ -32,7 +32,7 @@
 //! `FILTER_EACH_BITS` (default 2048), each encrypted with what the filter
 //! needs (`he_filter::encrypt_options`):
 //!
-//! - `filter_each/<filter>`: every built-in filter (`Filter::builtins()`);
+//! - `filter_each/<filter>`: every built-in filter (`Filter::every_builtin()`);
 //! - `filter_separable/<filter>/{1d_passes,full_2d}`: separable kernels
 //!   run as two 1-D passes against the same kernel forced through the
 //!   full `k x k` evaluation (`Kernel::without_1d_passes`).
@@ -310,7 +310,7 @@ fn bench_each(c: &mut Criterion) {
     let (side, bits) = each_inputs();
     let mut g = group(c, "filter_each");
     g.throughput(values(side));
-    for f in Filter::builtins() {
+    for f in Filter::every_builtin() {
         let setup = OnceCell::new();
         g.bench_function(BenchmarkId::new(slug(&f), side), |b| {
             let (kp, enc) = setup.get_or_init(|| {

@@ -1,6 +1,7 @@
-//! Encrypted images for a fixed key: raw bytes (the digest must refuse
-//! them) and bodies behind a valid digest (every other check). Whatever
-//! loads is filtered and decrypted: errors are fine, panics are not.
+//! Encrypted images for a fixed key: raw bytes (the framing must refuse
+//! them) and bodies framed with a valid length and digest (every other
+//! check). Whatever loads is filtered and decrypted: errors are fine,
+//! panics are not.
 #![no_main]
 
 use enc_image::{EncryptedImage, Limits, NoProgress};
@@ -13,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let bytes = if mode & 1 == 0 {
         rest.to_vec()
     } else {
-        he_toolkit_fuzz::seal(rest)
+        enc_image::FORMAT.seal(rest)
     };
     let kp = he_toolkit_fuzz::keypair();
     let limits = Limits {

@@ -1,11 +1,13 @@
 //! What the fuzz targets share: a fixed small key (so that seeds made once
-//! stay valid) and the framing of files whose digest a fuzzer cannot forge.
+//! stay valid) and the framing of files whose digest a fuzzer cannot forge
+//! (the toolkit's own framing helper, `paillier::frame`).
 
 use std::sync::OnceLock;
 
 use enc_image::{ColorLayout, EncryptedImage, NoProgress, PixelImage};
 use he_filter::Filter;
-use paillier::{Integer, Keypair, PrivateKey};
+use paillier::frame::Format;
+use paillier::{Integer, Keypair, PrivateKey, PublicKey};
 
 /// A fixed 512-bit test key (two 256-bit primes): deterministic, so seeds
 /// written by `seeds` match what the targets load. Insecure by design.
@@ -19,27 +21,29 @@ pub fn keypair() -> &'static Keypair {
     })
 }
 
-/// SHA-256 of `bytes`.
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).into()
-}
-
-/// `bytes` followed by their digest: what the writers produce, so that a
-/// fuzzer's mutations reach the checks behind the digest.
+/// `bytes` followed by their SHA-256 digest: how the job envelope (not yet
+/// on the common framing) ends, so that a fuzzer's mutations reach the
+/// checks behind its digest.
 pub fn seal(bytes: &[u8]) -> Vec<u8> {
     let mut out = bytes.to_vec();
-    out.extend_from_slice(&sha256(bytes));
+    out.extend_from_slice(&paillier::frame::sha256(bytes));
     out
 }
 
-/// A key file of `kind` (1 public key, 2 key pair) around `body`, sealed.
+/// A key file of `kind` (1 public key, 2 key pair) around `body`, framed
+/// as the writers frame it, so that mutations reach the checks behind the
+/// digest.
 pub fn key_file(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = b"PAIL".to_vec();
-    out.push(kind);
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(body);
-    seal(&out)
+    match kind {
+        1 => PublicKey::FILE_FORMAT.seal(body),
+        _ => Keypair::FILE_FORMAT.seal(body),
+    }
+}
+
+/// The body of framed bytes (between the header and the digest), what
+/// the `body` seeds hold.
+pub fn body<const M: usize>(format: &Format<M>, framed: &[u8]) -> Vec<u8> {
+    framed[format.header_len()..framed.len() - paillier::frame::DIGEST_LEN].to_vec()
 }
 
 /// A small RGB image and its encryption for `chain` under [`keypair`].

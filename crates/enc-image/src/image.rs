@@ -1,7 +1,8 @@
 //! The encrypted image container: encryption and decryption of whole
 //! images, in parallel.
 
-use paillier::{Ciphertext, Encryptor, Integer, PrivateKey, PublicKey};
+use paillier::hazmat::{self, Encryptor};
+use paillier::{Ciphertext, Integer, PrivateKey, PublicKey};
 use rayon::prelude::*;
 use rug::integer::Order;
 
@@ -9,9 +10,10 @@ use crate::error::{Error, Result};
 use crate::geometry::Geometry;
 use crate::meta::{ImageMeta, Packing};
 use crate::options::{EncryptOptions, Layout};
+use crate::output::OutputMapping;
 use crate::pixels::{ColorLayout, PixelImage};
-use crate::progress::Progress;
-use crate::scale::{OutputMapping, Scale};
+use crate::progress::{Phase, Progress};
+use crate::rational::Rational;
 
 /// An encrypted image: its public description and its ciphertexts.
 ///
@@ -113,7 +115,7 @@ impl EncryptedImage {
             row_margin,
             digit_lo: 0,
             digit_hi: 255,
-            scale: Scale::ONE,
+            scale: Rational::ONE,
             history: Vec::new(),
             key_bits: pk.bits(),
             key_fingerprint: pk.fingerprint(),
@@ -121,7 +123,7 @@ impl EncryptedImage {
         meta.check_digit_range(0, 255, "an 8-bit image")?;
         let count = meta.ciphertext_count();
         key.prepare();
-        progress.start("encrypt", count as u64);
+        progress.start(Phase::Encrypt, count as u64);
         let ciphertexts = (0..count)
             .into_par_iter()
             .map(|idx| {
@@ -181,7 +183,7 @@ impl EncryptedImage {
 
     /// Checks that the image belongs to `pk`.
     pub fn check_key(&self, pk: &PublicKey) -> Result<()> {
-        crate::wire::check_fingerprint(&self.meta, pk)
+        self.meta.check_key(pk)
     }
 
     /// Drops the ciphertext rows that only serve further filters (the
@@ -235,11 +237,11 @@ impl EncryptedImage {
         let geometric = (Integer::from(1) << (bits as usize * slots)) - 1u32;
         let vmin = Integer::from(lo) * (geometric / ((Integer::from(1) << bits) - 1u32));
         let limit = Integer::from(1) << (bits as usize * slots);
-        progress.start("decrypt", needed.len() as u64);
+        progress.start(Phase::Decrypt, needed.len() as u64);
         let digits: Vec<Vec<i64>> = needed
             .par_iter()
             .map(|&i| {
-                let m = sk.decrypt_raw(&self.ciphertexts[i])?;
+                let m = hazmat::decrypt_raw(sk, &self.ciphertexts[i])?;
                 let mut u = m - &vmin;
                 u = u.rem_euc(pk.n());
                 if u >= limit {
@@ -309,7 +311,7 @@ pub struct DecryptedImage {
     height: usize,
     color: ColorLayout,
     values: Vec<i64>,
-    scale: Scale,
+    scale: Rational,
 }
 
 impl DecryptedImage {
@@ -321,7 +323,7 @@ impl DecryptedImage {
         height: usize,
         color: ColorLayout,
         values: Vec<i64>,
-        scale: Scale,
+        scale: Rational,
     ) -> Result<Self> {
         let want = width
             .checked_mul(height)
@@ -349,7 +351,7 @@ impl DecryptedImage {
     }
     /// The scale: pixel = value * scale.
     #[must_use]
-    pub fn scale(&self) -> Scale {
+    pub fn scale(&self) -> Rational {
         self.scale
     }
     /// Width in pixels.

@@ -7,10 +7,12 @@
 //!   [`EncryptedImage::decrypt`] run in parallel with a [`Progress`] callback.
 //! - Packing ([`Geometry`]): many pixel values per plaintext, with a halo
 //!   of neighbours and the [`BorderMode`] applied at encryption.
-//! - [`Scale`]: the exact public rational a filter divides by; decryption
+//! - [`Rational`]: the exact public scale a filter divides by (and the
+//!   rational parameters of filters); decryption
 //!   rounds once, to nearest with ties away from zero, then saturates.
-//! - Wire format: magic, version, header, fixed-width ciphertexts, loaded
-//!   with [`Limits`] and checked in full ([`EncryptedImage::from_bytes`]).
+//! - Wire format: the toolkit's framing ([`FORMAT`]) around a header and
+//!   fixed-width ciphertexts, loaded with [`Limits`] and checked in full
+//!   ([`EncryptedImage::from_bytes`]).
 
 mod border;
 mod error;
@@ -18,9 +20,10 @@ mod geometry;
 mod image;
 mod meta;
 mod options;
+mod output;
 mod pixels;
 mod progress;
-mod scale;
+mod rational;
 mod wire;
 
 pub use border::BorderMode;
@@ -29,7 +32,8 @@ pub use geometry::{Geometry, MAX_SLOT_BITS, MIN_SLOT_BITS};
 pub use image::{DecryptedImage, EncryptedImage};
 pub use meta::{ImageMeta, Packing};
 pub use options::{EncryptOptions, Layout, bits_for_range};
+pub use output::OutputMapping;
 pub use pixels::{ColorLayout, PixelImage};
-pub use progress::{NoProgress, Progress};
-pub use scale::{OutputMapping, Scale};
-pub use wire::{FORMAT_VERSION, Limits, ciphertext_width};
+pub use progress::{NoProgress, Phase, Progress};
+pub use rational::{Rational, gcd};
+pub use wire::{FORMAT, FORMAT_VERSION, Limits, ciphertext_width};

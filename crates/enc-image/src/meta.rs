@@ -6,7 +6,7 @@ use crate::border::BorderMode;
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
 use crate::pixels::ColorLayout;
-use crate::scale::Scale;
+use crate::rational::Rational;
 
 /// How pixel values are laid out in plaintexts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -34,7 +34,7 @@ pub struct ImageMeta {
     /// Every slot's value lies in `[digit_lo, digit_hi]` (`lo <= 0 <= hi`).
     pub(crate) digit_lo: i64,
     pub(crate) digit_hi: i64,
-    pub(crate) scale: Scale,
+    pub(crate) scale: Rational,
     /// The operations applied on the server, in order.
     pub(crate) history: Vec<String>,
     pub(crate) key_bits: u32,
@@ -74,7 +74,7 @@ impl ImageMeta {
     }
     /// The public scale: decrypted values are multiplied by it.
     #[must_use]
-    pub fn scale(&self) -> Scale {
+    pub fn scale(&self) -> Rational {
         self.scale
     }
     /// The range `[lo, hi]` every slot's value lies in.
@@ -158,6 +158,20 @@ impl ImageMeta {
         (c * self.rows() + t) * self.row_len() + j
     }
 
+    /// Checks that the image was made for `pk` (fingerprint and size).
+    pub(crate) fn check_key(&self, pk: &paillier::PublicKey) -> Result<()> {
+        let short =
+            |fp: &[u8; 32]| -> String { fp[..6].iter().map(|b| format!("{b:02x}")).collect() };
+        let fp = pk.fingerprint();
+        if self.key_fingerprint != fp || self.key_bits != pk.bits() {
+            return Err(Error::WrongKey {
+                found: short(&self.key_fingerprint),
+                expected: short(&fp),
+            });
+        }
+        Ok(())
+    }
+
     /// Checks that values in `[lo, hi]` fit a slot.
     pub fn check_digit_range(&self, lo: i64, hi: i64, what: &str) -> Result<()> {
         let span = i128::from(hi) - i128::from(lo);
@@ -201,7 +215,7 @@ impl ImageMeta {
         radius: u32,
         lo: i64,
         hi: i64,
-        scale: Scale,
+        scale: Rational,
         name: String,
     ) -> Result<ImageMeta> {
         self.check_radius(radius, &name)?;
@@ -223,7 +237,7 @@ impl ImageMeta {
         &self,
         lo: i64,
         hi: i64,
-        scale: Scale,
+        scale: Rational,
         name: String,
     ) -> Result<ImageMeta> {
         self.after_filter(0, lo, hi, scale, name)
@@ -236,7 +250,7 @@ impl ImageMeta {
         color: ColorLayout,
         lo: i64,
         hi: i64,
-        scale: Scale,
+        scale: Rational,
         name: String,
     ) -> Result<ImageMeta> {
         let mut m = self.after_pointwise(lo, hi, scale, name)?;

@@ -1,10 +1,53 @@
 //! Progress reporting for long parallel work.
 
+/// A phase of the work on an image, as a [`Progress`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Encrypting pixels, in ciphertexts.
+    Encrypt,
+    /// Sending an encrypted image, in bytes.
+    Upload,
+    /// Filtering ciphertexts (here or on a server), in ciphertexts.
+    Filter,
+    /// Receiving an encrypted image, in bytes.
+    Download,
+    /// Decrypting, in ciphertexts.
+    Decrypt,
+}
+
+impl Phase {
+    /// The phase's name in lower case: `"encrypt"`, `"upload"`, ...
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Encrypt => "encrypt",
+            Phase::Upload => "upload",
+            Phase::Filter => "filter",
+            Phase::Download => "download",
+            Phase::Decrypt => "decrypt",
+        }
+    }
+
+    /// Whether the phase counts bytes (upload, download) rather than
+    /// ciphertexts.
+    #[must_use]
+    pub fn counts_bytes(self) -> bool {
+        matches!(self, Phase::Upload | Phase::Download)
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Receives progress of long operations, from many threads at once. A front
 /// end implements it to draw a progress bar.
 pub trait Progress: Sync {
     /// A phase starts with `total` units of work.
-    fn start(&self, _phase: &str, _total: u64) {}
+    fn start(&self, _phase: Phase, _total: u64) {}
     /// `n` more units are done.
     fn advance(&self, _n: u64) {}
     /// The phase is over.

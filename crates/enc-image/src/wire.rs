@@ -1,14 +1,22 @@
 //! The wire format of encrypted images, and loading with limits.
 //!
+//! The toolkit's framing ([`paillier::frame`]) around a header and the
+//! ciphertexts:
+//!
 //! ```text
 //! magic    8 bytes  "HEIMAGE\0"
-//! version  u16 LE   1
-//! length   u32 LE   length of the header
-//! header   bincode 2 (serde) of ImageMeta: dimensions, layout, packing,
-//!          border, scale, value range, history, key size and fingerprint
-//! payload  every ciphertext as exactly ceil(2 * key_bits / 8) big-endian bytes
+//! version  u16 LE   3 (FORMAT_VERSION)
+//! length   u64 LE   bytes of the body
+//! body:
+//!   header   u32 LE length, then bincode 2 (serde) of ImageMeta: dimensions,
+//!            layout, packing, border, scale, value range, history, key size
+//!            and fingerprint
+//!   payload  every ciphertext as exactly ceil(2 * key_bits / 8) big-endian bytes
 //! digest   32 bytes, SHA-256 of everything before it
 //! ```
+//!
+//! Version 2 had no body length; such files are refused with a message
+//! naming both versions.
 //!
 //! Loading never trusts the bytes: the size is checked against [`Limits`]
 //! before anything is allocated, the digest is checked before anything is
@@ -18,6 +26,7 @@
 //! length must match exactly, and every ciphertext must lie in `[1, n^2)`
 //! and be coprime to n for the key given.
 
+use paillier::frame::{Format, FrameError, Parts, write_part};
 use paillier::{Ciphertext, Integer, PublicKey};
 use rayon::prelude::*;
 use rug::integer::Order;
@@ -26,18 +35,11 @@ use crate::error::{Error, Result};
 use crate::image::EncryptedImage;
 use crate::meta::{ImageMeta, Packing};
 
-const MAGIC: &[u8; 8] = b"HEIMAGE\0";
-/// The format version this build writes and reads (2 added the digest).
-pub const FORMAT_VERSION: u16 = 2;
-/// Bytes of the trailing SHA-256 digest.
-const DIGEST_LEN: usize = 32;
-/// Magic, version and header length.
-const PREFIX_LEN: usize = 14;
-
-fn digest(bytes: &[u8]) -> [u8; DIGEST_LEN] {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).into()
-}
+/// The format version this build writes and reads (2 added the digest,
+/// 3 the common framing with a body length).
+pub const FORMAT_VERSION: u16 = 3;
+/// The framing of encrypted images.
+pub const FORMAT: Format<8> = Format::new(*b"HEIMAGE\0", FORMAT_VERSION, "encrypted image");
 const HEADER_LIMIT: usize = 64 * 1024;
 
 /// Limits applied when loading an encrypted image from bytes.
@@ -69,21 +71,6 @@ fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<HEADER_LIMIT>()
 }
 
-fn short(fp: &[u8; 32]) -> String {
-    fp[..6].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(crate) fn check_fingerprint(meta: &ImageMeta, pk: &PublicKey) -> Result<()> {
-    let fp = pk.fingerprint();
-    if meta.key_fingerprint != fp || meta.key_bits != pk.bits() {
-        return Err(Error::WrongKey {
-            found: short(&meta.key_fingerprint),
-            expected: short(&fp),
-        });
-    }
-    Ok(())
-}
-
 /// Bytes of one ciphertext on the wire for a key of `key_bits` bits.
 #[must_use]
 pub fn ciphertext_width(key_bits: u32) -> usize {
@@ -98,13 +85,9 @@ impl EncryptedImage {
         // ImageMeta holds only integers, strings and enums: encoding cannot fail.
         let header = bincode::serde::encode_to_vec(meta, bincode_config()).unwrap_or_default();
         let width = ciphertext_width(meta.key_bits());
-        let mut out = Vec::with_capacity(
-            PREFIX_LEN + header.len() + width * self.ciphertexts().len() + DIGEST_LEN,
-        );
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-        out.extend_from_slice(&header);
+        let mut w = FORMAT.writer(4 + header.len() + width * self.ciphertexts().len());
+        let out = w.body();
+        write_part(out, &header);
         for c in self.ciphertexts() {
             let digits = c.as_integer().significant_digits::<u8>();
             let start = out.len();
@@ -112,18 +95,18 @@ impl EncryptedImage {
             c.as_integer()
                 .write_digits(&mut out[start + width - digits..], Order::Msf);
         }
-        let d = digest(&out);
-        out.extend_from_slice(&d);
-        out
+        w.finish()
     }
 
     /// The ciphertext bytes of an encoding made by [`to_bytes`](Self::to_bytes)
-    /// (without magic, header and digest), or `None` if `encoded` is not
-    /// one: what a picture of "what the server sees" shows.
+    /// (without framing and header), or `None` if `encoded` is not one: what
+    /// a picture of "what the server sees" shows. Checks the framing only.
     #[must_use]
     pub fn payload_of(encoded: &[u8]) -> Option<&[u8]> {
-        let hlen = u32::from_le_bytes(encoded.get(10..14)?.try_into().ok()?) as usize;
-        encoded.get(PREFIX_LEN + hlen..encoded.len().checked_sub(DIGEST_LEN)?)
+        let body = FORMAT.open(encoded, encoded.len()).ok()?;
+        let mut parts = Parts::new(body, FORMAT.name());
+        parts.next("header", HEADER_LIMIT).ok()?;
+        Some(parts.rest())
     }
 
     /// Decodes and checks an image in the wire format for the key `pk`.
@@ -136,37 +119,25 @@ impl EncryptedImage {
                 limits.max_bytes
             )));
         }
-        if bytes.len() < PREFIX_LEN + DIGEST_LEN || &bytes[..8] != MAGIC {
-            return Err(fmt(
-                "not an encrypted image of this toolkit (bad magic)".into()
-            ));
-        }
-        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-        if version != FORMAT_VERSION {
-            return Err(fmt(format!(
-                "format version {version}, this build reads version {FORMAT_VERSION}"
-            )));
-        }
-        let (bytes, sealed) = bytes.split_at(bytes.len() - DIGEST_LEN);
-        if digest(bytes) != sealed {
-            return Err(fmt(
-                "digest mismatch: the bytes were corrupted in transit or on disk".into(),
-            ));
-        }
-        let hlen = u32::from_le_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]) as usize;
-        if hlen > HEADER_LIMIT || PREFIX_LEN + hlen > bytes.len() {
-            return Err(fmt(format!("header length {hlen} is impossible")));
-        }
-        let (meta, used): (ImageMeta, usize) = bincode::serde::decode_from_slice(
-            &bytes[PREFIX_LEN..PREFIX_LEN + hlen],
-            bincode_config(),
-        )
-        .map_err(|e| fmt(format!("header: {e}")))?;
-        if used != hlen {
+        let body = FORMAT.open(bytes, limits.max_bytes).map_err(|e| match e {
+            FrameError::Magic { .. } => {
+                fmt("not an encrypted image of this toolkit (bad magic)".into())
+            }
+            FrameError::TooLarge { .. } => Error::Limit(e.to_string()),
+            other => fmt(other.to_string()),
+        })?;
+        let mut parts = Parts::new(body, FORMAT.name());
+        let header = parts
+            .next("header", HEADER_LIMIT)
+            .map_err(|e| fmt(format!("header length: {e}")))?;
+        let (meta, used): (ImageMeta, usize) =
+            bincode::serde::decode_from_slice(header, bincode_config())
+                .map_err(|e| fmt(format!("header: {e}")))?;
+        if used != header.len() {
             return Err(fmt("header has trailing bytes".into()));
         }
         check_meta(&meta, limits)?;
-        check_fingerprint(&meta, pk)?;
+        meta.check_key(pk)?;
         let count = meta.ciphertext_count();
         if count > limits.max_ciphertexts {
             return Err(Error::Limit(format!(
@@ -175,7 +146,7 @@ impl EncryptedImage {
             )));
         }
         let width = ciphertext_width(meta.key_bits());
-        let payload = &bytes[PREFIX_LEN + hlen..];
+        let payload = parts.rest();
         if payload.len() != count * width {
             return Err(fmt(format!(
                 "payload is {} bytes, {count} ciphertexts of {width} bytes need {}",

@@ -33,14 +33,25 @@ fn sample() -> (PixelImage, EncryptedImage) {
     (img, enc)
 }
 
-/// Recomputes the trailing digest after a deliberate change, so that the
-/// checks behind the digest are reached.
-fn reseal(mut b: Vec<u8>) -> Vec<u8> {
+/// Magic, version and body length: the bytes before the body.
+const HEAD: usize = 18;
+
+fn sha256(b: &[u8]) -> [u8; 32] {
     use sha2::Digest;
-    let body = b.len() - 32;
-    let d: [u8; 32] = sha2::Sha256::digest(&b[..body]).into();
-    b[body..].copy_from_slice(&d);
-    b
+    sha2::Sha256::digest(b).into()
+}
+
+/// Recomputes the body length and the trailing digest after a deliberate
+/// change of the body (between the 18-byte head and the digest), so that
+/// the checks behind the digest are reached. Magic and version are kept.
+fn reseal(b: Vec<u8>) -> Vec<u8> {
+    let body = &b[HEAD..b.len() - 32];
+    let mut out = b[..10].to_vec();
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(body);
+    let d = sha256(&out);
+    out.extend_from_slice(&d);
+    out
 }
 
 fn load(bytes: &[u8]) -> Result<EncryptedImage, Error> {
@@ -96,8 +107,9 @@ fn malformed_inputs_get_clear_errors() {
         assert!(err.contains(needle), "expected {needle:?} in {err:?}");
     };
     expect(&[], "bad magic");
-    expect(b"HEIMAGE", "bad magic");
-    expect(&good[..13], "bad magic");
+    expect(b"HEIMAGX", "bad magic");
+    expect(b"HEIMAGE", "truncated");
+    expect(&good[..13], "truncated");
     let mut b = good.clone();
     b[0] ^= 1;
     expect(&b, "bad magic");
@@ -107,17 +119,21 @@ fn malformed_inputs_get_clear_errors() {
     let mut b = good.clone();
     b[8] = 1;
     expect(&b, "format version 1");
-    // Corruption anywhere after the version: the digest catches it.
-    expect(&good[..good.len() - 1], "digest mismatch");
+    // A cut or a longer file: the framing's length catches it.
+    expect(&good[..good.len() - 1], "truncated");
     let mut b = good.clone();
     b.push(0);
+    expect(&b, "1 bytes follow the digest");
+    // Corruption anywhere after the version: the digest catches it.
+    let mut b = good.clone();
+    b[HEAD + 1] ^= 4;
     expect(&b, "digest mismatch");
     let mut b = good.clone();
     b[20] ^= 4;
     expect(&b, "digest mismatch");
     // Deliberate changes with a valid digest reach the checks behind it.
     let mut b = good.clone();
-    b[10..14].copy_from_slice(&u32::MAX.to_le_bytes());
+    b[HEAD..HEAD + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     expect(&reseal(b), "header length");
     let mut b = good[..good.len() - 33].to_vec();
     b.extend_from_slice(&[0; 32]);
@@ -146,6 +162,32 @@ fn malformed_inputs_get_clear_errors() {
     let end = at + width;
     b[end - nbytes.len()..end].copy_from_slice(&nbytes);
     expect(&reseal(b), "not valid for this key");
+}
+
+/// A file of version 2 (before the common framing: a u32 header length
+/// right after the version, no body length) is refused with a message
+/// naming both versions, never misread.
+#[test]
+fn version_2_files_are_named_not_misread() {
+    let (_, enc) = sample();
+    let good = enc.to_bytes();
+    let mut old = b"HEIMAGE\0".to_vec();
+    old.extend_from_slice(&2u16.to_le_bytes());
+    old.extend_from_slice(&good[HEAD..good.len() - 32]);
+    let d = sha256(&old);
+    old.extend_from_slice(&d);
+    let err = load(&old).unwrap_err();
+    assert!(matches!(err, Error::Format(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("format version 2 is not supported: this build reads version 3 only"),
+        "{err}"
+    );
+    assert_eq!(EncryptedImage::payload_of(&old), None);
+    assert_eq!(
+        EncryptedImage::payload_of(&good).map(<[u8]>::len),
+        Some(enc.ciphertexts().len() * enc_image::ciphertext_width(512))
+    );
 }
 
 #[test]
@@ -205,7 +247,7 @@ fn corrupted_plaintexts_are_detected_not_decoded() {
     let mut cts = enc.ciphertexts().to_vec();
     let junk = Integer::from(pk.n() - 12345u32);
     let idx = enc.meta().index(0, enc.meta().row_margin() as usize, 0);
-    cts[idx] = keypair().private_key().encrypt_raw(&junk).unwrap();
+    cts[idx] = paillier::hazmat::encrypt_raw(keypair().private_key(), &junk).unwrap();
     let bad = EncryptedImage::from_parts(enc.meta().clone(), cts).unwrap();
     let err = bad
         .decrypt(keypair().private_key(), &NoProgress)
@@ -243,7 +285,7 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = load(&bytes);
-        let mut framed = b"HEIMAGE\0\x02\x00".to_vec();
+        let mut framed = b"HEIMAGE\0\x03\x00".to_vec();
         framed.extend_from_slice(&bytes);
         let _ = load(&framed);
     }

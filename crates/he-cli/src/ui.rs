@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use enc_image::{DecryptedImage, OutputMapping, PixelImage};
+use enc_image::{DecryptedImage, OutputMapping, Phase, PixelImage};
 use he_filter::Filter;
 use image::DynamicImage;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -96,16 +96,16 @@ impl Bar {
 }
 
 impl enc_image::Progress for Bar {
-    fn start(&self, phase: &str, total: u64) {
+    fn start(&self, phase: Phase, total: u64) {
         self.bar
             .set_draw_target(indicatif::ProgressDrawTarget::stderr());
         self.bar.set_length(total);
         self.bar.set_position(0);
         let template = match phase {
-            "upload" | "download" => {
+            Phase::Upload | Phase::Download => {
                 "{msg:>9} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)"
             }
-            "filter" => "{msg:>9} [{bar:40}] {pos}/{len} ciphertexts on the server",
+            Phase::Filter => "{msg:>9} [{bar:40}] {pos}/{len} ciphertexts on the server",
             _ => "{msg:>9} [{bar:40}] {pos}/{len} ciphertexts ({eta} left)",
         };
         self.bar.set_style(
@@ -113,7 +113,7 @@ impl enc_image::Progress for Bar {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        self.bar.set_message(phase.to_string());
+        self.bar.set_message(phase.name());
         self.bar.reset_eta();
     }
     fn advance(&self, n: u64) {

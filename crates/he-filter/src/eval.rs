@@ -1,5 +1,5 @@
-//! Homomorphic evaluation of a kernel on an encrypted image, with the
-//! public key only.
+//! Homomorphic evaluation of filters and chains on an encrypted image,
+//! with the public key only, after planning has checked them in full.
 //!
 //! Packed layout: a horizontal 1-D filter `v` over a whole chunk is one
 //! exponentiation by `W = sum_j v[2r - j] * 2^(b*j)` (slot `i` becomes
@@ -12,14 +12,16 @@
 //! first). Unpacked layout: every output is the product of its `k x k`
 //! neighbours raised to their weights, borders by index.
 
-use enc_image::{ColorLayout, EncryptedImage, ImageMeta, Packing, Progress, Scale};
+use enc_image::{EncryptedImage, ImageMeta, Packing, Phase, Progress};
+use paillier::hazmat::trivial_encrypt_raw;
 use paillier::{Ciphertext, Integer, PublicKey};
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
-use crate::filter::{BT601, Step};
-use crate::kernel::{Kernel, range_after};
-use crate::ratio::Ratio;
+use crate::error::Result;
+use crate::filter::{BT601, Filter};
+use crate::kernel::Kernel;
+use crate::lower::Step;
+use crate::plan::{affine_params, check_chain, plan};
 
 /// `c^w` for a small public weight, avoiding work for 0, 1 and -1.
 fn pow_small(pk: &PublicKey, c: &Ciphertext, w: i64) -> Option<Ciphertext> {
@@ -43,7 +45,7 @@ fn product(pk: &PublicKey, terms: impl Iterator<Item = Ciphertext>) -> Result<Ci
     }
     match acc {
         Some(a) => Ok(a),
-        None => Ok(pk.trivial_encrypt_raw(&Integer::new())?),
+        None => Ok(trivial_encrypt_raw(pk, &Integer::new())?),
     }
 }
 
@@ -92,159 +94,30 @@ pub(crate) fn apply(
     )
 }
 
-/// The description of `meta` after `step`, checked in full: halo, slot
-/// width of every intermediate result, scale, colour layout. No ciphertext
-/// work.
-pub(crate) fn plan(meta: &ImageMeta, step: &Step, label: &str) -> Result<ImageMeta> {
-    match step {
-        Step::Kernel(kernel) => meta.check_radius(kernel.radius() as u32, label)?,
-        Step::Grey => {
-            grey_layout(meta.color(), label)?;
-        }
-        Step::Affine { .. } => {}
+/// Applies a chain of filters, in order, with the public key only. The
+/// whole chain is checked first ([`check_chain`]): a chain that would not
+/// fit is refused before any work. Each filter's label is appended to the
+/// image's history.
+pub fn apply_chain(
+    img: &EncryptedImage,
+    pk: &PublicKey,
+    chain: &[Filter],
+    progress: &dyn Progress,
+) -> Result<EncryptedImage> {
+    img.check_key(pk)?;
+    check_chain(img.meta(), chain)?;
+    let mut cur: Option<EncryptedImage> = None;
+    for f in chain {
+        let next = run(
+            cur.as_ref().unwrap_or(img),
+            pk,
+            &f.step()?,
+            &f.label(),
+            progress,
+        )?;
+        cur = Some(next);
     }
-    let (lo, hi) = meta.digit_range();
-    let r = step_ranges(step, lo, hi, meta.scale(), label)?;
-    for (clo, chi, what) in &r.checks {
-        meta.check_digit_range(*clo, *chi, what)?;
-    }
-    let (olo, ohi) = r.out;
-    match step {
-        Step::Kernel(kernel) => {
-            let radius = kernel.radius() as u32;
-            if meta.packing() == Packing::Unpacked && radius > 0 && !meta.history().is_empty() {
-                return Err(Error::Parameter(format!(
-                    "{label}: in the unpacked layout (the one-value-per-ciphertext baseline) a \
-                     neighbourhood filter must come first, because that layout re-applies the border \
-                     after each step; use the packed layout for chains"
-                )));
-            }
-            Ok(meta.after_filter(radius, olo, ohi, r.scale, label.to_string())?)
-        }
-        Step::Affine { .. } => Ok(meta.after_pointwise(olo, ohi, r.scale, label.to_string())?),
-        Step::Grey => {
-            let color = grey_layout(meta.color(), label)?;
-            Ok(meta.after_recolor(color, olo, ohi, r.scale, label.to_string())?)
-        }
-    }
-}
-
-/// The colour layout after RGB-to-grey, or why there is none.
-pub(crate) fn grey_layout(color: ColorLayout, label: &str) -> Result<ColorLayout> {
-    match color {
-        ColorLayout::Rgb8 => Ok(ColorLayout::Luma8),
-        ColorLayout::Rgba8 => Ok(ColorLayout::LumaA8),
-        other => Err(Error::Parameter(format!(
-            "{label}: needs an RGB or RGBA image, this one is {other:?}"
-        ))),
-    }
-}
-
-/// Ranges a step produces from slot values in `[lo, hi]` at `scale`.
-pub(crate) struct StepRanges {
-    /// Every intermediate and final range that must fit a slot, named.
-    pub(crate) checks: Vec<(i64, i64, String)>,
-    /// The output range (`lo <= 0 <= hi`).
-    pub(crate) out: (i64, i64),
-    /// The output scale.
-    pub(crate) scale: Scale,
-}
-
-fn fit(v: i128, what: &str) -> Result<i64> {
-    i64::try_from(v).map_err(|_| Error::Parameter(format!("{what}: values overflow 64 bits")))
-}
-
-/// `(W, K, scale')` with `W v + K` at `scale'` equal to `mul * (v * scale) + add`,
-/// in lowest terms.
-pub(crate) fn affine_params(
-    scale: Scale,
-    mul: Ratio,
-    add: Ratio,
-    what: &str,
-) -> Result<(i64, i64, Scale)> {
-    let (num, den) = (i128::from(scale.num()), i128::from(scale.den()));
-    let (an, ad) = (i128::from(mul.num()), i128::from(mul.den()));
-    let (bn, bd) = (i128::from(add.num()), i128::from(add.den()));
-    // (an/ad) (v num/den) + bn/bd = (an num bd v + bn ad den) / (ad den bd)
-    let w = an * num * bd;
-    let k = bn * ad * den;
-    let d = ad * den * bd;
-    let g = gcd128(gcd128(w.abs(), k.abs()), d).max(1);
-    let (w, k, d) = (w / g, k / g, d / g);
-    let d = u64::try_from(d).map_err(|_| Error::Parameter(format!("{what}: scale overflows")))?;
-    Ok((fit(w, what)?, fit(k, what)?, Scale::new(1, d)?))
-}
-
-fn gcd128(mut a: i128, mut b: i128) -> i128 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
-pub(crate) fn step_ranges(
-    step: &Step,
-    lo: i64,
-    hi: i64,
-    scale: Scale,
-    label: &str,
-) -> Result<StepRanges> {
-    match step {
-        Step::Kernel(kernel) => {
-            let mut checks = Vec::new();
-            if let Some((col, row)) = kernel.separable() {
-                let (vlo, vhi) = range_after(&col, lo, hi)?;
-                checks.push((vlo, vhi, format!("{label} (vertical pass)")));
-                let out = range_after(&row, vlo, vhi)?;
-                checks.push((out.0, out.1, label.to_string()));
-                let scale = scale.times(1, kernel.divisor())?;
-                return Ok(StepRanges { checks, out, scale });
-            }
-            if let Some((alpha, col, row)) = kernel.separable_plus_centre() {
-                let (vlo, vhi) = range_after(&col, lo, hi)?;
-                checks.push((vlo, vhi, format!("{label} (vertical pass)")));
-                let (slo, shi) = range_after(&row, vlo, vhi)?;
-                checks.push((slo, shi, format!("{label} (separable part)")));
-                let (clo, chi) = range_after(&[alpha], lo, hi)?;
-                checks.push((clo, chi, format!("{label} (centre)")));
-                let out = range_after(kernel.weights(), lo, hi)?;
-                checks.push((out.0, out.1, label.to_string()));
-                let scale = scale.times(1, kernel.divisor())?;
-                return Ok(StepRanges { checks, out, scale });
-            }
-            for i in 0..kernel.size() {
-                let (rlo, rhi) = range_after(kernel.row(i), lo, hi)?;
-                checks.push((rlo, rhi, format!("{label} (row {i})")));
-            }
-            let out = range_after(kernel.weights(), lo, hi)?;
-            checks.push((out.0, out.1, label.to_string()));
-            let scale = scale.times(1, kernel.divisor())?;
-            Ok(StepRanges { checks, out, scale })
-        }
-        Step::Affine { mul, add } => {
-            let (w, k, scale) = affine_params(scale, *mul, *add, label)?;
-            let (a, b) = (
-                i128::from(w) * i128::from(lo),
-                i128::from(w) * i128::from(hi),
-            );
-            let olo = fit(a.min(b) + i128::from(k), label)?.min(0);
-            let ohi = fit(a.max(b) + i128::from(k), label)?.max(0);
-            Ok(StepRanges {
-                checks: vec![(olo, ohi, label.to_string())],
-                out: (olo, ohi),
-                scale,
-            })
-        }
-        Step::Grey => {
-            let total: i64 = BT601.iter().sum();
-            let out = range_after(&[total], lo, hi)?;
-            Ok(StepRanges {
-                checks: vec![(out.0, out.1, label.to_string())],
-                out,
-                scale: scale.times(1, total as u64)?,
-            })
-        }
-    }
+    Ok(cur.unwrap_or_else(|| img.clone()))
 }
 
 /// Runs one step on ciphertexts after checking it in full.
@@ -281,7 +154,7 @@ fn affine(
     progress: &dyn Progress,
 ) -> Vec<Ciphertext> {
     let cts = img.ciphertexts();
-    progress.start("filter", cts.len() as u64);
+    progress.start(Phase::Filter, cts.len() as u64);
     let out = cts
         .par_iter()
         .map(|c| {
@@ -312,7 +185,7 @@ fn grey(
     let per_channel = out_meta.rows() * out_meta.row_len();
     let count = out_meta.ciphertext_count();
     let total: i64 = BT601.iter().sum();
-    progress.start("filter", count as u64);
+    progress.start(Phase::Filter, count as u64);
     let out = (0..count)
         .into_par_iter()
         .map(|idx| {
@@ -365,7 +238,7 @@ fn packed(
             let w = row_exponent(&row, bits);
             let r = k / 2;
             let centre = (alpha != 0).then(|| Integer::from(alpha) << (bits as usize * r));
-            progress.start("filter", count as u64);
+            progress.start(Phase::Filter, count as u64);
             let out = (0..count)
                 .into_par_iter()
                 .map(|idx| {
@@ -387,7 +260,7 @@ fn packed(
         }
         None => {
             let ws: Vec<Integer> = (0..k).map(|i| row_exponent(kernel.row(i), bits)).collect();
-            progress.start("filter", count as u64);
+            progress.start(Phase::Filter, count as u64);
             let out = (0..count)
                 .into_par_iter()
                 .map(|idx| {
@@ -425,9 +298,9 @@ fn unpacked(
     // E(value * weight) for a pixel outside the image (constant border).
     let outside = |weight: i64| -> Result<Ciphertext> {
         let m = Integer::from(constant * weight).rem_euc(pk.n());
-        Ok(pk.trivial_encrypt_raw(&m)?)
+        Ok(trivial_encrypt_raw(pk, &m)?)
     };
-    progress.start("filter", count as u64);
+    progress.start(Phase::Filter, count as u64);
     let out = (0..count)
         .into_par_iter()
         .map(|idx| {

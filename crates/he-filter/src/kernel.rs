@@ -1,5 +1,7 @@
 //! Kernels: square integer weights with a public divisor.
 
+use enc_image::gcd;
+
 use crate::error::{Error, Result};
 
 /// Largest accepted kernel side.
@@ -240,7 +242,7 @@ impl Kernel {
         let g = self
             .row(r0)
             .iter()
-            .fold(0u64, |g, &w| gcd(g, w.unsigned_abs()));
+            .fold(0u64, |g, &w| gcd(g.into(), w.unsigned_abs().into()) as u64);
         let row: Vec<i64> = self.row(r0).iter().map(|&w| w / g as i64).collect();
         let j0 = row.iter().position(|&w| w != 0)?;
         let mut col = Vec::with_capacity(k);
@@ -278,7 +280,7 @@ impl Kernel {
         let g = self
             .row(i0)
             .iter()
-            .fold(0u64, |g, &w| gcd(g, w.unsigned_abs()));
+            .fold(0u64, |g, &w| gcd(g.into(), w.unsigned_abs().into()) as u64);
         let row: Vec<i64> = self.row(i0).iter().map(|&w| w / g as i64).collect();
         let j0 = (0..k).find(|&j| j != r && row[j] != 0)?;
         let mut col = Vec::with_capacity(k);
@@ -299,13 +301,6 @@ impl Kernel {
         let alpha = self.weight(r, r) - col[r] * row[r];
         (alpha != 0).then_some((alpha, col, row))
     }
-}
-
-fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
 }
 
 /// The range of `sum w_i x_i` for `x_i` in `[lo, hi]` (`lo <= 0 <= hi`).

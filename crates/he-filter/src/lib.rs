@@ -57,28 +57,28 @@
 //! # Ok(()) }
 //! ```
 
-mod chain;
 mod error;
 mod eval;
 mod filter;
 mod kernel;
+mod lower;
+mod names;
+mod plan;
 mod post;
-mod ratio;
 pub mod reference;
 
-pub use chain::{apply_chain, check_chain, encrypt_options};
-pub use enc_image;
-pub use enc_image::{BorderMode, EncryptedImage, NoProgress, OutputMapping, Progress};
 pub use error::{Error, Result};
+pub use eval::apply_chain;
 pub use filter::{
-    BT601, Filter, FilterParams, GAUSSIAN_FRACTION_BITS, MAX_BRIGHTNESS, MAX_SIGMA, NAMES,
-    gaussian_size,
+    BT601, BUILTINS, Builtin, Filter, GAUSSIAN_FRACTION_BITS, MAX_BRIGHTNESS, MAX_PARAM_TERM,
+    MAX_SIGMA, gaussian_size,
 };
 pub use kernel::{Kernel, MAX_KERNEL_SIZE, MAX_WEIGHT};
-pub use paillier;
+pub use names::FilterParams;
+pub use plan::{check_chain, encrypt_options};
 pub use post::gradient_magnitude;
-pub use ratio::{MAX_RATIO_TERM, Ratio};
 
+use enc_image::{EncryptedImage, NoProgress, Progress};
 use paillier::PublicKey;
 
 /// The `k x k` mean filter (k odd, up to `2 * halo + 1`): the sum of the

@@ -47,15 +47,15 @@ pub fn gradient_magnitude(gx: &DecryptedImage, gy: &DecryptedImage) -> Result<Pi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use enc_image::{ColorLayout, Scale};
+    use enc_image::{ColorLayout, Rational};
 
-    fn img(values: Vec<i64>, scale: Scale) -> DecryptedImage {
+    fn img(values: Vec<i64>, scale: Rational) -> DecryptedImage {
         DecryptedImage::new(values.len(), 1, ColorLayout::Luma8, values, scale).unwrap()
     }
 
     #[test]
     fn magnitude_is_exact_and_rounds_half_up() {
-        let one = Scale::ONE;
+        let one = Rational::ONE;
         let m = gradient_magnitude(
             &img(vec![3, -5, 0, 1, 300], one),
             &img(vec![4, 12, 0, 1, 0], one),
@@ -64,7 +64,7 @@ mod tests {
         // 5, 13, 0, sqrt(2) = 1.41 -> 1, 300 -> 255.
         assert_eq!(m.data(), &[5, 13, 0, 1, 255]);
         // sqrt(2.25) = 1.5 exactly: ties away from zero -> 2.
-        let half = Scale::new(1, 2).unwrap();
+        let half = Rational::new(1, 2).unwrap();
         let m = gradient_magnitude(&img(vec![3], half), &img(vec![0], half)).unwrap();
         assert_eq!(m.data(), &[2]);
         // Different scales are honoured: x = 6/2 = 3, y = 4.

@@ -5,12 +5,13 @@
 //! definitions (their kernels and exact parameters): here a filter is a
 //! plain loop over a grid of integers.
 
-use enc_image::{BorderMode, ColorLayout, DecryptedImage, PixelImage, Scale};
+use enc_image::{BorderMode, ColorLayout, DecryptedImage, PixelImage, Rational};
 
 use crate::error::{Error, Result};
-use crate::eval::affine_params;
-use crate::filter::{BT601, Filter, Step};
+use crate::filter::{BT601, Filter};
 use crate::kernel::Kernel;
+use crate::lower::Step;
+use crate::plan::affine_params;
 
 /// One channel's values on a grid.
 #[derive(Clone)]
@@ -67,7 +68,7 @@ pub fn apply_chain(
             Grid { w: gw, h: gh, v }
         })
         .collect();
-    let mut scale = Scale::ONE;
+    let mut scale = Rational::ONE;
     for (step, label) in &steps {
         match step {
             Step::Kernel(k) => {
@@ -174,7 +175,7 @@ pub fn filter_sums(img: &PixelImage, kernel: &Kernel, border: BorderMode) -> Vec
 /// `cv2.blur(img, (k, k), borderType=cv2.BORDER_REPLICATE)` (k odd).
 #[must_use]
 pub fn filter(img: &PixelImage, kernel: &Kernel, border: BorderMode) -> PixelImage {
-    let scale = Scale::new(1, kernel.divisor()).unwrap_or(Scale::ONE);
+    let scale = Rational::new(1, kernel.divisor()).unwrap_or(Rational::ONE);
     let data: Vec<u8> = filter_sums(img, kernel, border)
         .into_iter()
         .map(|v| scale.to_u8(v))
@@ -185,7 +186,6 @@ pub fn filter(img: &PixelImage, kernel: &Kernel, border: BorderMode) -> PixelIma
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ratio::Ratio;
     use enc_image::OutputMapping;
 
     #[test]
@@ -237,7 +237,7 @@ mod tests {
         );
         // 1.5 (x - 128) + 128: -64, 86, 128, 318.5 -> 0, 86, 128, 255
         let c = Filter::Contrast {
-            factor: Ratio::new(3, 2).unwrap(),
+            factor: Rational::new(3, 2).unwrap(),
             pivot: 128,
         };
         assert_eq!(px(std::slice::from_ref(&c)), vec![0, 86, 128, 255]);

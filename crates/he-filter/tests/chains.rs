@@ -7,10 +7,11 @@
 mod common;
 
 use common::{border, color, image_of};
+use enc_image::Rational;
 use enc_image::{
     BorderMode, ColorLayout, EncryptOptions, EncryptedImage, NoProgress, OutputMapping, PixelImage,
 };
-use he_filter::{Filter, Ratio, reference};
+use he_filter::{Filter, reference};
 use paillier::Keypair;
 use proptest::prelude::*;
 
@@ -20,8 +21,8 @@ fn keypair() -> &'static Keypair {
     common::keypair(1024)
 }
 
-fn ratio() -> impl Strategy<Value = Ratio> {
-    (-8i64..=8, 1u64..=4).prop_map(|(n, d)| Ratio::new(n, d).unwrap())
+fn ratio() -> impl Strategy<Value = Rational> {
+    (-8i64..=8, 1u64..=4).prop_map(|(n, d)| Rational::new(n, d).unwrap())
 }
 
 /// Any filter but grey (which needs colour), with small random parameters.
@@ -39,7 +40,7 @@ fn filter() -> impl Strategy<Value = Filter> {
         Just(Filter::Sharpen),
         (0usize..=1, (0i64..=6, 1u64..=4)).prop_map(|(r, (n, d))| Filter::Unsharp {
             k: 2 * r + 1,
-            amount: Ratio::new(n, d).unwrap()
+            amount: Rational::new(n, d).unwrap()
         }),
         Just(Filter::Laplacian),
         Just(Filter::SobelX),
@@ -141,7 +142,7 @@ fn photo(w: usize, h: usize, color: ColorLayout) -> PixelImage {
 #[test]
 fn every_builtin_filter_equals_its_reference() {
     let img = photo(37, 9, ColorLayout::Rgb8);
-    for f in Filter::builtins() {
+    for f in Filter::every_builtin() {
         for b in [
             BorderMode::Replicate,
             BorderMode::Reflect101,

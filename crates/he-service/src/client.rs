@@ -29,7 +29,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use enc_image::{EncryptedImage, Limits, Progress};
+use enc_image::{EncryptedImage, Limits, Phase, Progress};
 use paillier::PublicKey;
 use serde::de::DeserializeOwned;
 use ureq::http::Response;
@@ -423,7 +423,7 @@ impl Client {
     }
 
     /// `POST /v1/jobs` with an encoded [`Envelope`], reporting the upload
-    /// in bytes (phase `"upload"`). One try: [`Client::run_job`] retries.
+    /// in bytes (phase [`Phase::Upload`]). One try: [`Client::run_job`] retries.
     ///
     /// The request says `Expect: 100-continue`: the server admits or
     /// refuses (`413`, `415`, `503`) before the body is sent, so a refusal
@@ -438,7 +438,7 @@ impl Client {
         progress: &dyn Progress,
         limit: Option<Duration>,
     ) -> Result<JobStatus> {
-        progress.start("upload", envelope.len() as u64);
+        progress.start(Phase::Upload, envelope.len() as u64);
         let mut reader = ProgressReader {
             data: envelope,
             progress,
@@ -494,7 +494,7 @@ impl Client {
     }
 
     /// Waits until the job finishes (at most `timeout`), reporting the
-    /// server's progress in ciphertexts (phase `"filter"`). Returns the
+    /// server's progress in ciphertexts (phase [`Phase::Filter`]). Returns the
     /// final status, `done` or `failed`. A refused or cut connection is
     /// retried until the deadline; a job the server does not know is
     /// [`Error::Server`] `404`.
@@ -522,7 +522,7 @@ impl Client {
             };
             if st.progress_total != total {
                 total = st.progress_total;
-                progress.start("filter", total);
+                progress.start(Phase::Filter, total);
                 done = 0;
             }
             progress.advance(st.progress_done.saturating_sub(done));
@@ -551,7 +551,7 @@ impl Client {
     }
 
     /// `GET /v1/jobs/{id}/result`: the encrypted result's bytes, reporting
-    /// the download in bytes (phase `"download"`). One try: a download cut
+    /// the download in bytes (phase [`Phase::Download`]). One try: a download cut
     /// midway is an error, never a partial result.
     pub fn result(&self, id: &str, progress: &dyn Progress) -> Result<Vec<u8>> {
         self.result_within(id, progress, None)?.or_404()
@@ -568,7 +568,7 @@ impl Client {
             Step::Gone { instance, message } => return Ok(Step::Gone { instance, message }),
         };
         let len = resp.body().content_length();
-        progress.start("download", len.unwrap_or(0));
+        progress.start(Phase::Download, len.unwrap_or(0));
         let mut reader = resp
             .body_mut()
             .with_config()

@@ -12,7 +12,7 @@ use crate::wire::FilterInfo;
 /// `GET /v1/info`.
 #[must_use]
 pub fn supported() -> Vec<FilterInfo> {
-    let mut examples = Filter::builtins();
+    let mut examples = Filter::every_builtin();
     examples.push(Filter::Kernel {
         size: 3,
         weights: vec![1, 2, 1, 2, 4, 2, 1, 2, 1],
@@ -29,12 +29,12 @@ pub fn supported() -> Vec<FilterInfo> {
         if name.is_empty() || out.iter().any(|i| i.name == name) {
             continue;
         }
-        let description = he_filter::NAMES
+        let description = he_filter::BUILTINS
             .iter()
-            .find(|(n, _)| *n == name)
+            .find(|b| b.name == name)
             .map_or(
                 "any square integer kernel with a divisor (filter2D); --kernel FILE",
-                |(_, d)| *d,
+                |b| b.summary,
             )
             .to_string();
         out.push(FilterInfo {

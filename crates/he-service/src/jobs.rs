@@ -48,7 +48,7 @@ pub(crate) struct JobProgress {
 }
 
 impl enc_image::Progress for JobProgress {
-    fn start(&self, _phase: &str, total: u64) {
+    fn start(&self, _phase: enc_image::Phase, total: u64) {
         self.total.fetch_add(total, Ordering::Relaxed);
     }
     fn advance(&self, n: u64) {

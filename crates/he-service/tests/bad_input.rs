@@ -43,6 +43,9 @@ fn post(server: &ServerHandle, content_type: Option<&str>, body: &[u8]) -> (u16,
 fn reseal(mut bytes: Vec<u8>) -> Vec<u8> {
     use sha2::Digest;
     let n = bytes.len() - 32;
+    // The framing's body length (after magic and version) follows the change.
+    let body = (n - enc_image::FORMAT.header_len()) as u64;
+    bytes[10..18].copy_from_slice(&body.to_le_bytes());
     let d: [u8; 32] = sha2::Sha256::digest(&bytes[..n]).into();
     bytes[n..].copy_from_slice(&d);
     bytes
@@ -156,7 +159,7 @@ fn malformed_envelopes_and_images_get_400() {
 
     // Bytes changed in transit: the image's digest says so.
     let mut bad = img.clone();
-    bad[20] ^= 1;
+    bad[28] ^= 1;
     assert_status(
         job(&server, &f.envelope_with(&f.spec, &bad)),
         400,
@@ -171,7 +174,7 @@ fn malformed_envelopes_and_images_get_400() {
         BorderMode::Replicate,
     )
     .to_bytes();
-    let hlen = |b: &[u8]| 14 + u32::from_le_bytes([b[10], b[11], b[12], b[13]]) as usize;
+    let hlen = |b: &[u8]| 22 + u32::from_le_bytes([b[18], b[19], b[20], b[21]]) as usize;
     let mut spliced = taller[..hlen(&taller)].to_vec();
     spliced.extend_from_slice(EncryptedImage::payload_of(&img).unwrap());
     spliced.extend_from_slice(&[0; 32]);

@@ -114,8 +114,8 @@ impl WhenRunning {
 }
 
 impl enc_image::Progress for WhenRunning {
-    fn start(&self, phase: &str, total: u64) {
-        if phase == "filter" {
+    fn start(&self, phase: enc_image::Phase, total: u64) {
+        if phase == enc_image::Phase::Filter {
             self.total.store(total, Ordering::SeqCst);
             self.done.store(0, Ordering::SeqCst);
         }

@@ -43,7 +43,7 @@ pub enum Error {
     /// A private key that is well formed but belongs to another public key.
     #[error("the private key does not belong to this public key (n differs)")]
     KeyMismatch,
-    /// A nonce given to [`PublicKey::encrypt_with_nonce`](crate::PublicKey::encrypt_with_nonce) that is not in `Z*_n`.
+    /// A nonce given to [`hazmat::encrypt_with_nonce`](crate::hazmat::encrypt_with_nonce) that is not in `Z*_n`.
     #[error("nonce must be in [1, n) and coprime to n")]
     InvalidNonce,
     /// Bytes that do not decode as the expected object.

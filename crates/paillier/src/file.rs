@@ -1,26 +1,29 @@
-//! The versioned binary format of key files: a magic, the kind of object,
-//! a format version, the object in bincode (with a size limit), and a
-//! SHA-256 digest of everything before it, so that a corrupted file is an
-//! error rather than another key.
+//! Key files: the toolkit's framing ([`crate::frame`]) around the key in
+//! bincode. The magic is `PAIL` and one byte for the kind of object, so
+//! that a public key is never read as a key pair or the reverse, and a
+//! corrupted file is an error rather than another key.
+//!
+//! Version 3 (this one) is the common framing with a body length; version 2
+//! had no length and is refused with a message naming both versions.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+use crate::frame::{Format, FrameError};
 
-const MAGIC: &[u8; 4] = b"PAIL";
-const VERSION: u16 = 2;
-/// Bytes of the trailing digest.
-const DIGEST_LEN: usize = 32;
-/// Magic, kind and version.
-const PREFIX_LEN: usize = 7;
-
-fn digest(bytes: &[u8]) -> [u8; DIGEST_LEN] {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).into()
-}
-/// Keys are a few KiB; anything larger is refused before decoding.
+/// The magic's first four bytes; the fifth is the [`Kind`].
+const MAGIC_PREFIX: &[u8; 4] = b"PAIL";
+/// The version of key files this build writes and reads (3: the common
+/// framing, with a body length).
+const VERSION: u16 = 3;
+/// Keys are a few KiB; a larger file is refused before decoding.
 const LIMIT: usize = 64 * 1024;
+
+/// The framing of public-key files.
+pub(crate) const PUBLIC_KEY: Format<5> = Format::new(*b"PAIL\x01", VERSION, "public key");
+/// The framing of key-pair files.
+pub(crate) const KEYPAIR: Format<5> = Format::new(*b"PAIL\x02", VERSION, "key pair");
 
 /// What a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,10 +33,11 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    /// The framing of files of this kind.
+    fn format(self) -> Format<5> {
         match self {
-            Kind::PublicKey => "public key",
-            Kind::Keypair => "key pair",
+            Kind::PublicKey => PUBLIC_KEY,
+            Kind::Keypair => KEYPAIR,
         }
     }
 }
@@ -43,21 +47,14 @@ fn config() -> impl bincode::config::Config {
 }
 
 pub(crate) fn encode<T: Serialize>(kind: Kind, value: &T) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1024);
-    out.extend_from_slice(MAGIC);
-    out.push(kind as u8);
-    out.extend_from_slice(&VERSION.to_le_bytes());
     // Serializing plain byte vectors into a Vec cannot fail.
-    if let Ok(body) = bincode::serde::encode_to_vec(value, config()) {
-        out.extend_from_slice(&body);
-    }
-    let d = digest(&out);
-    out.extend_from_slice(&d);
-    out
+    let body = bincode::serde::encode_to_vec(value, config()).unwrap_or_default();
+    kind.format().seal(&body)
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T> {
-    let what = kind.name();
+    let format = kind.format();
+    let what = format.name();
     let bad = |reason: String| Error::Malformed { what, reason };
     if bytes.len() > LIMIT {
         return Err(bad(format!(
@@ -65,34 +62,21 @@ pub(crate) fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T>
             bytes.len()
         )));
     }
-    if bytes.len() < PREFIX_LEN || &bytes[..4] != MAGIC {
-        return Err(bad("not a key file of this toolkit (bad magic)".into()));
+    // The kind gets its own message: the other kind's file is a common mistake.
+    if let Some((&found, _)) = bytes
+        .strip_prefix(MAGIC_PREFIX)
+        .and_then(|rest| rest.split_first())
+    {
+        if found != kind as u8 {
+            return Err(bad(format!(
+                "file holds object kind {found}, expected {what}"
+            )));
+        }
     }
-    if bytes[4] != kind as u8 {
-        return Err(bad(format!(
-            "file holds object kind {}, expected {what}",
-            bytes[4]
-        )));
-    }
-    let version = u16::from_le_bytes([bytes[5], bytes[6]]);
-    if version != VERSION {
-        return Err(bad(format!(
-            "format version {version}, this build reads version {VERSION}"
-        )));
-    }
-    let Some(body_end) = bytes
-        .len()
-        .checked_sub(DIGEST_LEN)
-        .filter(|&e| e >= PREFIX_LEN)
-    else {
-        return Err(bad("file too short for its digest".into()));
-    };
-    if digest(&bytes[..body_end]) != bytes[body_end..] {
-        return Err(bad(
-            "digest mismatch: the file was corrupted or changed".into()
-        ));
-    }
-    let body = &bytes[PREFIX_LEN..body_end];
+    let body = format.open(bytes, LIMIT).map_err(|e| match e {
+        FrameError::Magic { .. } => bad("not a key file of this toolkit (bad magic)".into()),
+        other => bad(other.to_string()),
+    })?;
     let (value, used) =
         bincode::serde::decode_from_slice(body, config()).map_err(|e| bad(e.to_string()))?;
     if used != body.len() {

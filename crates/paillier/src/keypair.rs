@@ -28,6 +28,10 @@ pub struct Keypair {
 }
 
 impl Keypair {
+    /// The framing of key-pair files ([`to_bytes`](Self::to_bytes)): magic
+    /// `PAIL\x02`, version, length, bincode body, digest.
+    pub const FILE_FORMAT: crate::frame::Format<5> = crate::file::KEYPAIR;
+
     /// The default size of n: 3072 bits, about 128-bit security.
     #[must_use]
     pub const fn default_bits() -> u32 {

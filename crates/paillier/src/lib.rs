@@ -30,7 +30,8 @@
 //! - All randomness (primes, nonces) comes from the operating system's
 //!   CSPRNG through `getrandom`; GMP's `RandState` is never used.
 //! - Plaintexts are signed integers in `[-(n-1)/2, (n-1)/2]`; values outside
-//!   are refused, never reduced. The `_raw` methods take residues in `[0, n)`.
+//!   are refused, never reduced. Raw residues in `[0, n)`, explicit nonces
+//!   and trivial encryptions are low-level doors, in [`hazmat`].
 //! - Keys are 3072 bits by default; 2048 is accepted; smaller keys exist
 //!   only behind the `insecure-test-keys` feature.
 //! - [`Timing`] chooses between the fastest routines (default: the timing of
@@ -41,10 +42,11 @@
 //! # Loading
 //!
 //! Keys load from the versioned format of [`PublicKey::to_bytes`] and
-//! [`Keypair::to_bytes`], or through serde (compact bytes in binary formats,
-//! hex in text formats). Loading checks everything: n odd, of an accepted
-//! size, not a square, free of small factors; p and q prime, distinct, of
-//! equal size and consistent with n. A [`Ciphertext`] from serde must still be
+//! [`Keypair::to_bytes`] (the toolkit's one framing, [`frame`], which the
+//! higher crates' encrypted images share), or through serde (compact bytes
+//! in binary formats, hex in text formats). Loading checks everything: n
+//! odd, of an accepted size, not a square, free of small factors; p and q
+//! prime, distinct, of equal size and consistent with n. A [`Ciphertext`] from serde must still be
 //! checked against its key with [`PublicKey::validate`].
 
 mod arith;
@@ -52,6 +54,8 @@ mod ciphertext;
 mod encoding;
 mod error;
 mod file;
+pub mod frame;
+pub mod hazmat;
 mod keypair;
 mod primes;
 mod private_key;
@@ -107,37 +111,4 @@ pub fn secret_pow_counts() -> (u64, u64) {
         arith::SECRET_POWS_CT.load(Relaxed),
         arith::SECRET_POWS_VARTIME.load(Relaxed),
     )
-}
-
-/// Something that can encrypt plaintext residues for a public key: the
-/// [`PublicKey`] itself, or a [`PrivateKey`] (several times faster, same
-/// distribution). Containers take either through this trait.
-pub trait Encryptor: Sync {
-    /// The public key ciphertexts are made for.
-    fn public_key(&self) -> &PublicKey;
-    /// Encrypts a residue in `[0, n)` with fresh randomness.
-    fn encrypt_raw(&self, m: &Integer) -> Result<Ciphertext>;
-    /// Prepares for many encryptions (builds tables); a no-op by default.
-    fn prepare(&self) {}
-}
-
-impl Encryptor for PublicKey {
-    fn public_key(&self) -> &PublicKey {
-        self
-    }
-    fn encrypt_raw(&self, m: &Integer) -> Result<Ciphertext> {
-        PublicKey::encrypt_raw(self, m)
-    }
-}
-
-impl Encryptor for PrivateKey {
-    fn public_key(&self) -> &PublicKey {
-        PrivateKey::public_key(self)
-    }
-    fn encrypt_raw(&self, m: &Integer) -> Result<Ciphertext> {
-        PrivateKey::encrypt_raw(self, m)
-    }
-    fn prepare(&self) {
-        self.precompute();
-    }
 }

@@ -273,7 +273,7 @@ impl PrivateKey {
     }
 
     /// Decrypts to the plaintext residue in `[0, n)`.
-    pub fn decrypt_raw(&self, c: &Ciphertext) -> Result<Integer> {
+    pub(crate) fn decrypt_raw(&self, c: &Ciphertext) -> Result<Integer> {
         let bad = || Error::CiphertextOutOfRange {
             bits: self.public.bits(),
         };
@@ -295,7 +295,7 @@ impl PrivateKey {
     }
 
     /// Decrypts many ciphertexts to residues in `[0, n)`, in parallel.
-    pub fn decrypt_many_raw(&self, cs: &[Ciphertext]) -> Result<Vec<Integer>> {
+    pub(crate) fn decrypt_many_raw(&self, cs: &[Ciphertext]) -> Result<Vec<Integer>> {
         cs.par_iter().map(|c| self.decrypt_raw(c)).collect()
     }
 
@@ -314,7 +314,7 @@ impl PrivateKey {
     }
 
     /// Encrypts a residue in `[0, n)`.
-    pub fn encrypt_raw(&self, m: &Integer) -> Result<Ciphertext> {
+    pub(crate) fn encrypt_raw(&self, m: &Integer) -> Result<Ciphertext> {
         if *m < 0 || m >= self.public.n() {
             return Err(Error::PlaintextOutOfRange {
                 bits: self.public.bits(),

@@ -16,8 +16,8 @@ use crate::rng;
 ///
 /// Anyone holding it can encrypt and compute on ciphertexts: add two
 /// ciphertexts, add or multiply by a public integer, negate, rerandomize.
-/// Plaintexts are signed integers in `[-(n-1)/2, (n-1)/2]`; the `_raw`
-/// methods work on residues in `[0, n)` instead.
+/// Plaintexts are signed integers in `[-(n-1)/2, (n-1)/2]`; residues in
+/// `[0, n)` are reached through [`hazmat`](crate::hazmat) instead.
 #[derive(Clone)]
 pub struct PublicKey {
     n: Integer,
@@ -49,6 +49,10 @@ impl std::fmt::Debug for PublicKey {
 }
 
 impl PublicKey {
+    /// The framing of public-key files ([`to_bytes`](Self::to_bytes)):
+    /// magic `PAIL\x01`, version, length, bincode body, digest.
+    pub const FILE_FORMAT: crate::frame::Format<5> = crate::file::PUBLIC_KEY;
+
     /// Makes a public key from its modulus, checking it.
     ///
     /// n must be odd, not a perfect square, free of small prime factors and
@@ -190,7 +194,7 @@ impl PublicKey {
     }
 
     /// Encrypts a residue `m` in `[0, n)` (no signed mapping).
-    pub fn encrypt_raw(&self, m: &Integer) -> Result<Ciphertext> {
+    pub(crate) fn encrypt_raw(&self, m: &Integer) -> Result<Ciphertext> {
         self.check_raw(m)?;
         Ok(self.combine(m, self.random_nth_power()?))
     }
@@ -199,7 +203,7 @@ impl PublicKey {
     ///
     /// For known-answer tests and interoperability. The nonce must be secret
     /// and uniform; never reuse one.
-    pub fn encrypt_with_nonce(&self, m: &Integer, r: &Integer) -> Result<Ciphertext> {
+    pub(crate) fn encrypt_with_nonce(&self, m: &Integer, r: &Integer) -> Result<Ciphertext> {
         let m = self.encode_signed(m)?;
         if *r <= 0 || *r >= self.n || r.gcd_ref(&self.n).complete() != 1 {
             return Err(Error::InvalidNonce);
@@ -214,7 +218,7 @@ impl PublicKey {
 
     /// The encryption of `m` with nonce 1: deterministic, so it hides
     /// nothing. Useful to add a public constant; see [`add_plain`](Self::add_plain).
-    pub fn trivial_encrypt_raw(&self, m: &Integer) -> Result<Ciphertext> {
+    pub(crate) fn trivial_encrypt_raw(&self, m: &Integer) -> Result<Ciphertext> {
         self.check_raw(m)?;
         Ok(self.combine(m, Integer::from(1)))
     }

@@ -40,7 +40,7 @@ fn encryption_with_fixed_nonce_matches_python() {
     let kat = load();
     let pk = kat.sk.public_key();
     for (m, r, c) in &kat.cases {
-        let got = pk.encrypt_with_nonce(m, r).expect("encrypt");
+        let got = paillier::hazmat::encrypt_with_nonce(pk, m, r).expect("encrypt");
         assert_eq!(got.as_integer(), c, "m = {m}");
     }
 }

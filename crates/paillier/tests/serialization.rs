@@ -24,7 +24,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 const MAGIC: &[u8; 4] = b"PAIL";
 const KIND_PUBLIC_KEY: u8 = 1;
 const KIND_KEYPAIR: u8 = 2;
-const VERSION: u16 = 2;
+const VERSION: u16 = 3;
+/// Magic (5 bytes), version and body length: the bytes before the body.
+const HEADER_LEN: usize = 15;
 /// Bytes of the SHA-256 digest that ends every key file.
 const DIGEST_LEN: usize = 32;
 /// The largest key file the crate reads.
@@ -102,7 +104,7 @@ impl Parts {
     /// The parts of a key pair, read back from its key file.
     fn of(kp: &Keypair) -> Parts {
         let m: KeypairMirror =
-            decode_exact(&unseal(&kp.to_bytes())[7..]).expect("mirror of KeypairRepr");
+            decode_exact(body_of(&kp.to_bytes())).expect("mirror of KeypairRepr");
         let opt = |b: &Bytes| (!b.0.is_empty()).then(|| int(b));
         Parts {
             n: int(&m.n),
@@ -159,18 +161,30 @@ fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     Ok(value)
 }
 
-fn header(kind: u8, version: u16) -> Vec<u8> {
+/// Magic, kind, version and body length.
+fn header(kind: u8, version: u16, len: usize) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
     out.push(kind);
     out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(len as u64).to_le_bytes());
     out
 }
 
-/// A key file: the 7-byte header, then `body` in bincode, then the digest.
-fn key_file<T: Serialize>(kind: u8, body: &T) -> Vec<u8> {
-    let mut out = header(kind, VERSION);
-    out.extend_from_slice(&encode(body));
+/// A framed, sealed file of `kind` around the raw `body`.
+fn frame(kind: u8, version: u16, body: &[u8]) -> Vec<u8> {
+    let mut out = header(kind, version, body.len());
+    out.extend_from_slice(body);
     seal(out)
+}
+
+/// A key file: the 15-byte header, then `body` in bincode, then the digest.
+fn key_file<T: Serialize>(kind: u8, body: &T) -> Vec<u8> {
+    frame(kind, VERSION, &encode(body))
+}
+
+/// The body of a key file.
+fn body_of(file: &[u8]) -> &[u8] {
+    &file[HEADER_LEN..file.len() - DIGEST_LEN]
 }
 
 /// Appends the SHA-256 digest of `file`, as the writer does.
@@ -179,11 +193,6 @@ fn seal(mut file: Vec<u8>) -> Vec<u8> {
     let d: [u8; DIGEST_LEN] = sha2::Sha256::digest(&file).into();
     file.extend_from_slice(&d);
     file
-}
-
-/// A sealed file without its digest.
-fn unseal(file: &[u8]) -> Vec<u8> {
-    file[..file.len() - DIGEST_LEN].to_vec()
 }
 
 /// Asserts that `r` is an error whose message contains `needle`.
@@ -327,7 +336,14 @@ fn mirrors_reproduce_the_crates_encodings() {
 fn public_key_file_round_trip() {
     let pk = keypair().public_key();
     let bytes = pk.to_bytes();
-    assert_eq!(&bytes[..7], &header(KIND_PUBLIC_KEY, VERSION)[..]);
+    assert_eq!(
+        &bytes[..HEADER_LEN],
+        &header(
+            KIND_PUBLIC_KEY,
+            VERSION,
+            bytes.len() - HEADER_LEN - DIGEST_LEN
+        )[..]
+    );
     let loaded = PublicKey::from_bytes(&bytes).expect("load");
     assert_eq!(&loaded, pk);
     assert_eq!(loaded.fingerprint(), pk.fingerprint());
@@ -342,7 +358,10 @@ fn public_key_file_round_trip() {
 fn keypair_file_round_trip() {
     let kp = keypair();
     let bytes = kp.to_bytes();
-    assert_eq!(&bytes[..7], &header(KIND_KEYPAIR, VERSION)[..]);
+    assert_eq!(
+        &bytes[..HEADER_LEN],
+        &header(KIND_KEYPAIR, VERSION, bytes.len() - HEADER_LEN - DIGEST_LEN)[..]
+    );
     let loaded = Keypair::from_bytes(&bytes).expect("load");
     assert_eq!(loaded.public_key(), kp.public_key());
     // The recorded factors survive, so the bytes are identical.
@@ -449,7 +468,8 @@ fn empty_and_wrong_magic_are_rejected() {
         |b: &[u8]| load_keypair(b).map(drop),
     ] {
         assert_err(load(&[]), "bad magic");
-        assert_err(load(b"PAIL"), "bad magic");
+        assert_err(load(b"PAIX"), "bad magic");
+        assert_err(load(b"PAIL"), "truncated");
         for file in &valid {
             for i in 0..4 {
                 let mut bad = file.clone();
@@ -490,14 +510,37 @@ fn wrong_kind_is_rejected() {
 
 #[test]
 fn wrong_version_is_rejected() {
-    for version in [0u16, 1, 256, u16::MAX] {
-        let needle = format!("format version {version}, this build reads version 2");
+    for version in [0u16, 1, 2, 256, u16::MAX] {
+        let needle =
+            format!("format version {version} is not supported: this build reads version 3 only");
         let mut pk_file = keypair().public_key().to_bytes();
         pk_file[5..7].copy_from_slice(&version.to_le_bytes());
         assert_err(PublicKey::from_bytes(&pk_file), &needle);
         let mut kp_file = keypair().to_bytes();
         kp_file[5..7].copy_from_slice(&version.to_le_bytes());
         assert_err(Keypair::from_bytes(&kp_file), &needle);
+    }
+}
+
+/// A file of version 2 (before the common framing: no body length) is
+/// refused with a message naming both versions, never misread.
+#[test]
+fn version_2_files_are_named_not_misread() {
+    for (kind, file) in [
+        (KIND_PUBLIC_KEY, keypair().public_key().to_bytes()),
+        (KIND_KEYPAIR, keypair().to_bytes()),
+    ] {
+        let mut old = MAGIC.to_vec();
+        old.push(kind);
+        old.extend_from_slice(&2u16.to_le_bytes());
+        old.extend_from_slice(body_of(&file));
+        let old = seal(old);
+        let needle = "format version 2 is not supported: this build reads version 3 only";
+        if kind == KIND_PUBLIC_KEY {
+            assert_err(PublicKey::from_bytes(&old), needle);
+        } else {
+            assert_err(Keypair::from_bytes(&old), needle);
+        }
     }
 }
 
@@ -530,15 +573,28 @@ fn trailing_bytes_are_rejected() {
     for extra in [&[0u8][..], &[1, 2, 3], &[0; 100]] {
         let needle = format!("{} trailing bytes", extra.len());
         // Behind a valid digest, trailing bytes are named as such...
-        let mut pk_file = unseal(&keypair().public_key().to_bytes());
-        pk_file.extend_from_slice(extra);
-        assert_err(PublicKey::from_bytes(&seal(pk_file)), &needle);
-        let mut kp_file = unseal(&keypair().to_bytes());
-        kp_file.extend_from_slice(extra);
-        assert_err(Keypair::from_bytes(&seal(kp_file)), &needle);
-        // ...and appended to a sealed file, they break the digest.
+        let pk_file = keypair().public_key().to_bytes();
+        let body = [body_of(&pk_file), extra].concat();
+        assert_err(
+            PublicKey::from_bytes(&frame(KIND_PUBLIC_KEY, VERSION, &body)),
+            &needle,
+        );
+        let kp_file = keypair().to_bytes();
+        let body = [body_of(&kp_file), extra].concat();
+        assert_err(
+            Keypair::from_bytes(&frame(KIND_KEYPAIR, VERSION, &body)),
+            &needle,
+        );
+        // ...and appended to a sealed file, they are refused by the framing.
         let mut kp_file = keypair().to_bytes();
         kp_file.extend_from_slice(extra);
+        assert_err(
+            Keypair::from_bytes(&kp_file),
+            &format!("{} bytes follow the digest", extra.len()),
+        );
+        // A body changed behind a kept length and digest breaks the digest.
+        let mut kp_file = keypair().to_bytes();
+        kp_file[HEADER_LEN] ^= extra.len() as u8 | 1;
         assert_err(Keypair::from_bytes(&kp_file), "digest mismatch");
     }
 }
@@ -560,9 +616,7 @@ fn oversized_files_and_lengths_are_rejected() {
     let mut huge = vec![253u8];
     huge.extend_from_slice(&u64::MAX.to_le_bytes());
     for kind in [KIND_PUBLIC_KEY, KIND_KEYPAIR] {
-        let mut file = header(kind, VERSION);
-        file.extend_from_slice(&huge);
-        let file = seal(file);
+        let file = frame(kind, VERSION, &huge);
         assert!(load_public(&file).is_err() && load_keypair(&file).is_err());
     }
     assert!(decode_exact::<PublicKey>(&huge).is_err());
@@ -866,7 +920,10 @@ fn validate_refuses_forged_ciphertexts_and_decryption_fails_cleanly() {
         let msg = assert_err(pk.validate(&forged), "must be in [1, n^2) and coprime to n");
         assert!(msg.contains("512-bit"), "{name}: {msg}");
         assert_err(sk.decrypt(&forged), "not valid for this 512-bit key");
-        assert_err(sk.decrypt_raw(&forged), "not valid for this 512-bit key");
+        assert_err(
+            paillier::hazmat::decrypt_raw(sk, &forged),
+            "not valid for this 512-bit key",
+        );
     }
 }
 
@@ -897,10 +954,8 @@ proptest! {
         kind in KIND_PUBLIC_KEY..=KIND_KEYPAIR,
         body in proptest::collection::vec(any::<u8>(), 0..2000),
     ) {
-        let mut file = header(kind, VERSION);
-        file.extend_from_slice(&body);
-        load_everything(&file);
-        let file = seal(file);
+        let file = frame(kind, VERSION, &body);
+        load_everything(&file[..file.len() - DIGEST_LEN]);
         load_everything(&file);
         // The header alone decides which loader may accept it.
         if kind == KIND_PUBLIC_KEY {
@@ -919,12 +974,9 @@ proptest! {
             proptest::collection::vec(any::<u8>(), 0..80), 0..7),
     ) {
         let body: Vec<Bytes> = fields.into_iter().map(Bytes).collect();
-        let mut file = header(kind, VERSION);
-        for f in &body {
-            file.extend_from_slice(&encode(f));
-        }
-        load_everything(&file[7..]);
-        let file = seal(file);
+        let raw: Vec<u8> = body.iter().flat_map(encode).collect();
+        load_everything(&raw);
+        let file = frame(kind, VERSION, &raw);
         load_everything(&file);
         // Random primes with p * q = n are out of reach.
         prop_assert!(Keypair::from_bytes(&file).is_err());

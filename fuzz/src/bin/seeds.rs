@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use he_filter::{Filter, Ratio};
+use enc_image::Rational;
+use he_filter::Filter;
+use paillier::{Keypair, PublicKey};
 
 fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let d = dir.join(target);
@@ -20,20 +22,27 @@ fn main() -> std::io::Result<()> {
     // Key files: mode 0 is the raw file, mode 1 the body to be sealed.
     let pk_file = pk.to_bytes();
     let kp_file = kp.to_bytes();
-    let body = |f: &[u8]| f[7..f.len() - 32].to_vec();
     write(dir, "public_key", "raw", &[&[0u8][..], &pk_file].concat())?;
     write(
         dir,
         "public_key",
         "body",
-        &[&[1u8][..], &body(&pk_file)].concat(),
+        &[
+            &[1u8][..],
+            &he_toolkit_fuzz::body(&PublicKey::FILE_FORMAT, &pk_file),
+        ]
+        .concat(),
     )?;
     write(dir, "keypair", "raw", &[&[0u8][..], &kp_file].concat())?;
     write(
         dir,
         "keypair",
         "body",
-        &[&[1u8][..], &body(&kp_file)].concat(),
+        &[
+            &[1u8][..],
+            &he_toolkit_fuzz::body(&Keypair::FILE_FORMAT, &kp_file),
+        ]
+        .concat(),
     )?;
 
     let c = pk
@@ -58,12 +67,15 @@ fn main() -> std::io::Result<()> {
             &format!("raw{i}"),
             &[&[0u8][..], &bytes].concat(),
         )?;
-        let unsealed = &bytes[..bytes.len() - 32];
         write(
             dir,
             "encrypted_image",
             &format!("body{i}"),
-            &[&[1u8][..], unsealed].concat(),
+            &[
+                &[1u8][..],
+                &he_toolkit_fuzz::body(&enc_image::FORMAT, &bytes),
+            ]
+            .concat(),
         )?;
     }
 
@@ -76,7 +88,7 @@ fn main() -> std::io::Result<()> {
     )?;
 
     let chains = [
-        Filter::builtins()
+        Filter::every_builtin()
             .into_iter()
             .map(|f| vec![f])
             .collect::<Vec<_>>(),
@@ -85,7 +97,7 @@ fn main() -> std::io::Result<()> {
             vec![Filter::Grey, Filter::SobelY, Filter::Invert],
             vec![Filter::Unsharp {
                 k: 3,
-                amount: Ratio::new(3, 2).expect("ratio"),
+                amount: Rational::new(3, 2).expect("ratio"),
             }],
         ],
     ]
@@ -108,7 +120,7 @@ fn main() -> std::io::Result<()> {
             &format!("raw{i}"),
             &[&[0u8][..], &env].concat(),
         )?;
-        let unsealed = &env[..env.len() - 32];
+        let unsealed = &env[..env.len() - paillier::frame::DIGEST_LEN];
         write(
             dir,
             "envelope",

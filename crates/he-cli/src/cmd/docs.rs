@@ -4,19 +4,43 @@
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 
-use crate::chain::CATALOGUE;
 use crate::cli::{Cli, CompletionsArgs, ManArgs};
 use crate::files;
+
+/// The catalogue, one line per built-in filter: name, summary, aliases
+/// and the flags of its parameters.
+pub(crate) fn filter_list() -> String {
+    let mut out = String::new();
+    for b in he_filter::BUILTINS {
+        let mut line = format!("  {:<11} {}", b.name, b.summary);
+        if !b.aliases.is_empty() {
+            line += &format!(" (aliases: {})", b.aliases.join(", "));
+        }
+        let flags: Vec<String> = b
+            .params
+            .iter()
+            .map(|p| {
+                if *p == "k" {
+                    "-k".into()
+                } else {
+                    format!("--{p}")
+                }
+            })
+            .collect();
+        if !flags.is_empty() {
+            line += &format!("; {}", flags.join(", "));
+        }
+        out += &line;
+        out.push('\n');
+    }
+    out
+}
 
 /// Prints the built-in filters with their parameters.
 pub(crate) fn filters() -> Result<()> {
     println!("Built-in filters (--filter NAME [PARAMETERS]); repeat --filter for a chain.");
     println!("Custom kernels: --kernel FILE. Signed results: --map saturate|abs|shift128.\n");
-    let w = CATALOGUE.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
-    let pw = CATALOGUE.iter().map(|(_, p, _)| p.len()).max().unwrap_or(0);
-    for (name, params, what) in CATALOGUE {
-        println!("  {name:<w$}  {params:<pw$}  {what}");
-    }
+    print!("{}", filter_list());
     println!(
         "\nParameters: -k K odd side (default 3); --sigma S; --amount A and --factor F as 1.5 or 3/2;"
     );
@@ -51,4 +75,21 @@ pub(crate) fn man(a: ManArgs) -> Result<()> {
     }
     println!("wrote {written} man pages to {}", a.output.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_list_names_every_builtin_with_its_options() {
+        let list = filter_list();
+        assert_eq!(list.lines().count(), he_filter::BUILTINS.len());
+        assert!(
+            list.contains("mean        k x k box mean (aliases: blur, box); -k\n"),
+            "{list}"
+        );
+        assert!(list.contains("contrast    factor (x - pivot) + pivot; --factor, --pivot\n"));
+        assert!(list.contains("grey        RGB to grey, BT.601 (aliases: gray)\n"));
+    }
 }

@@ -110,7 +110,7 @@ fn run_checked(args: &GalleryArgs) -> Result<usize, String> {
         Input::load(args.image.as_deref(), args.resize.as_deref()).map_err(|e| format!("{e:#}"))?;
     let input = loaded.path.clone();
     let img = loaded.pixels();
-    let filters = Filter::builtins();
+    let filters = Filter::every_builtin();
     let names: Vec<String> = filters
         .iter()
         .enumerate()
