@@ -33,3 +33,9 @@ pub use pixels::{ColorLayout, PixelImage};
 pub use progress::{NoProgress, Progress};
 pub use scale::{OutputMapping, Scale};
 pub use wire::{FORMAT_VERSION, Limits, ciphertext_width};
+
+// The examples in the crate's README.md (its page on crates.io) run as doc
+// tests, so that they stay true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

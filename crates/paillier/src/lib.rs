@@ -141,3 +141,9 @@ impl Encryptor for PrivateKey {
         self.precompute();
     }
 }
+
+// The examples in the crate's README.md (its page on crates.io) run as doc
+// tests, so that they stay true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
