@@ -132,10 +132,10 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     if a.threads == Some(0) {
         return Err("--threads must be at least 1".into());
     }
-    if let Some((w, h)) = a.resize {
-        if w == 0 || h == 0 || w > 16384 || h > 16384 {
-            return Err(format!("--resize: {w}x{h} is outside 1x1 to 16384x16384"));
-        }
+    if let Some((w, h)) = a.resize
+        && (w == 0 || h == 0 || w > 16384 || h > 16384)
+    {
+        return Err(format!("--resize: {w}x{h} is outside 1x1 to 16384x16384"));
     }
     Ok(a)
 }
