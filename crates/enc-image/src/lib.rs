@@ -37,3 +37,9 @@ pub use pixels::{ColorLayout, PixelImage};
 pub use progress::{NoProgress, Phase, Progress};
 pub use rational::{Rational, gcd};
 pub use wire::{FORMAT, FORMAT_VERSION, Limits, ciphertext_width};
+
+// The examples in the crate's README.md (its page on crates.io) run as doc
+// tests, so that they stay true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

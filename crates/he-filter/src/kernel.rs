@@ -29,7 +29,7 @@ impl Kernel {
     /// A kernel from row-major weights. `size` must be odd (1 to 63),
     /// `weights.len() == size * size`, `divisor > 0`, `|w| <= 2^24`.
     pub fn new(size: usize, weights: Vec<i64>, divisor: u64) -> Result<Self> {
-        if size == 0 || size % 2 == 0 || size > MAX_KERNEL_SIZE {
+        if size == 0 || size.is_multiple_of(2) || size > MAX_KERNEL_SIZE {
             return Err(Error::Kernel(format!(
                 "size must be odd, 1 to {MAX_KERNEL_SIZE}; got {size}"
             )));
@@ -74,7 +74,7 @@ impl Kernel {
             )));
         }
         let k = row.len();
-        if k == 0 || k % 2 == 0 || k > MAX_KERNEL_SIZE {
+        if k == 0 || k.is_multiple_of(2) || k > MAX_KERNEL_SIZE {
             return Err(Error::Kernel(format!(
                 "size must be odd, 1 to {MAX_KERNEL_SIZE}; got {k}"
             )));
@@ -177,7 +177,7 @@ impl Kernel {
     /// The `k x k` mean (box) filter: all weights 1, divisor `k^2`
     /// (OpenCV's `blur`).
     pub fn mean(k: usize) -> Result<Self> {
-        if k == 0 || k % 2 == 0 || k > MAX_KERNEL_SIZE {
+        if k == 0 || k.is_multiple_of(2) || k > MAX_KERNEL_SIZE {
             return Err(Error::Kernel(format!(
                 "mean filter size must be odd, 1 to {MAX_KERNEL_SIZE}; got {k}"
             )));

@@ -96,3 +96,9 @@ pub fn apply(
 ) -> Result<EncryptedImage> {
     eval::apply(img, pk, kernel, progress)
 }
+
+// The examples in the crate's README.md (its page on crates.io) run as doc
+// tests, so that they stay true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -35,7 +35,7 @@ fn param(r: Rational, what: &str) -> Result<Rational> {
 }
 
 fn odd_size(k: usize, what: &str) -> Result<()> {
-    if k == 0 || k % 2 == 0 || k > MAX_KERNEL_SIZE {
+    if k == 0 || k.is_multiple_of(2) || k > MAX_KERNEL_SIZE {
         return Err(Error::Parameter(format!(
             "{what}: size must be odd, 1 to {MAX_KERNEL_SIZE}; got {k}"
         )));

@@ -65,3 +65,9 @@ pub use error::{Error, Result};
 pub use filters::Filter;
 pub use server::{ServerHandle, Service};
 pub use wire::{Envelope, JobSpec, JobState, JobStatus};
+
+// The examples in the crate's README.md (its page on crates.io) run as doc
+// tests, so that they stay true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

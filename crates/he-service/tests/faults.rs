@@ -123,10 +123,12 @@ impl enc_image::Progress for WhenRunning {
     fn advance(&self, n: u64) {
         let total = self.total.load(Ordering::SeqCst);
         let done = self.done.fetch_add(n, Ordering::SeqCst) + n;
-        if total > 0 && done > 0 && done < total {
-            if let Some(tx) = self.tx.lock().unwrap().take() {
-                let _ = tx.send((done, total));
-            }
+        if total > 0
+            && done > 0
+            && done < total
+            && let Some(tx) = self.tx.lock().unwrap().take()
+        {
+            let _ = tx.send((done, total));
         }
     }
 }
@@ -293,18 +295,18 @@ fn proxy(target: SocketAddr, cut: Cut, times: usize) -> (SocketAddr, Arc<AtomicU
                             Ok(0) | Err(_) => break,
                             Ok(n) => n,
                         };
-                        if watch && stop_at.is_none() {
-                            if let Some(i) =
+                        if watch
+                            && stop_at.is_none()
+                            && let Some(i) =
                                 buf[..n].windows(marker.len()).position(|w| w == marker)
-                            {
-                                let take = left
-                                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| {
-                                        l.checked_sub(1)
-                                    })
-                                    .is_ok();
-                                if take {
-                                    stop_at = Some(sent + i + after);
-                                }
+                        {
+                            let take = left
+                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| {
+                                    l.checked_sub(1)
+                                })
+                                .is_ok();
+                            if take {
+                                stop_at = Some(sent + i + after);
                             }
                         }
                         let m = stop_at.map_or(n, |s| n.min(s.saturating_sub(sent)));

@@ -66,12 +66,11 @@ pub(crate) fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T>
     if let Some((&found, _)) = bytes
         .strip_prefix(MAGIC_PREFIX)
         .and_then(|rest| rest.split_first())
+        && found != kind as u8
     {
-        if found != kind as u8 {
-            return Err(bad(format!(
-                "file holds object kind {found}, expected {what}"
-            )));
-        }
+        return Err(bad(format!(
+            "file holds object kind {found}, expected {what}"
+        )));
     }
     let body = format.open(bytes, LIMIT).map_err(|e| match e {
         FrameError::Magic { .. } => bad("not a key file of this toolkit (bad magic)".into()),

@@ -112,3 +112,9 @@ pub fn secret_pow_counts() -> (u64, u64) {
         arith::SECRET_POWS_VARTIME.load(Relaxed),
     )
 }
+
+// The examples in the crate's README.md (its page on crates.io) run as doc
+// tests, so that they stay true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

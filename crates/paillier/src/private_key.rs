@@ -429,7 +429,7 @@ impl<'de> Deserialize<'de> for PrivateKey {
 
 pub(crate) fn generate(bits: u32) -> Result<PrivateKey> {
     crate::check_key_bits(bits)?;
-    if bits % 2 != 0 {
+    if !bits.is_multiple_of(2) {
         return Err(Error::KeySize {
             bits,
             reason: "must be even (p and q have half the bits each)",
