@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use enc_image::{BorderMode, EncryptedImage, Limits, OutputMapping, PixelImage};
 use he_filter::{Filter, reference};
-use he_service::client::check_history;
-use he_service::{Client, ClientOptions, DEFAULT_PORT, Envelope, JobSpec};
+use he_service::client::{Client, ClientOptions, check_history};
+use he_service::wire::{DEFAULT_PORT, Envelope, JobSpec};
 use he_toolkit::cli::{FILTER_HELP, FilterCli, flag_value, number, size};
 use he_toolkit::service::{load_keypair, save_keypair};
 use he_toolkit::{Bar, bytes, count_value_differences, noise_picture, output_paths, secs, timed};

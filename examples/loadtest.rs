@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use enc_image::{DecryptedImage, EncryptedImage, Limits, NoProgress, PixelImage};
 use he_filter::{Filter, reference};
-use he_service::client::check_history;
-use he_service::{Client, Config, Envelope, Error, JobSpec, JobState, ServerHandle};
+use he_service::client::{Client, Error, check_history};
+use he_service::server::{Config, ServerHandle};
+use he_service::wire::{Envelope, JobSpec, JobState};
 use he_toolkit::cli::{FILTER_HELP, FilterCli};
 use he_toolkit::{Bar, secs, timed};
 use paillier::Keypair;
@@ -169,7 +170,7 @@ fn run(args: Args) -> Result<usize, String> {
     let server = ServerHandle::start(Config {
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
         queue_capacity: args.queue,
-        workers: args.workers,
+        workers: std::num::NonZeroUsize::new(args.workers),
         ..Config::default()
     })
     .map_err(|e| e.to_string())?;

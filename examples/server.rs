@@ -14,7 +14,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use he_service::{Config, DEFAULT_PORT};
+use he_service::server::Config;
+use he_service::wire::DEFAULT_PORT;
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str =
@@ -60,7 +61,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Config, String> {
             }
             "--queue" => c.queue_capacity = number(&mut it, &arg)?,
             "--retention" => c.retention = Duration::from_secs(number(&mut it, &arg)?),
-            "--workers" => c.workers = number(&mut it, &arg)?,
+            "--workers" => c.workers = std::num::NonZeroUsize::new(number(&mut it, &arg)?),
             "--max-side" => c.max_side = number(&mut it, &arg)?,
             "--max-chain" => c.max_chain_len = number(&mut it, &arg)?,
             "--concurrent-jobs" => c.concurrent_jobs = number(&mut it, &arg)?,
