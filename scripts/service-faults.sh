@@ -10,8 +10,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port="${1:-18788}"
-target="${CARGO_TARGET_DIR:-target}"
 out="$(mktemp -d)"
+# Where cargo puts binaries: CARGO_TARGET_DIR, build.target-dir in a cargo
+# config, or ./target; cargo metadata knows which.
+target="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+target="${target:-${CARGO_TARGET_DIR:-target}}"
 cargo build --release --example server --example client
 bin="$target/release/examples"
 

@@ -10,9 +10,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 port="${1:-18787}"
 out="$(mktemp -d)"
+# Where cargo puts binaries: CARGO_TARGET_DIR, build.target-dir in a cargo
+# config, or ./target; cargo metadata knows which.
+target="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+target="${target:-${CARGO_TARGET_DIR:-target}}"
 cargo build --release --example server --example client
+bin="$target/release/examples"
 
-./target/release/examples/server --listen "127.0.0.1:$port" 2>"$out/server.log" &
+"$bin/server" --listen "127.0.0.1:$port" 2>"$out/server.log" &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 
@@ -21,7 +26,7 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 
-client=(./target/release/examples/client --server "http://127.0.0.1:$port" --resize 128x128 --key-bits 2048)
+client=("$bin/client" --server "http://127.0.0.1:$port" --resize 128x128 --key-bits 2048)
 "${client[@]}" -o "$out/blurred.png" --filter blur -k 3
 "${client[@]}" -o "$out/edges.png" --key "$out/key.bin" --filter gaussian --sigma 1 --filter sobel-x --map abs
 test -s "$out/blurred.png" && test -s "$out/edges.png"
