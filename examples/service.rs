@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use enc_image::{EncryptedImage, Limits, NoProgress, PixelImage};
 use he_filter::{Filter, reference};
-use he_service::client::check_history;
-use he_service::{Client, Config, Envelope, JobSpec, ServerHandle};
+use he_service::client::{Client, check_history};
+use he_service::server::{Config, ServerHandle};
+use he_service::wire::{Envelope, JobSpec};
 use paillier::Keypair;
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A server crash in the middle of a job, with the real binaries: start the
-# server example, start the client example on a job that takes a few
+# server (`he serve`), start the client (`he submit`) on a job that takes a few
 # seconds, kill -9 the server while the job runs, start a new server on the
 # same port, and check that the client resubmits by itself, exits 0 (it
 # exits non-zero if any decrypted value differs from the plaintext chain)
@@ -10,14 +10,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port="${1:-18788}"
-target="${CARGO_TARGET_DIR:-target}"
 out="$(mktemp -d)"
-cargo build --release --example server --example client
-bin="$target/release/examples"
+# Where cargo puts binaries: CARGO_TARGET_DIR, build.target-dir in a cargo
+# config, or ./target; cargo metadata knows which.
+target="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+target="${target:-${CARGO_TARGET_DIR:-target}}"
+cargo build --release -p he-cli
+he="$target/release/he"
 
 server=""
 start_server() {
-    "$bin/server" --listen "127.0.0.1:$port" 2>>"$out/server-$1.log" &
+    "$he" serve --listen "127.0.0.1:$port" 2>>"$out/server-$1.log" &
     server=$!
     for _ in $(seq 1 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
@@ -31,14 +34,14 @@ trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EX
 
 start_server 1
 client=(--server "http://127.0.0.1:$port" --key "$out/key.bin" --key-bits 2048 --timeout 300)
-cp assets/astronaut-256.png "$out/input.png"
+cp crates/he-cli/assets/astronaut-256.png "$out/input.png"
 
 # A short job first: generates the key file, which the faulty run reuses.
-"$bin/client" "$out/input.png" -o "$out/warm-up.png" "${client[@]}" --resize 64x64 --filter blur -k 3 >/dev/null
+"$he" submit "$out/input.png" -o "$out/warm-up.png" "${client[@]}" --resize 64x64 --filter blur -k 3 >/dev/null
 before="$(sha256sum "$out/key.bin" "$out/input.png")"
 
 # About 2.5 s of filtering on this machine's 2 cores (docs/SERVICE.md).
-"$bin/client" "$out/input.png" -o "$out/edges.png" "${client[@]}" \
+"$he" submit "$out/input.png" -o "$out/edges.png" "${client[@]}" \
     --filter gaussian --sigma 1.2 --filter sobel-x --map abs >"$out/client.out" 2>"$out/client.err" &
 client_pid=$!
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The service end to end with the real binaries, as docs/SERVICE.md says to
-# run them: start the server example on loopback, run the client example
+# run them: start `he serve` on loopback, run `he submit`
 # against it (a blur, then a chain with a key file), check that both exit
 # 0 (the client exits non-zero if any decrypted value differs from the
 # plaintext filter), and stop the server.
@@ -10,10 +10,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 port="${1:-18787}"
 out="$(mktemp -d)"
-cargo build --release --example server --example client
-bin="${CARGO_TARGET_DIR:-target}/release/examples"
+# Where cargo puts binaries: CARGO_TARGET_DIR, build.target-dir in a cargo
+# config, or ./target; cargo metadata knows which.
+target="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+target="${target:-${CARGO_TARGET_DIR:-target}}"
+cargo build --release -p he-cli
+he="$target/release/he"
 
-"$bin/server" --listen "127.0.0.1:$port" 2>"$out/server.log" &
+"$he" serve --listen "127.0.0.1:$port" 2>"$out/server.log" &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 
@@ -22,7 +26,7 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 
-client=("$bin/client" --server "http://127.0.0.1:$port" --resize 128x128 --key-bits 2048)
+client=("$he" submit --server "http://127.0.0.1:$port" --resize 128x128 --key-bits 2048)
 "${client[@]}" -o "$out/blurred.png" --filter blur -k 3
 "${client[@]}" -o "$out/edges.png" --key "$out/key.bin" --filter gaussian --sigma 1 --filter sobel-x --map abs
 test -s "$out/blurred.png" && test -s "$out/edges.png"

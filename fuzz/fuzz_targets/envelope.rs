@@ -7,7 +7,7 @@
 #![no_main]
 
 use enc_image::{EncryptedImage, Limits};
-use he_service::Envelope;
+use he_service::wire::Envelope;
 use libfuzzer_sys::fuzz_target;
 use paillier::PublicKey;
 

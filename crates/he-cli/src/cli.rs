@@ -226,7 +226,7 @@ pub(crate) struct BlurArgs {
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Address and port to listen on.
-    #[arg(long, default_value_t = he_service::Config::default().listen)]
+    #[arg(long, default_value_t = he_service::server::Config::default().listen)]
     pub(crate) listen: SocketAddr,
     /// Largest request body, in MiB.
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..4096))]
@@ -239,7 +239,7 @@ pub(crate) struct ServeArgs {
     pub(crate) retention: Option<u64>,
     /// Filter threads (default: one per core).
     #[arg(long, value_name = "N")]
-    pub(crate) workers: Option<usize>,
+    pub(crate) workers: Option<std::num::NonZeroUsize>,
     /// Largest image width and height.
     #[arg(long, value_name = "PX")]
     pub(crate) max_side: Option<usize>,
@@ -267,7 +267,7 @@ pub(crate) struct SubmitArgs {
     #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub(crate) output: Option<PathBuf>,
     /// The server's URL.
-    #[arg(long, default_value_t = format!("http://127.0.0.1:{}", he_service::DEFAULT_PORT))]
+    #[arg(long, default_value_t = format!("http://127.0.0.1:{}", he_service::wire::DEFAULT_PORT))]
     pub(crate) server: String,
     /// Keep the key pair in FILE: loaded (and checked) if it exists, else
     /// generated and written with owner-only permissions.
@@ -323,7 +323,7 @@ pub(crate) struct LoadtestArgs {
     pub(crate) queue: u64,
     /// The server's filter threads (default: one per core).
     #[arg(long)]
-    pub(crate) workers: Option<usize>,
+    pub(crate) workers: Option<std::num::NonZeroUsize>,
     /// Print the server's logs.
     #[arg(long)]
     pub(crate) log: bool,

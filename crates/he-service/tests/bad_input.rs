@@ -9,9 +9,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use enc_image::{BorderMode, ColorLayout, EncryptedImage, Limits, NoProgress};
-use he_service::wire::{ErrorBody, IMAGE_CONTENT_TYPE, JOB_CONTENT_TYPE};
-use he_service::{Client, Envelope, Filter, JobSpec, ServerHandle};
+use enc_image::{BorderMode, ColorLayout, EncryptedImage, NoProgress};
+use he_service::Filter;
+use he_service::client::{self, Client, FilterRequest};
+use he_service::server::ServerHandle;
+use he_service::wire::{Envelope, ErrorBody, IMAGE_CONTENT_TYPE, JOB_CONTENT_TYPE, JobSpec};
 use paillier::Keypair;
 
 use common::*;
@@ -106,16 +108,11 @@ fn assert_status(got: (u16, String), status: u16, words: &str) {
 fn still_serving(server: &ServerHandle, f: &Fixture) {
     let client = Client::new(&server.url()).unwrap();
     assert_eq!(client.health().unwrap().status, "ok");
-    let (out, _) = client
-        .filter(
-            f.kp.public_key(),
-            &f.spec,
-            &f.enc,
-            &Limits::default(),
-            &NoProgress,
-            TIMEOUT,
-        )
-        .unwrap();
+    let request = FilterRequest {
+        timeout: TIMEOUT,
+        ..FilterRequest::new(f.kp.public_key(), &f.spec, &f.enc)
+    };
+    let (out, _) = client.filter(&request).unwrap();
     assert_eq!(out.meta().history(), ["mean 3x3"]);
 }
 
@@ -294,7 +291,7 @@ fn oversized_bodies_get_413_and_wrong_content_types_415() {
     // lets it read the refusal instead of failing midway.
     let client = Client::new(&server.url()).unwrap();
     match client.submit_envelope(&vec![0u8; 16 << 20], &NoProgress) {
-        Err(he_service::Error::Server {
+        Err(client::Error::Server {
             status: 413,
             message,
         }) => {
@@ -369,12 +366,12 @@ fn broken_http_unknown_jobs_and_routes() {
     for id in ["0123456789abcdef0123456789abcdef", "nope", "..%2F..%2Fetc"] {
         let e = client.status(id, Duration::ZERO).unwrap_err();
         assert!(
-            matches!(e, he_service::Error::Server { status: 404, .. }),
+            matches!(e, client::Error::Server { status: 404, .. }),
             "{e}"
         );
         let e = client.result(id, &NoProgress).unwrap_err();
         assert!(
-            matches!(e, he_service::Error::Server { status: 404, .. }),
+            matches!(e, client::Error::Server { status: 404, .. }),
             "{e}"
         );
     }

@@ -5,7 +5,8 @@
 
 mod common;
 
-use he_service::Client;
+use he_service::client::Client;
+use he_service::wire::{JobState, JobStatus};
 
 fn doc(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -49,10 +50,10 @@ fn every_route_and_field_is_documented() {
     let mut info = serde_json::to_value(client.info().unwrap()).unwrap();
     info["filters"] = serde_json::Value::Null;
     keys(&info, &mut fields);
-    let status = he_service::JobStatus {
+    let status = JobStatus {
         id: String::new(),
         instance: String::new(),
-        state: he_service::JobState::Done,
+        state: JobState::Done,
         filters: vec![],
         width: 1,
         height: 1,

@@ -6,9 +6,11 @@
 
 mod common;
 
-use enc_image::{BorderMode, ColorLayout, Limits, NoProgress};
+use enc_image::{BorderMode, ColorLayout, NoProgress};
 use he_filter::reference;
-use he_service::{Client, Filter, JobState};
+use he_service::Filter;
+use he_service::client::{self, Client, FilterRequest};
+use he_service::wire::JobState;
 
 use common::*;
 
@@ -96,16 +98,11 @@ fn filters_chains_and_image_kinds_match_the_plaintext_filter() {
         let img = image(w, h, color, i as u64);
         let spec = spec(chain.clone());
         let enc = encrypt(&img, &kp, &spec, border);
-        let (out, status) = client
-            .filter(
-                kp.public_key(),
-                &spec,
-                &enc,
-                &Limits::default(),
-                &NoProgress,
-                TIMEOUT,
-            )
-            .unwrap();
+        let request = FilterRequest {
+            timeout: TIMEOUT,
+            ..FilterRequest::new(kp.public_key(), &spec, &enc)
+        };
+        let (out, status) = client.filter(&request).unwrap();
         assert_eq!(status.state, JobState::Done);
         let labels: Vec<String> = chain.iter().map(Filter::label).collect();
         assert_eq!(status.filters, labels);
@@ -143,7 +140,7 @@ fn jobs_can_be_polled_and_results_fetched_twice_until_deleted() {
     client.delete(&job.id).unwrap();
     let gone = client.result(&job.id, &NoProgress).unwrap_err();
     assert!(
-        matches!(gone, he_service::Error::Server { status: 404, .. }),
+        matches!(gone, client::Error::Server { status: 404, .. }),
         "{gone}"
     );
 }
@@ -167,7 +164,7 @@ fn results_expire_after_the_retention_time() {
         .status(&job.id, std::time::Duration::ZERO)
         .unwrap_err();
     assert!(
-        matches!(e, he_service::Error::Server { status: 404, .. }),
+        matches!(e, client::Error::Server { status: 404, .. }),
         "{e}"
     );
     assert_eq!(client.health().unwrap().jobs_stored, 0);

@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use enc_image::{BorderMode, ColorLayout, EncryptedImage, Limits, NoProgress, PixelImage};
 use he_filter::reference;
-use he_service::client::check_history;
-use he_service::{Client, ClientOptions, Config, Envelope, Error, Filter, JobSpec, Notice};
+use he_service::Filter;
+use he_service::client::{Client, ClientOptions, Error, Notice, check_history};
+use he_service::server::Config;
+use he_service::wire::{Envelope, JobSpec};
 use paillier::Keypair;
 
 use common::*;

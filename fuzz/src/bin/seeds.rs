@@ -110,10 +110,10 @@ fn main() -> std::io::Result<()> {
     // mode 1 without the envelope digest, which the target appends).
     for (i, chain) in chains.iter().take(6).enumerate() {
         let (_, enc) = he_toolkit_fuzz::sample_image(chain);
-        let spec = he_service::JobSpec {
+        let spec = he_service::wire::JobSpec {
             filters: chain.clone(),
         };
-        let env = he_service::Envelope::encode(&spec, &pk.to_bytes(), &enc.to_bytes());
+        let env = he_service::wire::Envelope::encode(&spec, &pk.to_bytes(), &enc.to_bytes());
         write(
             dir,
             "envelope",

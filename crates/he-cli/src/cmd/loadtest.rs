@@ -17,7 +17,9 @@ use clap::ArgMatches;
 use enc_image::{DecryptedImage, EncryptedImage, Limits, NoProgress, PixelImage};
 use he_filter::{Filter, reference};
 use he_service::client::check_history;
-use he_service::{Client, Config, Envelope, Error, JobSpec, JobState, ServerHandle};
+use he_service::client::{Client, Error};
+use he_service::server::{Config, ServerHandle};
+use he_service::wire::{Envelope, JobSpec, JobState};
 use paillier::Keypair;
 use rayon::prelude::*;
 
@@ -108,7 +110,7 @@ fn run_checked(args: &LoadtestArgs, chain: &[Filter]) -> Result<usize, String> {
     let server = ServerHandle::start(Config {
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
         queue_capacity: args.queue as usize,
-        workers: args.workers.unwrap_or(0),
+        workers: args.workers,
         ..Config::default()
     })
     .map_err(|e| e.to_string())?;

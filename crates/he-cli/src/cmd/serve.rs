@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use he_service::Config;
+use he_service::server::Config;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeArgs;
@@ -26,7 +26,7 @@ pub(crate) fn config(a: &ServeArgs) -> Config {
         c.retention = Duration::from_secs(s);
     }
     if let Some(n) = a.workers {
-        c.workers = n;
+        c.workers = Some(n);
     }
     if let Some(n) = a.max_side {
         c.max_side = n;

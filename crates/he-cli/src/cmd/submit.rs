@@ -12,7 +12,8 @@ use clap::ArgMatches;
 use enc_image::{EncryptedImage, Limits};
 use he_filter::{Filter, reference};
 use he_service::client::check_history;
-use he_service::{Client, ClientOptions, Envelope, JobSpec};
+use he_service::client::{Client, ClientOptions};
+use he_service::wire::{Envelope, JobSpec};
 use paillier::Keypair;
 
 use crate::VerificationFailed;

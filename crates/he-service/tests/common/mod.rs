@@ -6,14 +6,16 @@
 use std::time::Duration;
 
 use enc_image::{BorderMode, ColorLayout, EncryptedImage, NoProgress, PixelImage};
-use he_service::{Config, Filter, JobSpec, ServerHandle};
+use he_service::Filter;
+use he_service::server::{Config, ServerHandle};
+use he_service::wire::JobSpec;
 use paillier::Keypair;
 
 /// A server on 127.0.0.1 and a free port, with `tweak` applied to the defaults.
 pub fn server(tweak: impl FnOnce(&mut Config)) -> ServerHandle {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("an address"),
-        workers: 2,
+        workers: std::num::NonZeroUsize::new(2),
         ..Config::default()
     };
     tweak(&mut config);
@@ -46,14 +48,15 @@ pub fn encrypt(
     spec: &JobSpec,
     border: BorderMode,
 ) -> EncryptedImage {
-    let opts = he_service::filters::encrypt_options(&spec.filters)
+    let opts = spec
+        .encrypt_options()
         .expect("options for the chain")
         .border(border);
     EncryptedImage::encrypt(img, kp.private_key(), &opts, &NoProgress).expect("encryption")
 }
 
 pub fn spec(filters: Vec<Filter>) -> JobSpec {
-    JobSpec { filters }
+    JobSpec::new(filters)
 }
 
 pub const TIMEOUT: Duration = Duration::from_secs(60);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use tokio::sync::watch;
 
-use crate::error::{Error, Result};
+use super::error::{Error, Result};
 use crate::wire::{JobState, JobStatus};
 
 /// `N` random bytes from the OS CSPRNG, as `2 N` lowercase hex digits.
@@ -20,7 +20,7 @@ fn random_hex<const N: usize>() -> Result<String> {
 }
 
 /// A job id: 128 random bits from the OS CSPRNG, as 32 hex digits.
-pub(crate) fn new_id() -> Result<String> {
+pub(super) fn new_id() -> Result<String> {
     random_hex::<16>()
 }
 
@@ -28,12 +28,12 @@ pub(crate) fn new_id() -> Result<String> {
 /// the service starts. Jobs live in memory, so a client that finds its
 /// job unknown to a server with another instance id knows that the
 /// server restarted and lost the job.
-pub(crate) fn new_instance() -> Result<String> {
+pub(super) fn new_instance() -> Result<String> {
     random_hex::<8>()
 }
 
 /// Whether `s` can be a job id (so that nothing else reaches the store or the logs).
-pub(crate) fn valid_id(s: &str) -> bool {
+pub(super) fn valid_id(s: &str) -> bool {
     s.len() == 32
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -42,7 +42,7 @@ pub(crate) fn valid_id(s: &str) -> bool {
 /// Filter progress of one job, updated from rayon threads. Phases of a
 /// chain add up.
 #[derive(Debug, Default)]
-pub(crate) struct JobProgress {
+pub(super) struct JobProgress {
     done: AtomicU64,
     total: AtomicU64,
 }
@@ -58,13 +58,13 @@ impl enc_image::Progress for JobProgress {
 
 /// What is known about an image when its job is created.
 #[derive(Debug, Clone)]
-pub(crate) struct JobInfo {
-    pub(crate) labels: Vec<String>,
-    pub(crate) width: u32,
-    pub(crate) height: u32,
-    pub(crate) key_bits: u32,
-    pub(crate) ciphertexts: u64,
-    pub(crate) validate: Duration,
+pub(super) struct JobInfo {
+    pub(super) labels: Vec<String>,
+    pub(super) width: u32,
+    pub(super) height: u32,
+    pub(super) key_bits: u32,
+    pub(super) ciphertexts: u64,
+    pub(super) validate: Duration,
 }
 
 #[derive(Debug)]
@@ -144,7 +144,7 @@ struct Inner {
 /// The jobs, behind one mutex held only for map operations (never across
 /// an await or a filter).
 #[derive(Debug)]
-pub(crate) struct JobStore {
+pub(super) struct JobStore {
     inner: Mutex<Inner>,
     instance: String,
     retention: Duration,
@@ -153,13 +153,13 @@ pub(crate) struct JobStore {
 }
 
 /// How the caller may wait for a job.
-pub(crate) enum Snapshot {
+pub(super) enum Snapshot {
     Finished(JobStatus),
     Pending(JobStatus, watch::Receiver<bool>),
 }
 
 impl JobStore {
-    pub(crate) fn new(
+    pub(super) fn new(
         instance: String,
         retention: Duration,
         max_jobs: usize,
@@ -179,7 +179,7 @@ impl JobStore {
     }
 
     /// The id of this server instance (see [`new_instance`]).
-    pub(crate) fn instance(&self) -> &str {
+    pub(super) fn instance(&self) -> &str {
         &self.instance
     }
 
@@ -191,7 +191,7 @@ impl JobStore {
     }
 
     /// Refuses new work when the store is full.
-    pub(crate) fn check_room(&self) -> Result<()> {
+    pub(super) fn check_room(&self) -> Result<()> {
         let g = self.lock();
         if g.jobs.len() >= self.max_jobs {
             return Err(Error::Busy(format!(
@@ -210,7 +210,7 @@ impl JobStore {
     }
 
     /// Creates a queued job; returns its id, status and progress sink.
-    pub(crate) fn create(&self, info: JobInfo) -> Result<(String, JobStatus, Arc<JobProgress>)> {
+    pub(super) fn create(&self, info: JobInfo) -> Result<(String, JobStatus, Arc<JobProgress>)> {
         self.check_room()?;
         let id = new_id()?;
         let progress = Arc::new(JobProgress::default());
@@ -230,7 +230,7 @@ impl JobStore {
     }
 
     /// Marks a job as started; returns how long it waited.
-    pub(crate) fn start(&self, id: &str) -> Duration {
+    pub(super) fn start(&self, id: &str) -> Duration {
         let mut g = self.lock();
         match g.jobs.get_mut(id) {
             Some(job) => {
@@ -244,7 +244,7 @@ impl JobStore {
     }
 
     /// Stores the outcome of a job and wakes its waiters.
-    pub(crate) fn finish(&self, id: &str, outcome: std::result::Result<Bytes, String>) {
+    pub(super) fn finish(&self, id: &str, outcome: std::result::Result<Bytes, String>) {
         let mut g = self.lock();
         let Inner { jobs, stored_bytes } = &mut *g;
         if let Some(job) = jobs.get_mut(id) {
@@ -268,7 +268,7 @@ impl JobStore {
     }
 
     /// The status of a job, and a receiver to wait on if it is not finished.
-    pub(crate) fn snapshot(&self, id: &str) -> Result<Snapshot> {
+    pub(super) fn snapshot(&self, id: &str) -> Result<Snapshot> {
         let now = Instant::now();
         let g = self.lock();
         let job = self.live(&g.jobs, id, now)?;
@@ -281,7 +281,7 @@ impl JobStore {
     }
 
     /// The result of a finished job.
-    pub(crate) fn result(&self, id: &str) -> Result<Bytes> {
+    pub(super) fn result(&self, id: &str) -> Result<Bytes> {
         let now = Instant::now();
         let g = self.lock();
         let job = self.live(&g.jobs, id, now)?;
@@ -300,7 +300,7 @@ impl JobStore {
     }
 
     /// Deletes a finished job and its result.
-    pub(crate) fn delete(&self, id: &str) -> Result<()> {
+    pub(super) fn delete(&self, id: &str) -> Result<()> {
         let mut g = self.lock();
         let Inner { jobs, stored_bytes } = &mut *g;
         let job = jobs.get(id).ok_or_else(|| self.not_found(id))?;
@@ -321,7 +321,7 @@ impl JobStore {
 
     /// Removes the jobs finished more than the retention time ago;
     /// returns how many.
-    pub(crate) fn sweep(&self) -> usize {
+    pub(super) fn sweep(&self) -> usize {
         let now = Instant::now();
         let mut g = self.lock();
         let Inner { jobs, stored_bytes } = &mut *g;
@@ -337,7 +337,7 @@ impl JobStore {
     }
 
     /// Jobs stored.
-    pub(crate) fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.lock().jobs.len()
     }
 }

@@ -1,10 +1,10 @@
 //! The server's settings, with safe defaults.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
-/// The port the server listens on by default (on 127.0.0.1).
-pub const DEFAULT_PORT: u16 = 8787;
+use crate::wire::DEFAULT_PORT;
 
 /// Everything the server can be told. [`Config::default`] is safe for a
 /// machine of a few cores; every limit is checked before work.
@@ -36,10 +36,10 @@ pub struct Config {
     pub max_stored_bytes: usize,
     /// Most jobs kept at once, in flight or finished (default 1024).
     pub max_jobs: usize,
-    /// Filter threads (rayon), 0 for one per core (default 0). A second,
-    /// smaller pool validates uploads so that checks are not stuck behind
-    /// long filters.
-    pub workers: usize,
+    /// Filter threads (rayon), `None` for one per core (the default). A
+    /// second pool, half as large, validates uploads so that checks are
+    /// not stuck behind long filters.
+    pub workers: Option<NonZeroUsize>,
     /// Most open connections (default 512); further clients wait in the
     /// kernel's accept backlog until one closes. Bounds what idle or slow
     /// clients can hold; a reverse proxy in front adds per-client timeouts.
@@ -67,7 +67,7 @@ impl Default for Config {
             retention: Duration::from_secs(600),
             max_stored_bytes: 1 << 30,
             max_jobs: 1024,
-            workers: 0,
+            workers: None,
             max_connections: 512,
             concurrent_jobs: 1,
             upload_timeout: Duration::from_secs(120),

@@ -1,17 +1,12 @@
-//! The filter chain of a request: `he_filter`'s [`Filter`], as JSON
-//! (`{"filter": "mean", "k": 3}`), checked in full against the image's
-//! halo and slot width before any ciphertext work
-//! ([`check_chain`]), run with [`apply_chain`]; [`encrypt_options`] says
-//! what the client must encrypt with.
+//! The catalogue of `GET /v1/info`: every filter a spec may name, with an
+//! example of its JSON and what it does.
 
-pub use he_filter::{Filter, apply_chain, check_chain, encrypt_options};
+use he_filter::Filter;
 
 use crate::wire::FilterInfo;
 
-/// The filters a spec may name, each with an example of its JSON, for
-/// `GET /v1/info`.
-#[must_use]
-pub fn supported() -> Vec<FilterInfo> {
+/// The filters a spec may name, each with an example of its JSON.
+pub(super) fn supported() -> Vec<FilterInfo> {
     let mut examples = Filter::every_builtin();
     examples.push(Filter::Kernel {
         size: 3,
@@ -56,7 +51,7 @@ mod tests {
         assert!(list.len() >= 20, "{}", list.len());
         for info in list {
             let f: Filter = serde_json::from_value(info.example).unwrap();
-            encrypt_options(std::slice::from_ref(&f)).unwrap();
+            he_filter::encrypt_options(std::slice::from_ref(&f)).unwrap();
         }
     }
 }

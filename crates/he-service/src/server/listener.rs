@@ -18,13 +18,13 @@ use tracing::warn;
 
 /// A listener with a connection limit.
 #[derive(Debug)]
-pub(crate) struct LimitedListener {
+pub(super) struct LimitedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
 }
 
 impl LimitedListener {
-    pub(crate) fn new(inner: TcpListener, max_connections: usize) -> Self {
+    pub(super) fn new(inner: TcpListener, max_connections: usize) -> Self {
         LimitedListener {
             inner,
             permits: Arc::new(Semaphore::new(max_connections)),
@@ -34,7 +34,7 @@ impl LimitedListener {
 
 /// A connection and its permit.
 #[derive(Debug)]
-pub(crate) struct LimitedIo {
+pub(super) struct LimitedIo {
     io: TcpStream,
     _permit: OwnedSemaphorePermit,
 }

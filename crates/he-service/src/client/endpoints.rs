@@ -1,0 +1,343 @@
+//! The endpoints of the API, one request each: [`Client`] and its
+//! connection settings, health, info, submit, status, result, delete.
+//! Retries and the whole exchange of a job are built on these
+//! (`retry.rs`, `job.rs`).
+
+use std::fmt;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use enc_image::{EncryptedImage, Progress};
+use paillier::PublicKey;
+use serde::de::DeserializeOwned;
+use ureq::http::Response;
+use ureq::{Agent, Body, SendBody};
+
+use super::error::{Error, Result};
+use super::notice::{Notice, NoticeFn};
+use super::options::ClientOptions;
+use crate::wire::{Envelope, ErrorBody, Health, JOB_CONTENT_TYPE, JobSpec, JobStatus, ServiceInfo};
+
+/// Largest JSON answer read.
+const MAX_JSON: u64 = 1 << 20;
+
+/// A client of one server.
+#[derive(Clone)]
+pub struct Client {
+    pub(super) base: String,
+    pub(super) agent: Agent,
+    pub(super) max_result_bytes: u64,
+    pub(super) options: ClientOptions,
+    pub(super) notice: NoticeFn,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer about a job: what was asked for, or "no such job" (`404`)
+/// with the instance id of the server that said so.
+pub(super) enum Step<T> {
+    /// What was asked for.
+    Got(T),
+    /// The server does not know the job.
+    Gone {
+        /// The instance id in the `404`'s body, if there was one.
+        instance: Option<String>,
+        /// The `404`'s message.
+        message: String,
+    },
+}
+
+impl<T> Step<T> {
+    /// For the single-step methods: "no such job" is an error.
+    pub(super) fn or_404(self) -> Result<T> {
+        match self {
+            Step::Got(v) => Ok(v),
+            Step::Gone { message, .. } => Err(Error::Server {
+                status: 404,
+                message,
+            }),
+        }
+    }
+}
+
+/// Reads a byte slice, reporting progress (the upload bar).
+struct ProgressReader<'a> {
+    data: &'a [u8],
+    progress: &'a dyn Progress,
+}
+
+impl Read for ProgressReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Small pieces, so that the bar moves smoothly.
+        let n = buf.len().min(self.data.len()).min(64 * 1024);
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
+/// The message and the server instance of an error answer.
+fn error_body(resp: &mut Response<Body>) -> (String, Option<String>) {
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_JSON)
+        .lossy_utf8(true)
+        .read_to_string()
+        .unwrap_or_default();
+    match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(b) => (b.error, b.instance),
+        Err(_) => (text, None),
+    }
+}
+
+/// Turns an error answer into [`Error::Server`] with the server's message.
+pub(super) fn check(mut resp: Response<Body>) -> Result<Response<Body>> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let (message, _) = error_body(&mut resp);
+    Err(Error::Server {
+        status: status.as_u16(),
+        message,
+    })
+}
+
+/// As [`check`], but a `404` about a job is [`Step::Gone`], with the
+/// instance of the server that said so.
+pub(super) fn check_job(mut resp: Response<Body>) -> Result<Step<Response<Body>>> {
+    if resp.status() == 404 {
+        let (message, instance) = error_body(&mut resp);
+        return Ok(Step::Gone { instance, message });
+    }
+    check(resp).map(Step::Got)
+}
+
+pub(super) fn json<T: DeserializeOwned>(mut resp: Response<Body>) -> Result<T> {
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_JSON)
+        .read_to_string()?;
+    serde_json::from_str(&text).map_err(|e| Error::Protocol(format!("{e} in {text:.200}")))
+}
+
+impl Client {
+    /// A client of the server at `base_url` (`http://HOST:PORT`), with the
+    /// default [`ClientOptions`].
+    pub fn new(base_url: &str) -> Result<Self> {
+        Self::with_options(base_url, ClientOptions::default())
+    }
+
+    /// A client of the server at `base_url` with its own timeouts and retries.
+    pub fn with_options(base_url: &str, options: ClientOptions) -> Result<Self> {
+        let base = base_url.trim_end_matches('/').to_string();
+        if !base.starts_with("http://") {
+            return Err(Error::Options(format!(
+                "server URL {base_url:?} must start with http:// (TLS belongs in a reverse proxy)"
+            )));
+        }
+        if options.attempts == 0 || options.io_timeout.is_zero() {
+            return Err(Error::Options(
+                "at least one attempt and a positive I/O timeout are needed".into(),
+            ));
+        }
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(options.connect_timeout))
+            .timeout_per_read(Some(options.io_timeout))
+            .timeout_per_write(Some(options.io_timeout))
+            .build()
+            .into();
+        Ok(Client {
+            base,
+            agent,
+            max_result_bytes: 4 << 30,
+            options,
+            notice: Arc::new(|n: &Notice| eprintln!("he-service client: {n}")),
+        })
+    }
+
+    /// Reports what the client does by itself to get past faults (retries,
+    /// resubmissions) to `f` instead of standard error.
+    #[must_use]
+    pub fn on_notice(mut self, f: impl Fn(&Notice) + Send + Sync + 'static) -> Self {
+        self.notice = Arc::new(f);
+        self
+    }
+
+    /// The timeouts and retries.
+    #[must_use]
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// The server's base URL.
+    #[must_use]
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with at most `limit` for the whole exchange (the rest of a
+    /// deadline), on top of the per-read and per-write timeouts.
+    pub(super) fn get(
+        &self,
+        path: &str,
+        limit: Option<Duration>,
+    ) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let req = self.agent.get(self.url(path));
+        match limit {
+            Some(d) => req.config().timeout_global(Some(d)).build(),
+            None => req,
+        }
+    }
+
+    /// `GET /v1/health`.
+    pub fn health(&self) -> Result<Health> {
+        json(check(self.get("/v1/health", None).call()?)?)
+    }
+
+    /// `GET /v1/info`: the filters and limits the server supports.
+    pub fn info(&self) -> Result<ServiceInfo> {
+        json(check(self.get("/v1/info", None).call()?)?)
+    }
+
+    /// `POST /v1/jobs` with an encoded [`Envelope`], reporting the upload
+    /// in bytes (phase `"upload"`). One try: [`Client::run_job`] retries.
+    ///
+    /// The request says `Expect: 100-continue`: the server admits or
+    /// refuses (`413`, `415`, `503`) before the body is sent, so a refusal
+    /// is read as such instead of breaking the upload midway.
+    pub fn submit_envelope(&self, envelope: &[u8], progress: &dyn Progress) -> Result<JobStatus> {
+        self.submit_within(envelope, progress, None)
+    }
+
+    pub(super) fn submit_within(
+        &self,
+        envelope: &[u8],
+        progress: &dyn Progress,
+        limit: Option<Duration>,
+    ) -> Result<JobStatus> {
+        progress.start(enc_image::Phase::Upload, envelope.len() as u64);
+        let mut reader = ProgressReader {
+            data: envelope,
+            progress,
+        };
+        let mut req = self.agent.post(self.url("/v1/jobs"));
+        if let Some(d) = limit {
+            req = req.config().timeout_global(Some(d)).build();
+        }
+        let resp = req
+            .header("content-type", JOB_CONTENT_TYPE)
+            .header("content-length", envelope.len().to_string())
+            .header("expect", "100-continue")
+            .send(SendBody::from_reader(&mut reader))?;
+        progress.finish();
+        json(check(resp)?)
+    }
+
+    /// Submits a job: the public key, the filter chain and the encrypted image.
+    pub fn submit(
+        &self,
+        pk: &PublicKey,
+        spec: &JobSpec,
+        image: &EncryptedImage,
+        progress: &dyn Progress,
+    ) -> Result<JobStatus> {
+        let envelope = Envelope::encode(spec, &pk.to_bytes(), &image.to_bytes());
+        self.submit_envelope(&envelope, progress)
+    }
+
+    /// `GET /v1/jobs/{id}?wait=S`: the server answers when the job finishes
+    /// or after `wait` (at most its `max_wait`), whichever comes first.
+    pub fn status(&self, id: &str, wait: Duration) -> Result<JobStatus> {
+        self.status_within(id, wait, None)?.or_404()
+    }
+
+    pub(super) fn status_within(
+        &self,
+        id: &str,
+        wait: Duration,
+        limit: Option<Duration>,
+    ) -> Result<Step<JobStatus>> {
+        let path = format!("/v1/jobs/{id}?wait={}", wait.as_secs_f64());
+        // The server is silent while it holds the request.
+        let req = self
+            .get(&path, limit)
+            .config()
+            .timeout_per_read(Some(self.options.io_timeout + wait))
+            .build();
+        match check_job(req.call()?)? {
+            Step::Got(resp) => Ok(Step::Got(json(resp)?)),
+            Step::Gone { instance, message } => Ok(Step::Gone { instance, message }),
+        }
+    }
+
+    /// `GET /v1/jobs/{id}/result`: the encrypted result's bytes, reporting
+    /// the download in bytes (phase `"download"`). One try: a download cut
+    /// midway is an error, never a partial result.
+    pub fn result(&self, id: &str, progress: &dyn Progress) -> Result<Vec<u8>> {
+        self.result_within(id, progress, None)?.or_404()
+    }
+
+    pub(super) fn result_within(
+        &self,
+        id: &str,
+        progress: &dyn Progress,
+        limit: Option<Duration>,
+    ) -> Result<Step<Vec<u8>>> {
+        let mut resp = match check_job(self.get(&format!("/v1/jobs/{id}/result"), limit).call()?)? {
+            Step::Got(resp) => resp,
+            Step::Gone { instance, message } => return Ok(Step::Gone { instance, message }),
+        };
+        let len = resp.body().content_length();
+        progress.start(enc_image::Phase::Download, len.unwrap_or(0));
+        let mut reader = resp
+            .body_mut()
+            .with_config()
+            .limit(self.max_result_bytes)
+            .reader();
+        let mut out = Vec::with_capacity(len.unwrap_or(0).min(self.max_result_bytes) as usize);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+            progress.advance(n as u64);
+        }
+        if let Some(len) = len.filter(|&n| n != out.len() as u64) {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the download ended after {} of {len} bytes", out.len()),
+            )));
+        }
+        progress.finish();
+        Ok(Step::Got(out))
+    }
+
+    /// `DELETE /v1/jobs/{id}`: frees the result on the server.
+    pub fn delete(&self, id: &str) -> Result<()> {
+        check(
+            self.agent
+                .delete(self.url(&format!("/v1/jobs/{id}")))
+                .call()?,
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! The client's error type: what the server answered, what the client
+//! gave up on, and what failed on this side. No HTTP-framework types: a
+//! status is a number.
+
+/// Everything that can go wrong for the client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server answered with an error status (a failed job is `422`).
+    #[error("the server answered {status}: {message}")]
+    Server {
+        /// The HTTP status.
+        status: u16,
+        /// The message of the server's JSON error body (or its raw text).
+        message: String,
+    },
+    /// The client gave up: the server did not answer, or kept cutting the
+    /// connection, until the deadline passed.
+    #[error("gave up after {seconds} s {doing} at {server}: {last}")]
+    Deadline {
+        /// The server's base URL.
+        server: String,
+        /// What the client was waiting for ("uploading the job", "waiting
+        /// for job ID to finish", ...).
+        doing: String,
+        /// The deadline it was given, in seconds.
+        seconds: u64,
+        /// The last thing that went wrong, or where the job was.
+        last: String,
+    },
+    /// An upload or a download was cut more often than the client retries
+    /// it.
+    #[error("{doing} at {server} failed {tries} times: {last}")]
+    Retries {
+        /// The server's base URL.
+        server: String,
+        /// What was tried.
+        doing: String,
+        /// How many times.
+        tries: u32,
+        /// The last error.
+        last: String,
+    },
+    /// The server restarted and lost the job each time it was submitted.
+    #[error(
+        "the server {server} restarted and lost job {job} (instance {before} -> {after}) \
+         on each of {attempts} attempts; giving up"
+    )]
+    JobLost {
+        /// The server's base URL.
+        server: String,
+        /// The last job id.
+        job: String,
+        /// The instance that accepted it.
+        before: String,
+        /// The instance that no longer knows it.
+        after: String,
+        /// Submissions made.
+        attempts: u32,
+    },
+    /// A server URL or client options that cannot work.
+    #[error("invalid client options: {0}")]
+    Options(String),
+    /// The connection or the HTTP exchange failed.
+    #[error("HTTP: {0}")]
+    Http(#[from] ureq::Error),
+    /// An answer of the server that does not follow the API, or a result
+    /// that is not what was asked for.
+    #[error("unexpected answer from the server: {0}")]
+    Protocol(String),
+    /// The result did not load (format, limits, ciphertexts out of range).
+    #[error(transparent)]
+    Image(#[from] enc_image::Error),
+    /// A download that ended early, and other I/O.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Shorthand for results of the client.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,129 @@
+//! The server's error type, and how it becomes an HTTP answer: a status
+//! and a JSON body `{"error": "<the message>", "instance": "<id>"}`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::wire::{EnvelopeError, ErrorBody};
+
+/// Everything that can go wrong on the server. Each variant is answered
+/// with its own status ([`Error::status`]) and its message as the JSON
+/// body's `error`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A request the server cannot parse: framing, JSON, header (400).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// A body, an image or a part beyond the configured limits (413).
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// A request with the wrong `Content-Type` (415).
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// A well-formed request whose filter chain cannot run on its image:
+    /// a kernel beyond the halo, results beyond the slot width (422).
+    #[error("filter cannot be applied: {0}")]
+    Unprocessable(String),
+    /// An unknown or expired job, or an unknown route (404).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A result asked for before the job finished (409).
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// The upload did not arrive within the configured time (408).
+    #[error("timeout: {0}")]
+    Timeout(String),
+    /// The job queue or the result store is full; retry later (503).
+    #[error("busy: {0}")]
+    Busy(String),
+    /// Server settings that cannot work (a zero queue, a port in use...).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A bug or a lost worker (500).
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// Sockets, threads and the runtime.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Shorthand for results of the server.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<EnvelopeError> for Error {
+    fn from(e: EnvelopeError) -> Self {
+        match e {
+            EnvelopeError::TooLarge(m) => Error::TooLarge(m),
+            e => Error::BadRequest(e.to_string()),
+        }
+    }
+}
+
+impl Error {
+    /// The HTTP status the server answers this error with.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::NotReady(_) => StatusCode::CONFLICT,
+            Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) | Error::Config(_) | Error::Io(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+}
+
+/// The message of an error answer, left in the response's extensions for
+/// the router's last layer to write as the JSON body with the instance id.
+#[derive(Debug, Clone)]
+pub(super) struct ErrorMessage(pub(super) String);
+
+/// An error answer: `status` and `{"error": message}` (the instance id is
+/// added by the router's last layer), with `Retry-After` on a `503`.
+pub(super) fn error_response(status: StatusCode, message: String) -> Response {
+    let mut resp = (
+        status,
+        Json(ErrorBody {
+            error: message.clone(),
+            instance: None,
+        }),
+    )
+        .into_response();
+    resp.extensions_mut().insert(ErrorMessage(message));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    resp
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        error_response(self.status(), self.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_errors_keep_their_status_and_message() {
+        let e = Error::from(EnvelopeError::TooLarge("the public key is 9 bytes".into()));
+        assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let e = Error::from(EnvelopeError::Malformed("bad magic".into()));
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(e.to_string(), "bad request: bad magic");
+        let resp = Error::Busy("full".into()).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "5");
+    }
+}

@@ -1,0 +1,351 @@
+//! The handlers of the API's routes: health, info, submitting a job,
+//! its status (long poll), its result and deleting it; and running an
+//! accepted job on the filter pool.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use enc_image::FORMAT_VERSION;
+use serde::Deserialize;
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::{error, info, warn};
+
+use super::admission::{Checked, check_content_type, content_length, read_body, validate};
+use super::catalogue;
+use super::error::{Error, Result};
+use super::jobs::{JobInfo, JobProgress, Snapshot, valid_id};
+use super::pools::{Task, on_pool};
+use super::service::{Service, Shared};
+use crate::wire::{
+    ENVELOPE_VERSION, Health, IMAGE_CONTENT_TYPE, JOB_CONTENT_TYPE, JobStatus, LimitsInfo,
+    ServiceInfo,
+};
+
+pub(super) async fn health(State(s): State<Service>) -> Json<Health> {
+    let c = &s.shared.config;
+    Json(Health {
+        status: "ok".into(),
+        instance: s.instance().to_string(),
+        jobs_in_flight: c.queue_capacity - s.shared.queue.available_permits(),
+        queue_capacity: c.queue_capacity,
+        jobs_stored: s.shared.jobs.len(),
+    })
+}
+
+pub(super) async fn service_info(State(s): State<Service>) -> Json<ServiceInfo> {
+    let c = &s.shared.config;
+    Json(ServiceInfo {
+        service: "he-service".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        instance: s.instance().to_string(),
+        job_content_type: JOB_CONTENT_TYPE.into(),
+        result_content_type: IMAGE_CONTENT_TYPE.into(),
+        envelope_version: ENVELOPE_VERSION,
+        image_format_version: FORMAT_VERSION,
+        filters: catalogue::supported(),
+        limits: LimitsInfo {
+            max_body_bytes: c.max_body_bytes,
+            max_width: c.max_side,
+            max_height: c.max_side,
+            max_ciphertexts: c.max_ciphertexts,
+            max_chain_len: c.max_chain_len,
+            min_key_bits: paillier::MIN_KEY_BITS,
+            max_key_bits: paillier::MAX_KEY_BITS,
+            max_kernel_size: he_filter::MAX_KERNEL_SIZE,
+            max_weight: he_filter::MAX_WEIGHT,
+            queue_capacity: c.queue_capacity,
+            max_wait_seconds: c.max_wait.as_secs(),
+        },
+        retention_seconds: c.retention.as_secs(),
+    })
+}
+
+pub(super) async fn submit(
+    State(s): State<Service>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let r = submit_inner(&s, &headers, body).await;
+    match &r {
+        Err(e @ Error::Internal(_)) => error!(status = 500, error = %e, "job refused"),
+        Err(e) => warn!(status = e.status().as_u16(), error = %e, "job refused"),
+        Ok(_) => {}
+    }
+    r
+}
+
+async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Response> {
+    let c = &s.shared.config;
+    check_content_type(headers)?;
+    let declared = content_length(headers)?;
+    if let Some(n) = declared.filter(|&n| n > c.max_body_bytes) {
+        return Err(Error::TooLarge(format!(
+            "the body is {n} bytes, at most {} allowed",
+            c.max_body_bytes
+        )));
+    }
+    // Admission before reading: bodies in memory are bounded by the queue.
+    let permit = Arc::clone(&s.shared.queue)
+        .try_acquire_owned()
+        .map_err(|_| {
+            Error::Busy(format!(
+                "the queue is full ({} jobs in flight); retry later",
+                c.queue_capacity
+            ))
+        })?;
+    s.shared.jobs.check_room()?;
+    let t = Instant::now();
+    let body = read_body(body, c.max_body_bytes, declared, c.upload_timeout).await?;
+    let upload = t.elapsed();
+    let bytes_in = body.len();
+    let t = Instant::now();
+    let config = c.clone();
+    let checked = on_pool(&s.shared.check_pool, move || validate(&config, &body)).await?;
+    let validate_time = t.elapsed();
+    let meta = checked.image.meta();
+    let info = JobInfo {
+        labels: checked.labels.clone(),
+        width: meta.width() as u32,
+        height: meta.height() as u32,
+        key_bits: meta.key_bits(),
+        ciphertexts: checked.image.ciphertexts().len() as u64,
+        validate: validate_time,
+    };
+    let (id, status, progress) = s.shared.jobs.create(info.clone())?;
+    info!(
+        job = %id,
+        filters = ?info.labels,
+        width = info.width,
+        height = info.height,
+        key_bits = info.key_bits,
+        ciphertexts = info.ciphertexts,
+        bytes_in,
+        upload_ms = upload.as_millis() as u64,
+        validate_ms = info.validate.as_millis() as u64,
+        "job accepted"
+    );
+    let shared = Arc::clone(&s.shared);
+    let job_id = id.clone();
+    let task: Task = Box::new(move || run_job(&shared, &job_id, checked, &progress, permit));
+    s.shared
+        .dispatch
+        .send(task)
+        .map_err(|_| Error::Internal("the dispatchers have stopped".into()))?;
+    let location = format!("/v1/jobs/{id}");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(status),
+    )
+        .into_response())
+}
+
+/// Filters one job (on the filter pool, from a dispatcher) and stores the
+/// outcome; the queue slot is released as soon as the filter is over.
+fn run_job(
+    shared: &Shared,
+    id: &str,
+    job: Checked,
+    progress: &JobProgress,
+    permit: OwnedSemaphorePermit,
+) {
+    let waited = shared.jobs.start(id);
+    let t = Instant::now();
+    let out = catch_unwind(AssertUnwindSafe(|| {
+        he_filter::apply_chain(&job.image, &job.pk, &job.chain, progress)
+            .map(|o| o.trim_halo().to_bytes())
+    }));
+    let took = t.elapsed();
+    let labels = job.labels;
+    drop(job.image);
+    // The slot is free once the work is; waiters are woken after this.
+    drop(permit);
+    let outcome = match out {
+        Ok(Ok(bytes)) => {
+            info!(
+                job = %id,
+                filters = ?labels,
+                queued_ms = waited.as_millis() as u64,
+                filter_ms = took.as_millis() as u64,
+                bytes_out = bytes.len(),
+                "job done"
+            );
+            Ok(Bytes::from(bytes))
+        }
+        Ok(Err(e)) => {
+            warn!(job = %id, filters = ?labels, error = %e, "job failed");
+            Err(e.to_string())
+        }
+        Err(_) => {
+            error!(job = %id, filters = ?labels, "the filter panicked");
+            Err("internal error while filtering".into())
+        }
+    };
+    shared.jobs.finish(id, outcome);
+}
+
+/// The query of a status request: `?wait=S`, seconds to hold it.
+#[derive(Debug, Deserialize)]
+pub(super) struct WaitQuery {
+    wait: Option<f64>,
+}
+
+fn checked_id(id: &str) -> Result<&str> {
+    if valid_id(id) {
+        Ok(id)
+    } else {
+        Err(Error::NotFound(
+            "no such job (ids are 32 lowercase hex digits)".into(),
+        ))
+    }
+}
+
+pub(super) async fn job_status(
+    State(s): State<Service>,
+    Path(id): Path<String>,
+    query: std::result::Result<Query<WaitQuery>, QueryRejection>,
+) -> Result<Json<JobStatus>> {
+    let id = checked_id(&id)?;
+    let wait = query
+        .map_err(|e| Error::BadRequest(format!("query: {e}")))?
+        .0
+        .wait
+        .unwrap_or(0.0);
+    if !wait.is_finite() || wait < 0.0 {
+        return Err(Error::BadRequest(
+            "wait must be a number of seconds, 0 or more".into(),
+        ));
+    }
+    let wait = Duration::from_secs_f64(wait.min(3600.0)).min(s.shared.config.max_wait);
+    match s.shared.jobs.snapshot(id)? {
+        Snapshot::Finished(st) => Ok(Json(st)),
+        Snapshot::Pending(st, _) if wait.is_zero() => Ok(Json(st)),
+        Snapshot::Pending(_, mut rx) => {
+            // Woken when the job finishes; on timeout, report where it is.
+            let _ = tokio::time::timeout(wait, rx.wait_for(|&done| done)).await;
+            match s.shared.jobs.snapshot(id)? {
+                Snapshot::Finished(st) | Snapshot::Pending(st, _) => Ok(Json(st)),
+            }
+        }
+    }
+}
+
+pub(super) async fn job_result(
+    State(s): State<Service>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let id = checked_id(&id)?;
+    let bytes = s.shared.jobs.result(id)?;
+    info!(job = %id, bytes_out = bytes.len(), "result sent");
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(IMAGE_CONTENT_TYPE),
+        )],
+        bytes,
+    )
+        .into_response())
+}
+
+pub(super) async fn delete_job(
+    State(s): State<Service>,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let id = checked_id(&id)?;
+    s.shared.jobs.delete(id)?;
+    info!(job = %id, "job deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Admission seen from a client: needs both halves of the crate.
+#[cfg(all(test, feature = "client"))]
+mod tests {
+    use super::*;
+    use crate::client::{self, Client};
+    use crate::server::Config;
+    use crate::wire::{JobSpec, JobState};
+    use enc_image::{ColorLayout, EncryptedImage, NoProgress, PixelImage};
+    use he_filter::Filter;
+    use std::num::NonZeroUsize;
+
+    #[test]
+    fn a_full_queue_answers_503_and_admits_again_when_a_slot_frees() {
+        let service = crate::server::Service::new(Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            queue_capacity: 1,
+            workers: NonZeroUsize::new(1),
+            ..Config::default()
+        })
+        .unwrap();
+        let server = crate::server::ServerHandle::start_service(service.clone()).unwrap();
+        let client = Client::new(&server.url()).unwrap();
+        let kp = paillier::Keypair::generate_insecure_for_tests(512).unwrap();
+        let spec = JobSpec {
+            filters: vec![Filter::Mean { k: 3 }],
+        };
+        let img = PixelImage::new(4, 4, ColorLayout::Luma8, vec![9; 16]).unwrap();
+        let enc = EncryptedImage::encrypt(
+            &img,
+            kp.private_key(),
+            &spec.encrypt_options().unwrap(),
+            &NoProgress,
+        )
+        .unwrap();
+
+        // A job in flight holds the only slot.
+        let slot = service.shared.queue.try_acquire().unwrap();
+        assert_eq!(client.health().unwrap().jobs_in_flight, 1);
+        let err = client
+            .submit(kp.public_key(), &spec, &enc, &NoProgress)
+            .unwrap_err();
+        match err {
+            client::Error::Server { status, message } => {
+                assert_eq!(status, 503);
+                assert!(message.contains("queue is full"), "{message}");
+            }
+            e => panic!("expected 503, got {e}"),
+        }
+        // The answer says when to retry.
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let resp = agent
+            .post(format!("{}/v1/jobs", server.url()))
+            .header("content-type", JOB_CONTENT_TYPE)
+            .send(&b"HEJOB"[..])
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 503);
+        assert_eq!(
+            resp.headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("5")
+        );
+        // A large upload is refused before it is sent (Expect: 100-continue),
+        // so the client reads the 503 instead of a broken pipe.
+        let big = vec![0u8; 8 << 20];
+        let err = client.submit_envelope(&big, &NoProgress).unwrap_err();
+        assert!(
+            matches!(err, client::Error::Server { status: 503, .. }),
+            "expected 503, got {err}"
+        );
+        drop(slot);
+        let job = client
+            .submit(kp.public_key(), &spec, &enc, &NoProgress)
+            .unwrap();
+        let done = client
+            .wait(&job.id, &NoProgress, Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(done.state, JobState::Done);
+        // The finished job released its slot.
+        assert_eq!(client.health().unwrap().jobs_in_flight, 0);
+    }
+}

@@ -1,0 +1,29 @@
+//! The HTTP server (feature `server`): routes, admission (content type,
+//! size, queue), validation and filtering on rayon pools, and the job
+//! store.
+//!
+//! - [`Service`]: the axum router ([`Service::router`]), worker pools,
+//!   bounded queue and job store; [`Service::serve`] serves it on a
+//!   listener of yours.
+//! - [`ServerHandle`]: the service on its own thread and runtime;
+//!   [`run_until_ctrl_c`] on the current thread.
+//! - [`Config`]: every limit and setting, with safe defaults.
+//! - [`Error`]: what goes wrong, each variant answered with its own HTTP
+//!   status and a JSON body (it implements axum's `IntoResponse`).
+
+mod admission;
+mod catalogue;
+mod config;
+mod error;
+mod handle;
+mod handlers;
+mod jobs;
+mod listener;
+mod pools;
+mod router;
+mod service;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use handle::{ServerHandle, run_until_ctrl_c};
+pub use service::Service;

@@ -1,0 +1,123 @@
+//! The routes of the API, the layers around them (request log, error
+//! bodies stamped with the instance id), and serving them.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tracing::info;
+
+use super::error::{Error, ErrorMessage, Result, error_response};
+use super::handlers::{delete_job, health, job_result, job_status, service_info, submit};
+use super::listener::LimitedListener;
+use super::service::Service;
+use crate::wire::ErrorBody;
+
+impl Service {
+    /// The routes of the API (see the crate documentation), with request
+    /// logging.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/health", get(health))
+            .route("/v1/info", get(service_info))
+            .route("/v1/jobs", post(submit))
+            .route("/v1/jobs/{id}", get(job_status).delete(delete_job))
+            .route("/v1/jobs/{id}/result", get(job_result))
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(middleware::from_fn_with_state(self.clone(), stamp_errors))
+            .layer(middleware::from_fn(log_request))
+            .with_state(self.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then lets requests
+    /// in progress finish. Also sweeps expired jobs.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let c = &self.shared.config;
+        info!(
+            addr = %listener.local_addr()?,
+            instance = self.shared.instance(),
+            workers = self.shared.workers,
+            queue = c.queue_capacity,
+            max_body_bytes = c.max_body_bytes,
+            max_connections = c.max_connections,
+            retention_s = c.retention.as_secs(),
+            "he-service listening"
+        );
+        let shared = Arc::clone(&self.shared);
+        let period = (c.retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                let n = shared.jobs.sweep();
+                if n > 0 {
+                    info!(expired = n, "expired jobs deleted");
+                }
+            }
+        });
+        let listener = LimitedListener::new(listener, c.max_connections);
+        let served = axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        sweeper.abort();
+        info!("he-service stopped");
+        Ok(served?)
+    }
+}
+
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path: String = req.uri().path().chars().take(80).collect();
+    let t = Instant::now();
+    let resp = next.run(req).await;
+    info!(
+        %method,
+        path,
+        status = resp.status().as_u16(),
+        ms = t.elapsed().as_millis() as u64,
+        "request"
+    );
+    resp
+}
+
+async fn not_found() -> Error {
+    Error::NotFound("no such route; see GET /v1/info and docs/SERVICE.md".into())
+}
+
+async fn method_not_allowed() -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this route".into(),
+    )
+}
+
+/// Writes every error answer of the server as `{"error": ..., "instance":
+/// ...}`, so that a client told `404` for its job can see whether the
+/// server restarted (another instance id) or the job expired.
+async fn stamp_errors(State(s): State<Service>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let Some(ErrorMessage(error)) = resp.extensions_mut().remove::<ErrorMessage>() else {
+        return resp;
+    };
+    let (mut parts, _) = resp.into_parts();
+    let body = ErrorBody {
+        error,
+        instance: Some(s.instance().to_string()),
+    };
+    // Only strings: this cannot fail.
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(json))
+}
