@@ -4,7 +4,9 @@
 //! - [`PixelImage`]: the plain 8-bit image on the client.
 //! - [`EncryptedImage`]: the public description ([`ImageMeta`]) and the
 //!   ciphertexts; [`EncryptedImage::encrypt`] and
-//!   [`EncryptedImage::decrypt`] run in parallel with a [`Progress`] callback.
+//!   [`EncryptedImage::decrypt`] run in parallel with a [`Progress`] callback;
+//!   [`EncryptedImage::encrypt_with_public_key`] names the [`PublicEncryption`]
+//!   mode of a holder of the public key only.
 //! - Packing ([`Geometry`]): many pixel values per plaintext, with a halo
 //!   of neighbours and the [`BorderMode`] applied at encryption.
 //! - [`Scale`]: the exact public rational a filter divides by; decryption
@@ -20,6 +22,7 @@ mod meta;
 mod options;
 mod pixels;
 mod progress;
+mod public_mode;
 mod scale;
 mod wire;
 
@@ -31,5 +34,6 @@ pub use meta::{ImageMeta, Packing};
 pub use options::{EncryptOptions, Layout, bits_for_range};
 pub use pixels::{ColorLayout, PixelImage};
 pub use progress::{NoProgress, Progress};
+pub use public_mode::PublicEncryption;
 pub use scale::{OutputMapping, Scale};
 pub use wire::{FORMAT_VERSION, Limits, ciphertext_width};
