@@ -24,7 +24,7 @@ pub enum PublicEncryption {
     #[default]
     Textbook,
     /// Damgard-Jurik-Nielsen short exponents
-    /// ([`ShortExponentEncryptor`]): about 30x faster (at 2048 bits), and
+    /// ([`ShortExponentEncryptor`]): 65x faster at 2048 bits, and
     /// secure under the short-exponent assumption as well as decisional
     /// composite residuosity. Builds a table of a few MiB per image
     /// (3.5 MiB at 2048 bits, 6.0 MiB at 3072).

@@ -32,7 +32,8 @@ pub enum ExponentLength {
     #[default]
     Short,
     /// Half the size of n (1024 bits at 2048, 1536 at 3072), the length DJN
-    /// analyse and pypaillier uses. About 4x slower than `Short`.
+    /// suggest and pypaillier uses: about 4.5x slower than `Short` at 2048
+    /// bits and 8x at 3072 (measured).
     HalfModulus,
 }
 
@@ -204,7 +205,7 @@ impl WindowTable {
 /// `l = 2k` for a key of `k`-bit strength (NIST SP 800-57: k = 112 at 2048
 /// bits, 128 at 3072, 192 from 7680): 224 and 256 bits.
 /// [`ExponentLength::HalfModulus`] takes `l = |n| / 2` like DJN and
-/// pypaillier, at about 4x the cost.
+/// pypaillier, at about 4.5x the cost at 2048 bits and 8x at 3072.
 ///
 /// # The base h
 ///
@@ -214,10 +215,13 @@ impl WindowTable {
 /// counter and a block counter, expanded to `|n| + 128` bits (so that the
 /// reduction modulo n is within `2^-128` of uniform), reduced to `x` modulo
 /// n; the attempt is retried while `gcd(x, n) != 1` or `h` is `1` or `n - 1`;
-/// then `h = -x^2 mod n`. For a Blum modulus this generates, except with
-/// negligible probability, the subgroup of `Z*_n` of Jacobi symbol 1 (as DJN
-/// require); in every case `-h` is a square, so `h` has Jacobi symbol
-/// `(-1 | n)`.
+/// then `h = -x^2 mod n`. In every case `-h` is a square, so `h` has
+/// Jacobi symbol `(-1 | n)`. For a Blum modulus (`p = q = 3 mod 4`) `h` is a
+/// non-square in `J_n`, the subgroup of Jacobi symbol 1; when p and q are
+/// safe primes (DJN's setting) `J_n` is cyclic and `h` generates it except
+/// with negligible probability. Keys with other primes give an `h` of large
+/// order all the same, with overwhelming probability, as any random square
+/// times `-1` has.
 ///
 /// # Memory
 ///
