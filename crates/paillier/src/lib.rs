@@ -27,6 +27,9 @@
 //! - The key holder encrypts by CRT with precomputed fixed-base tables over a
 //!   proven generator of the `p`-th powers; the ciphertexts have exactly the
 //!   textbook distribution ([`PrivateKey`] explains why).
+//! - Holders of the public key only can opt in to [`ShortExponentEncryptor`]
+//!   (Damgard-Jurik-Nielsen short-exponent nonces, 65x faster at 2048 bits,
+//!   one extra assumption); [`PublicKey::encrypt`] stays textbook.
 //! - All randomness (primes, nonces) comes from the operating system's
 //!   CSPRNG through `getrandom`; GMP's `RandState` is never used.
 //! - Plaintexts are signed integers in `[-(n-1)/2, (n-1)/2]`; values outside
@@ -61,6 +64,7 @@ mod primes;
 mod private_key;
 mod public_key;
 mod rng;
+mod short_exponent;
 mod zeroize;
 
 pub use arith::Timing;
@@ -70,6 +74,7 @@ pub use keypair::Keypair;
 pub use private_key::PrivateKey;
 pub use public_key::PublicKey;
 pub use rug::Integer;
+pub use short_exponent::{ExponentLength, ShortExponentEncryptor};
 
 /// The smallest accepted size of n outside tests: 2048 bits (about 112-bit
 /// security).
