@@ -227,6 +227,13 @@ pub(crate) fn load_keypair(path: &Path, allow_readable: bool) -> Result<Keypair>
     Keypair::from_bytes(&bytes).with_context(|| format!("key file {}", path.display()))
 }
 
+/// Loads a public key file (written by `he keygen --public`).
+pub(crate) fn load_public_key(path: &Path) -> Result<paillier::PublicKey> {
+    let bytes = read_capped(path, MAX_KEY_FILE, "public key file")?;
+    paillier::PublicKey::from_bytes(&bytes)
+        .with_context(|| format!("public key file {}", path.display()))
+}
+
 /// Saves a key pair with owner-only permissions; refuses to replace an
 /// existing file unless `force`.
 pub(crate) fn save_keypair(path: &Path, kp: &Keypair, force: bool) -> Result<()> {
