@@ -143,7 +143,7 @@ pub(crate) struct EncryptArgs {
     /// With --public-key: Damgard-Jurik-Nielsen short exponents, about 65x
     /// faster; rests on the short-exponent assumption besides the
     /// composite residuosity one (docs/ENCRYPTION-MODES.md). Off by default.
-    #[arg(long, requires = "public_key")]
+    #[arg(long, conflicts_with = "key")]
     pub(crate) short_exponent: bool,
     /// Load a key file that others can read (refused otherwise).
     #[arg(long)]
