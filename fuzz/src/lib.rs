@@ -21,15 +21,6 @@ pub fn keypair() -> &'static Keypair {
     })
 }
 
-/// `bytes` followed by their SHA-256 digest: how the job envelope (not yet
-/// on the common framing) ends, so that a fuzzer's mutations reach the
-/// checks behind its digest.
-pub fn seal(bytes: &[u8]) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    out.extend_from_slice(&paillier::frame::sha256(bytes));
-    out
-}
-
 /// A key file of `kind` (1 public key, 2 key pair) around `body`, framed
 /// as the writers frame it, so that mutations reach the checks behind the
 /// digest.
