@@ -125,8 +125,11 @@ fn malformed_envelopes_and_images_get_400() {
     let good = f.envelope();
     assert_eq!(job(&server, &good).0, 202);
 
+    // An empty body is no envelope at all.
+    let (status, msg) = job(&server, &[]);
+    assert_eq!(status, 400, "empty: {msg}");
     // Truncated bodies, at several places.
-    for n in [0, 5, 12, 40, good.len() / 2, good.len() - 1] {
+    for n in [5, 12, 40, good.len() / 2, good.len() - 1] {
         let (status, msg) = job(&server, &good[..n]);
         assert_eq!(status, 400, "{n} bytes: {msg}");
         assert!(msg.contains("truncated"), "{n} bytes: {msg}");
@@ -137,7 +140,7 @@ fn malformed_envelopes_and_images_get_400() {
     assert_status(job(&server, &bad), 400, "bad magic");
     let mut bad = good.clone();
     bad[8] = 9;
-    assert_status(job(&server, &bad), 400, "envelope version 9");
+    assert_status(job(&server, &bad), 400, "envelope format version 9");
 
     // Wrong magic and version of the encrypted image inside.
     let img = f.enc.to_bytes();
@@ -202,8 +205,8 @@ fn malformed_envelopes_and_images_get_400() {
     assert_status(job(&server, &bad), 400, "public key");
     // A spec that is not JSON, names an unknown filter, or no filter.
     let mut bad = good.clone();
-    bad[14] = b'!';
-    assert_status(job(&server, &bad), 400, "envelope digest mismatch");
+    bad[22] = b'!';
+    assert_status(job(&server, &bad), 400, "envelope: digest mismatch");
     assert_status(job(&server, &reseal_envelope(&bad)), 400, "filter spec");
     let json = br#"{"filters":[{"filter":"unsharpen","k":3}]}"#;
     let key_bytes = f.kp.public_key().to_bytes();

@@ -193,12 +193,18 @@ impl Client {
     /// retries refused and cut connections, and gives up with
     /// [`Error::Deadline`] naming the server and what it was waiting for
     /// when `timeout` has passed. A failed job is [`Error::Server`] `422`.
+    ///
+    /// The download is bounded by what the job can return: a filtered
+    /// image has no more ciphertexts than the uploaded one, so a result
+    /// larger than the envelope (plus room for the history in its header)
+    /// is refused without being read.
     pub fn run_job(
         &self,
         envelope: &[u8],
         progress: &dyn Progress,
         timeout: Duration,
     ) -> Result<JobRun> {
+        let max_result = envelope.len() as u64 + RESULT_HEADER_ROOM;
         let deadline = Deadline::after(timeout);
         let mut retries = 0;
         let (mut upload, mut wait, mut download) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
@@ -227,7 +233,7 @@ impl Client {
                     let t = Instant::now();
                     let doing = format!("downloading the result of job {}", job.id);
                     let got = self.retrying(&deadline, &doing, true, &mut retries, |limit| {
-                        self.result_within(&job.id, progress, Some(limit))
+                        self.result_within(&job.id, progress, Some(limit), max_result)
                     })?;
                     download += t.elapsed();
                     match got {
@@ -316,6 +322,10 @@ fn restarted(job: &JobStatus, now: &str, message: String) -> Result<String> {
         message: format!("{message} ({why})"),
     })
 }
+
+/// Room for a result's header beyond the uploaded image's: the history of
+/// the chain's labels, which the envelope's spec bounds.
+const RESULT_HEADER_ROOM: u64 = 64 * 1024;
 
 /// Checks that the result's history is the input's followed by the
 /// chain's labels, so that a server applying something else is caught.
