@@ -137,6 +137,7 @@ fn victim_and_donor(s: &Setup) -> (usize, usize) {
 fn an_honest_result_passes_at_a_fraction_of_the_cost() {
     let s = setup();
     let report = check(s, &s.out, &s.exact).unwrap();
+    eprintln!("{report:?}");
     let meta = s.out.meta();
     let outputs = (0..meta.ciphertext_count())
         .filter(|&i| !meta.values_of(i).is_empty())
