@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static ALLOWED: AtomicBool = AtomicBool::new(false);
 
 /// The smallest size of n a test may use: 128 bits.
-pub const MIN_BITS: u32 = 128;
+pub const MIN_BITS: u32 = crate::TEST_MIN_KEY_BITS;
 
 /// From now on, this process loads keys down to [`MIN_BITS`] bits. Call it
 /// at the start of a test that loads small keys it did not generate (fixed

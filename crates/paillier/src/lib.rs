@@ -88,6 +88,10 @@ pub const MAX_KEY_BITS: u32 = 8192;
 #[cfg(feature = "insecure-test-keys")]
 pub const MIN_TEST_KEY_BITS: u32 = insecure_test_keys::MIN_BITS;
 
+/// The smallest size of n a test may use (in every build, so that the
+/// checks below have one shape; only test constructors pass `small`).
+const TEST_MIN_KEY_BITS: u32 = 128;
+
 /// Whether this process is a test that asked for small keys by name
 /// (never true without the `insecure-test-keys` feature).
 fn small_keys_allowed() -> bool {
@@ -106,7 +110,7 @@ fn check_key_bits(bits: u32) -> Result<()> {
 /// Checks a key size, allowing test sizes only when `small` is true.
 fn check_key_bits_from(bits: u32, small: bool) -> Result<()> {
     let (min, why) = if small {
-        (128, "below the test minimum of 128 bits")
+        (TEST_MIN_KEY_BITS, "below the test minimum of 128 bits")
     } else {
         (
             MIN_KEY_BITS,
