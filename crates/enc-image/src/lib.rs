@@ -33,7 +33,7 @@ pub use border::BorderMode;
 pub use error::{Error, Result};
 pub use geometry::{Geometry, MAX_SLOT_BITS, MIN_SLOT_BITS};
 pub use image::{DecryptedImage, EncryptedImage};
-pub use meta::{ImageMeta, Packing};
+pub use meta::{ImageMeta, Packing, ValuePosition};
 pub use options::{EncryptOptions, Layout, bits_for_range};
 pub use output::OutputMapping;
 pub use pixels::{ColorLayout, PixelImage};

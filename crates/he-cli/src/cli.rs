@@ -315,6 +315,16 @@ pub(crate) struct SubmitArgs {
     pub(crate) attempts: Option<u32>,
     #[command(flatten)]
     pub(crate) chain: ChainArgs,
+    /// Random values the spot check recomputes, besides one of every
+    /// ciphertext (1% of values changed is missed with probability
+    /// 0.99^N).
+    #[arg(long, value_name = "N", default_value_t = he_filter::DEFAULT_RANDOM_VALUES)]
+    pub(crate) spot_checks: usize,
+    /// Compare every value with the chain computed in plain on the whole
+    /// image, after the spot check (slower; the spot check alone is the
+    /// default).
+    #[arg(long)]
+    pub(crate) full_check: bool,
     /// Overwrite the output (and with --new-key, the key file) if it exists.
     #[arg(long)]
     pub(crate) force: bool,
