@@ -42,12 +42,15 @@ fn spoil(out: &EncryptedImage, pk: &PublicKey, how: Forgery) -> EncryptedImage {
     EncryptedImage::from_parts(out.meta().clone(), cts).unwrap()
 }
 
+/// The forged result's bytes and the status that goes with it.
+type Answer = (Vec<u8>, JobStatus);
+
 /// A server that filters honestly with the public key, then spoils the
 /// result before answering.
 fn forger(how: Forgery) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let result: Arc<Mutex<Option<(Vec<u8>, JobStatus)>>> = Arc::new(Mutex::new(None));
+    let result: Arc<Mutex<Option<Answer>>> = Arc::new(Mutex::new(None));
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
