@@ -17,6 +17,10 @@ pub enum Error {
     /// of range, a chain the image cannot carry).
     #[error("invalid filter: {0}")]
     Parameter(String),
+    /// The work was stopped because its [`enc_image::Progress`] said
+    /// [`cancelled`](enc_image::Progress::cancelled).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// Shorthand for results of this crate.

@@ -57,6 +57,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cost;
 mod error;
 mod eval;
 mod filter;
@@ -67,6 +68,7 @@ mod plan;
 mod post;
 pub mod reference;
 
+pub use cost::{Cost, INVERSE_MULS, KEY_EXPONENT, MULS_PER_UNIT, SECONDS_PER_UNIT, estimate_cost};
 pub use error::{Error, Result};
 pub use eval::apply_chain;
 pub use filter::{
