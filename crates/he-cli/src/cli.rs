@@ -267,8 +267,8 @@ pub(crate) struct ServeArgs {
     /// can reach it may use it.
     #[arg(long, conflicts_with = "tokens")]
     pub(crate) anonymous: bool,
-    /// Largest estimated cost of one job, in cost units (about 2
-    /// core-seconds each); larger jobs get 422.
+    /// Largest estimated cost of one job, in cost units (about 6
+    /// core-seconds each; default 2000); larger jobs get 422.
     #[arg(long, value_name = "UNITS")]
     pub(crate) max_job_cost: Option<u64>,
 }

@@ -39,9 +39,12 @@ pub const KEY_EXPONENT: f64 = 1.6;
 /// Multiplications modulo `n^2` at 2048 bits in one cost unit (a million).
 pub const MULS_PER_UNIT: f64 = 1e6;
 /// Seconds of one core per cost unit, measured on the machine of
-/// 2026-11-26 (2 cores, shared) with `he blur --threads 1` on the
-/// 256x256 astronaut at 2048 and 3072 bits (docs/SERVICE.md, "Cost").
-pub const SECONDS_PER_UNIT: f64 = 2.0;
+/// 2026-11-26 (2 cores shared by several builds) with `he blur --threads 1`
+/// on the astronaut at 128x128 and 256x256, 2048 and 3072 bits, with a 3x3
+/// and 7x7 mean, sharpen and a random 7x7 0/1 kernel: 4 to 10 s per unit
+/// (the filter time includes loading and checking the upload), median
+/// about 6 (docs/SERVICE.md, "Cost").
+pub const SECONDS_PER_UNIT: f64 = 6.0;
 
 /// The estimated work of a job, in units of [`MULS_PER_UNIT`]
 /// multiplications modulo `n^2` at 2048 bits (about [`SECONDS_PER_UNIT`]

@@ -22,7 +22,8 @@ pub struct Quota {
     /// results (default 2 GiB).
     pub stored_bytes: usize,
     /// Estimated compute admitted over the last hour, in cost units
-    /// (`he_filter::Cost`; default 20000, about 11 core-hours).
+    /// (`he_filter::Cost`, about 6 core-seconds each; default 4000, about
+    /// 6.7 core-hours: five 48 MP photos with a 7x7 filter at 3072 bits).
     pub compute_per_hour: u64,
 }
 
@@ -32,7 +33,7 @@ impl Default for Quota {
             concurrent_jobs: 4,
             stored_jobs: 64,
             stored_bytes: 2 << 30,
-            compute_per_hour: 20_000,
+            compute_per_hour: 4_000,
         }
     }
 }

@@ -68,7 +68,7 @@ pub struct LimitsInfo {
     pub queue_capacity: usize,
     /// Longest `?wait=` a status request may ask for, in seconds.
     pub max_wait_seconds: u64,
-    /// The largest estimated cost of one job, in cost units (about 2
+    /// The largest estimated cost of one job, in cost units (about 6
     /// core-seconds each); a job above it gets `422` with its estimate.
     #[serde(default)]
     pub max_job_cost_units: u64,
