@@ -9,7 +9,7 @@ use rug::integer::Order;
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
 use crate::meta::{ImageMeta, Packing};
-use crate::options::{EncryptOptions, Layout};
+use crate::options::EncryptOptions;
 use crate::output::OutputMapping;
 use crate::pixels::{ColorLayout, PixelImage};
 use crate::progress::{Phase, Progress};
@@ -93,34 +93,14 @@ impl EncryptedImage {
         progress: &dyn Progress,
     ) -> Result<Self> {
         let pk = key.public_key();
-        let (w, h) = (img.width(), img.height());
-        let (width, height) = (
-            u32::try_from(w).map_err(|_| Error::Limit(format!("width {w}")))?,
-            u32::try_from(h).map_err(|_| Error::Limit(format!("height {h}")))?,
-        );
-        let (packing, row_margin) = match opts.layout {
-            Layout::Packed { slot_bits, halo } => (
-                Packing::Packed(Geometry::plan(w, h, pk.bits(), slot_bits, halo)?),
-                halo,
-            ),
-            Layout::Unpacked => (Packing::Unpacked, 0),
-        };
-        let meta = ImageMeta {
-            width,
-            height,
-            color: img.color(),
-            packing,
-            border: opts.border,
-            shift: 0,
-            row_margin,
-            digit_lo: 0,
-            digit_hi: 255,
-            scale: Rational::ONE,
-            history: Vec::new(),
-            key_bits: pk.bits(),
-            key_fingerprint: pk.fingerprint(),
-        };
-        meta.check_digit_range(0, 255, "an 8-bit image")?;
+        let meta = ImageMeta::for_encryption(
+            img.width(),
+            img.height(),
+            img.color(),
+            pk.bits(),
+            pk.fingerprint(),
+            opts,
+        )?;
         let count = meta.ciphertext_count();
         key.prepare();
         progress.start(Phase::Encrypt, count as u64);

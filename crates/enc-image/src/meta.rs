@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::border::BorderMode;
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
+use crate::options::{EncryptOptions, Layout};
 use crate::pixels::ColorLayout;
 use crate::rational::Rational;
 
@@ -53,6 +54,49 @@ pub struct ImageMeta {
 }
 
 impl ImageMeta {
+    /// The description a fresh encryption of a `width x height` image in
+    /// `color` under a `key_bits`-bit key (of fingerprint
+    /// `key_fingerprint`) with `opts` has, without encrypting anything: what
+    /// a server or a client needs to estimate sizes and costs beforehand.
+    pub fn for_encryption(
+        width: usize,
+        height: usize,
+        color: ColorLayout,
+        key_bits: u32,
+        key_fingerprint: [u8; 32],
+        opts: &EncryptOptions,
+    ) -> Result<ImageMeta> {
+        let (w, h) = (width, height);
+        let (width, height) = (
+            u32::try_from(w).map_err(|_| Error::Limit(format!("width {w}")))?,
+            u32::try_from(h).map_err(|_| Error::Limit(format!("height {h}")))?,
+        );
+        let (packing, row_margin) = match opts.layout {
+            Layout::Packed { slot_bits, halo } => (
+                Packing::Packed(Geometry::plan(w, h, key_bits, slot_bits, halo)?),
+                halo,
+            ),
+            Layout::Unpacked => (Packing::Unpacked, 0),
+        };
+        let meta = ImageMeta {
+            width,
+            height,
+            color,
+            packing,
+            border: opts.border,
+            shift: 0,
+            row_margin,
+            digit_lo: 0,
+            digit_hi: 255,
+            scale: Rational::ONE,
+            history: Vec::new(),
+            key_bits,
+            key_fingerprint,
+        };
+        meta.check_digit_range(0, 255, "an 8-bit image")?;
+        Ok(meta)
+    }
+
     /// Width in pixels.
     #[must_use]
     pub fn width(&self) -> usize {

@@ -52,6 +52,13 @@ pub trait Progress: Sync {
     fn advance(&self, _n: u64) {}
     /// The phase is over.
     fn finish(&self) {}
+    /// Whether the work should stop: long loops (the filters of
+    /// `he-filter`) check it between ciphertexts and give up with a
+    /// "cancelled" error. A server sets it when a client deletes a running
+    /// job. Never, by default.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// Reports nothing.

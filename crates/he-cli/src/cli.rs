@@ -40,6 +40,9 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Filter an image on a server: encrypt, upload, wait, download, decrypt, check.
     Submit(SubmitArgs),
+    /// Manage the API tokens file of `he serve --tokens FILE` (hashes only).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// A bounded load test of the service on loopback, every result checked.
     Loadtest(LoadtestArgs),
     /// Every built-in filter under encryption, on one contact sheet.
@@ -272,6 +275,47 @@ pub(crate) struct ServeArgs {
     /// Jobs filtered at once, each on all workers.
     #[arg(long, value_name = "N")]
     pub(crate) concurrent_jobs: Option<usize>,
+    /// API tokens file (`he token create NAME --tokens FILE`): every job
+    /// request needs one of its tokens. Without it, only a loopback
+    /// address is served (anonymously) unless --anonymous.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) tokens: Option<PathBuf>,
+    /// Serve without tokens on an address other than loopback: anyone who
+    /// can reach it may use it.
+    #[arg(long, conflicts_with = "tokens")]
+    pub(crate) anonymous: bool,
+    /// Largest estimated cost of one job, in cost units (about 6
+    /// core-seconds each; default 2000); larger jobs get 422.
+    #[arg(long, value_name = "UNITS")]
+    pub(crate) max_job_cost: Option<u64>,
+}
+
+/// `he token`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Draw a new token for NAME, store its hash, print the token once.
+    Create(TokenCreateArgs),
+    /// List the tokens' names and creation times (never the tokens).
+    List(TokenFileArgs),
+    /// Remove the token NAME (the server reads the file when it starts).
+    Revoke(TokenCreateArgs),
+}
+
+/// The tokens file of `he token`.
+#[derive(Debug, Args)]
+pub(crate) struct TokenFileArgs {
+    /// The tokens file (created by the first `he token create`).
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) tokens: PathBuf,
+}
+
+/// `he token create NAME` and `he token revoke NAME`.
+#[derive(Debug, Args)]
+pub(crate) struct TokenCreateArgs {
+    /// The token's name (1 to 64 of A-Z a-z 0-9 - _ . @); jobs belong to it.
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) file: TokenFileArgs,
 }
 
 /// `he submit`.
@@ -286,6 +330,9 @@ pub(crate) struct SubmitArgs {
     /// The server's URL.
     #[arg(long, default_value_t = format!("http://127.0.0.1:{}", he_service::wire::DEFAULT_PORT))]
     pub(crate) server: String,
+    /// API token for a server with tokens (`he token create`).
+    #[arg(long, value_name = "TOKEN", env = "HE_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
     /// Keep the key pair in FILE: loaded (and checked) if it exists, else
     /// generated and written with owner-only permissions.
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]

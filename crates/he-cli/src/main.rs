@@ -53,6 +53,7 @@ fn main() -> ExitCode {
         Command::Blur(a) => cmd::blur::run(a, &sub),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Submit(a) => cmd::submit::run(a, &sub),
+        Command::Token(c) => cmd::token::run(c),
         Command::Loadtest(a) => cmd::loadtest::run(a, &sub),
         Command::Gallery(a) => cmd::gallery::run(a),
         Command::Filters => cmd::docs::filters(),

@@ -183,6 +183,7 @@ fn bad_usage_exits_2_and_help_lists_every_command() {
         "blur",
         "serve",
         "submit",
+        "token",
         "loadtest",
         "gallery",
         "filters",
@@ -294,5 +295,105 @@ fn a_device_with_the_public_key_only_encrypts_in_either_mode() {
         ]);
         assert!(said.contains("every value"), "{said}");
     }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn tokens_are_created_listed_and_revoked_and_only_hashes_are_stored() {
+    let d = scratch("tokens");
+    let file = d.join("tokens.json");
+    let token = ok(&["token", "create", "alice", "--tokens", s(&file)]);
+    let token = token.trim();
+    assert!(token.starts_with("he_") && token.len() == 67, "{token}");
+    ok(&["token", "create", "bob", "--tokens", s(&file)]);
+    let stored = std::fs::read_to_string(&file).unwrap();
+    assert!(!stored.contains(&token[3..]), "the token itself was stored");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the tokens file is readable by others");
+    }
+    // A name twice is refused, and the file is unchanged.
+    assert_eq!(
+        he(&["token", "create", "alice", "--tokens", s(&file)])
+            .status
+            .code(),
+        Some(1)
+    );
+    let list = ok(&["token", "list", "--tokens", s(&file)]);
+    assert!(list.contains("alice") && list.contains("bob"), "{list}");
+    assert!(
+        list.contains("UTC") && !list.contains(&token[3..]),
+        "{list}"
+    );
+    ok(&["token", "revoke", "alice", "--tokens", s(&file)]);
+    let list = ok(&["token", "list", "--tokens", s(&file)]);
+    assert!(!list.contains("alice") && list.contains("bob"), "{list}");
+    assert_eq!(
+        he(&["token", "revoke", "alice", "--tokens", s(&file)])
+            .status
+            .code(),
+        Some(1)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn serve_refuses_a_public_address_without_tokens() {
+    let out = he(&["serve", "--listen", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("without API tokens") && err.contains("--anonymous"),
+        "{err}"
+    );
+}
+
+#[test]
+fn submit_sends_its_token_and_a_wrong_one_is_refused_in_words() {
+    let d = scratch("submit-token");
+    let file = d.join("tokens.json");
+    let token = ok(&["token", "create", "alice", "--tokens", s(&file)]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_he"))
+        .args(["serve", "--listen", &listen, "--tokens", s(&file)])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://{listen}");
+    let t = std::time::Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(t.elapsed().as_secs() < 30, "he serve did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let photo = small_photo(&d);
+    let submit = |token: &str, out: &str| {
+        Command::new(env!("CARGO_BIN_EXE_he"))
+            .args(["submit", s(&photo), "--server", &url, "--key-bits", "2048"])
+            .args(["-o", s(&d.join(out))])
+            .env("HE_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    let wrong = submit("he_0000", "wrong.png");
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(wrong.status.code(), Some(1), "{err}");
+    assert!(err.contains("the server refused the token"), "{err}");
+    assert!(!d.join("wrong.png").exists());
+    let right = submit(token.trim(), "right.png");
+    server.kill().unwrap();
+    let _ = server.wait();
+    assert!(
+        right.status.success(),
+        "{}",
+        String::from_utf8_lossy(&right.stderr)
+    );
+    assert!(d.join("right.png").exists());
     std::fs::remove_dir_all(&d).unwrap();
 }

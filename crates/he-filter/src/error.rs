@@ -24,6 +24,10 @@ pub enum Error {
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed: {0}")]
     Rng(getrandom::Error),
+    /// The work was stopped because its [`enc_image::Progress`] said
+    /// [`cancelled`](enc_image::Progress::cancelled).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// Shorthand for results of this crate.

@@ -17,7 +17,7 @@ use paillier::hazmat::trivial_encrypt_raw;
 use paillier::{Ciphertext, Integer, PublicKey};
 use rayon::prelude::*;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::filter::{BT601, Filter};
 use crate::kernel::Kernel;
 use crate::lower::Step;
@@ -108,6 +108,7 @@ pub fn apply_chain(
     check_chain(img.meta(), chain)?;
     let mut cur: Option<EncryptedImage> = None;
     for f in chain {
+        check_cancel(progress)?;
         let next = run(
             cur.as_ref().unwrap_or(img),
             pk,
@@ -118,6 +119,17 @@ pub fn apply_chain(
         cur = Some(next);
     }
     Ok(cur.unwrap_or_else(|| img.clone()))
+}
+
+/// Stops the work with [`Error::Cancelled`] once `progress` says so;
+/// called between ciphertexts, so that a cancelled job stops within the
+/// time of one output ciphertext per thread.
+fn check_cancel(progress: &dyn Progress) -> Result<()> {
+    if progress.cancelled() {
+        Err(Error::Cancelled)
+    } else {
+        Ok(())
+    }
 }
 
 /// Runs one step on ciphertexts after checking it in full.
@@ -138,9 +150,9 @@ pub(crate) fn run(
         (Step::Kernel(kernel), Packing::Unpacked) => unpacked(img, pk, kernel, progress)?,
         (Step::Affine { mul, add }, _) => {
             let (w, k, _) = affine_params(meta.scale(), *mul, *add, label)?;
-            affine(img, pk, w, &meta.broadcast(k), progress)
+            affine(img, pk, w, &meta.broadcast(k), progress)?
         }
-        (Step::Grey, _) => grey(img, pk, &out_meta, progress),
+        (Step::Grey, _) => grey(img, pk, &out_meta, progress)?,
     };
     Ok(EncryptedImage::from_parts(out_meta, cts)?)
 }
@@ -152,12 +164,13 @@ fn affine(
     w: i64,
     add: &Integer,
     progress: &dyn Progress,
-) -> Vec<Ciphertext> {
+) -> Result<Vec<Ciphertext>> {
     let cts = img.ciphertexts();
     progress.start(Phase::Filter, cts.len() as u64);
     let out = cts
         .par_iter()
         .map(|c| {
+            check_cancel(progress)?;
             let scaled = pow_small(pk, c, w).unwrap_or_else(|| pk.mul_plain(c, &Integer::new()));
             let r = if *add == 0 {
                 scaled
@@ -165,7 +178,7 @@ fn affine(
                 pk.add_plain(&scaled, add)
             };
             progress.advance(1);
-            r
+            Ok(r)
         })
         .collect();
     progress.finish();
@@ -180,7 +193,7 @@ fn grey(
     pk: &PublicKey,
     out_meta: &ImageMeta,
     progress: &dyn Progress,
-) -> Vec<Ciphertext> {
+) -> Result<Vec<Ciphertext>> {
     let cts = img.ciphertexts();
     let per_channel = out_meta.rows() * out_meta.row_len();
     let count = out_meta.ciphertext_count();
@@ -189,6 +202,7 @@ fn grey(
     let out = (0..count)
         .into_par_iter()
         .map(|idx| {
+            check_cancel(progress)?;
             let (c, rest) = (idx / per_channel, idx % per_channel);
             let r = if c == 0 {
                 let mut acc = pk.mul_plain(&cts[rest], &Integer::from(BT601[0]));
@@ -201,7 +215,7 @@ fn grey(
                 pk.mul_plain(&cts[3 * per_channel + rest], &Integer::from(total))
             };
             progress.advance(1);
-            r
+            Ok(r)
         })
         .collect();
     progress.finish();
@@ -242,6 +256,7 @@ fn packed(
             let out = (0..count)
                 .into_par_iter()
                 .map(|idx| {
+                    check_cancel(progress)?;
                     let (c, t, j) = split(idx);
                     let taps = (0..k)
                         .filter(|&dy| col[dy] != 0)
@@ -264,6 +279,7 @@ fn packed(
             let out = (0..count)
                 .into_par_iter()
                 .map(|idx| {
+                    check_cancel(progress)?;
                     let (c, t, j) = split(idx);
                     let taps = (0..k)
                         .filter(|&dy| ws[dy] != 0)
@@ -304,6 +320,7 @@ fn unpacked(
     let out = (0..count)
         .into_par_iter()
         .map(|idx| {
+            check_cancel(progress)?;
             let (c, y, x) = (idx / (w * h), (idx / w) % h, idx % w);
             let mut terms = Vec::with_capacity(kernel.size() * kernel.size());
             for i in 0..kernel.size() {

@@ -66,6 +66,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cost;
 mod error;
 mod eval;
 mod filter;
@@ -77,6 +78,7 @@ mod post;
 pub mod reference;
 mod verify;
 
+pub use cost::{Cost, INVERSE_MULS, KEY_EXPONENT, MULS_PER_UNIT, SECONDS_PER_UNIT, estimate_cost};
 pub use error::{Error, Result};
 pub use eval::apply_chain;
 pub use filter::{

@@ -69,10 +69,67 @@ fn every_route_and_field_is_documented() {
         error: None,
     };
     keys(&serde_json::to_value(status).unwrap(), &mut fields);
+    let mut error = he_service::wire::ErrorBody::new(String::new());
+    error.instance = Some(String::new());
+    error.quota = Some(String::new());
+    error.retry_after_seconds = Some(1);
+    error.estimate_units = Some(1);
+    error.budget_units = Some(1);
+    keys(&serde_json::to_value(error).unwrap(), &mut fields);
     for f in fields {
         assert!(
             openapi.contains(&format!("{f}:")),
             "openapi.yaml lacks the field {f}"
+        );
+    }
+    // Tokens and their answers.
+    for s in [
+        "bearerToken:",
+        "scheme: bearer",
+        "\"401\":",
+        "\"429\":",
+        "WWW-Authenticate",
+    ] {
+        assert!(openapi.contains(s), "openapi.yaml lacks {s}");
+    }
+    for kind in [
+        "concurrent_jobs",
+        "stored_jobs",
+        "stored_bytes",
+        "compute_per_hour",
+    ] {
+        assert!(
+            openapi.contains(kind),
+            "openapi.yaml lacks the quota {kind}"
+        );
+    }
+}
+
+/// Every setting of the server's `Config` (and of its per-token `Quota`)
+/// is named in SERVICE.md with its default.
+#[test]
+fn every_setting_is_documented() {
+    let guide = doc("SERVICE.md");
+    let config = format!("{:?}", he_service::server::Config::default());
+    let mut names = Vec::new();
+    for (i, _) in config.match_indices(": ") {
+        let name: String = config[..i]
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect();
+        if !name.is_empty() {
+            names.push(name);
+        }
+    }
+    assert!(names.len() > 15, "{config}");
+    for name in names {
+        assert!(
+            guide.contains(&format!("`{name}`")) || guide.contains(&format!("`quota.{name}`")),
+            "SERVICE.md does not document the setting {name}"
         );
     }
 }

@@ -129,6 +129,8 @@ fn forgetful_server(health_instance: &'static str) -> (String, Arc<AtomicUsize>)
                     jobs_in_flight: 0,
                     queue_capacity: 1,
                     jobs_stored: 0,
+                    stored_bytes: 0,
+                    inflight_bytes: 0,
                 };
                 ("200 OK", serde_json::to_string(&h).unwrap())
             } else {

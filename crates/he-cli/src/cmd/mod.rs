@@ -10,6 +10,7 @@ pub(crate) mod keygen;
 pub(crate) mod loadtest;
 pub(crate) mod serve;
 pub(crate) mod submit;
+pub(crate) mod token;
 
 /// Sets the number of rayon threads for the whole process.
 pub(crate) fn set_threads(threads: Option<u16>) -> anyhow::Result<()> {

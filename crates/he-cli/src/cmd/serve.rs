@@ -6,16 +6,24 @@ use std::time::Duration;
 
 use anyhow::Result;
 use he_service::server::Config;
+use he_service::server::tokens::TokenFile;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeArgs;
 
 /// The service's configuration from the command line, over the defaults.
-pub(crate) fn config(a: &ServeArgs) -> Config {
+pub(crate) fn config(a: &ServeArgs) -> Result<Config> {
     let mut c = Config {
         listen: a.listen,
+        allow_anonymous: a.anonymous,
         ..Config::default()
     };
+    if let Some(path) = &a.tokens {
+        c.tokens = Some(TokenFile::load(path)?);
+    }
+    if let Some(n) = a.max_job_cost {
+        c.max_job_cost = n;
+    }
     if let Some(mib) = a.max_body {
         c.max_body_bytes = (mib as usize) << 20;
     }
@@ -43,12 +51,12 @@ pub(crate) fn config(a: &ServeArgs) -> Config {
     if let Some(n) = a.concurrent_jobs {
         c.concurrent_jobs = n;
     }
-    c
+    Ok(c)
 }
 
 /// Runs `he serve` until Ctrl-C.
 pub(crate) fn run(a: ServeArgs) -> Result<()> {
-    let config = config(&a);
+    let config = config(&a)?;
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -56,8 +64,12 @@ pub(crate) fn run(a: ServeArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let who = match &config.tokens {
+        Some(t) => format!("{} API tokens", t.tokens.len()),
+        None => "anonymous: no tokens".to_string(),
+    };
     eprintln!(
-        "he serve on http://{} (Ctrl-C to stop); API: docs/SERVICE.md",
+        "he serve on http://{} ({who}; Ctrl-C to stop); API: docs/SERVICE.md",
         config.listen
     );
     he_service::server::run_until_ctrl_c(config)?;

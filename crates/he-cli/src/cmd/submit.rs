@@ -70,7 +70,10 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
         options.attempts = n;
     }
     let attempts = options.attempts;
-    let client = Client::with_options(&a.server, options)?.on_notice(|n| eprintln!("  {n}"));
+    let mut client = Client::with_options(&a.server, options)?.on_notice(|n| eprintln!("  {n}"));
+    if let Some(t) = &a.token {
+        client = client.with_token(t);
+    }
     // Ask the server first: no key is generated for a server that is not there.
     let info = client
         .info()

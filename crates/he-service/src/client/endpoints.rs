@@ -30,6 +30,8 @@ pub struct Client {
     pub(super) max_result_bytes: u64,
     pub(super) options: ClientOptions,
     pub(super) notice: NoticeFn,
+    /// The API token sent as `Authorization: Bearer`, if any.
+    token: Option<Arc<str>>,
 }
 
 impl fmt::Debug for Client {
@@ -37,6 +39,7 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("base", &self.base)
             .field("options", &self.options)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .finish_non_exhaustive()
     }
 }
@@ -100,13 +103,17 @@ fn error_body(resp: &mut Response<Body>) -> (String, Option<String>) {
     }
 }
 
-/// Turns an error answer into [`Error::Server`] with the server's message.
+/// Turns an error answer into [`Error::Server`] with the server's message
+/// ([`Error::Unauthorized`] for a `401`).
 pub(super) fn check(mut resp: Response<Body>) -> Result<Response<Body>> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
     }
     let (message, _) = error_body(&mut resp);
+    if status == 401 {
+        return Err(Error::Unauthorized { message });
+    }
     Err(Error::Server {
         status: status.as_u16(),
         message,
@@ -165,7 +172,21 @@ impl Client {
             max_result_bytes: 4 << 30,
             options,
             notice: Arc::new(|n: &Notice| eprintln!("he-service client: {n}")),
+            token: None,
         })
+    }
+
+    /// Sends `token` as `Authorization: Bearer TOKEN` with every request
+    /// (a server started with a tokens file needs one).
+    #[must_use]
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(Arc::from(token.trim()));
+        self
+    }
+
+    /// The `Authorization` header's value, if the client has a token.
+    fn authorization(&self) -> Option<String> {
+        self.token.as_ref().map(|t| format!("Bearer {t}"))
     }
 
     /// Reports what the client does by itself to get past faults (retries,
@@ -199,7 +220,10 @@ impl Client {
         path: &str,
         limit: Option<Duration>,
     ) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
-        let req = self.agent.get(self.url(path));
+        let mut req = self.agent.get(self.url(path));
+        if let Some(a) = self.authorization() {
+            req = req.header("authorization", a);
+        }
         match limit {
             Some(d) => req.config().timeout_global(Some(d)).build(),
             None => req,
@@ -238,6 +262,9 @@ impl Client {
             progress,
         };
         let mut req = self.agent.post(self.url("/v1/jobs"));
+        if let Some(a) = self.authorization() {
+            req = req.header("authorization", a);
+        }
         if let Some(d) = limit {
             req = req.config().timeout_global(Some(d)).build();
         }
@@ -336,13 +363,14 @@ impl Client {
         Ok(Step::Got(out))
     }
 
-    /// `DELETE /v1/jobs/{id}`: frees the result on the server.
+    /// `DELETE /v1/jobs/{id}`: frees the result on the server, or stops
+    /// the job if it is still queued or running.
     pub fn delete(&self, id: &str) -> Result<()> {
-        check(
-            self.agent
-                .delete(self.url(&format!("/v1/jobs/{id}")))
-                .call()?,
-        )?;
+        let mut req = self.agent.delete(self.url(&format!("/v1/jobs/{id}")));
+        if let Some(a) = self.authorization() {
+            req = req.header("authorization", a);
+        }
+        check(req.call()?)?;
         Ok(())
     }
 }

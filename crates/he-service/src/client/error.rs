@@ -14,6 +14,15 @@ pub enum Error {
         /// The message of the server's JSON error body (or its raw text).
         message: String,
     },
+    /// The server refused the request's API token (`401`): none was
+    /// given and it needs one, or the token is unknown or revoked.
+    #[error(
+        "the server refused the token ({message}); give the right one with --token or HE_TOKEN"
+    )]
+    Unauthorized {
+        /// The server's message.
+        message: String,
+    },
     /// The client gave up: the server did not answer, or kept cutting the
     /// connection, until the deadline passed.
     #[error("gave up after {seconds} s {doing} at {server}: {last}")]

@@ -20,6 +20,8 @@ pub(super) struct Checked {
     pub(super) image: EncryptedImage,
     pub(super) chain: Vec<Filter>,
     pub(super) labels: Vec<String>,
+    /// The estimated work of the chain on this image.
+    pub(super) cost: he_filter::Cost,
 }
 
 pub(super) fn check_content_type(headers: &HeaderMap) -> Result<()> {
@@ -113,11 +115,23 @@ pub(super) fn validate(config: &Config, body: &[u8]) -> Result<Checked> {
     )?;
     he_filter::check_chain(image.meta(), &chain)
         .map_err(|e| Error::Unprocessable(e.to_string()))?;
+    let cost = he_filter::estimate_cost(image.meta(), &chain)
+        .map_err(|e| Error::Unprocessable(e.to_string()))?;
+    if cost.whole_units() > config.max_job_cost {
+        return Err(Error::OverBudget {
+            estimate: cost.whole_units(),
+            budget: config.max_job_cost,
+            hint: format!(
+                "{cost}; send a smaller image or tiles, a smaller kernel, or a smaller key"
+            ),
+        });
+    }
     let labels = chain.iter().map(Filter::label).collect();
     Ok(Checked {
         pk,
         image,
         chain,
         labels,
+        cost,
     })
 }

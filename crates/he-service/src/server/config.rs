@@ -4,6 +4,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use super::quota::Quota;
+use super::tokens::TokenFile;
 use crate::wire::DEFAULT_PORT;
 
 /// Everything the server can be told. [`Config::default`] is safe for a
@@ -31,8 +33,9 @@ pub struct Config {
     /// How long a finished job and its result are kept (default 10
     /// minutes), unless the client deletes it first.
     pub retention: Duration,
-    /// Most bytes of finished results kept at once (default 1 GiB); when
-    /// reached, new jobs get `503` until results are fetched or expire.
+    /// Most bytes of finished results kept at once, all tokens together
+    /// (default 4 GiB); when reached, new jobs get `503` until results are
+    /// fetched or expire. Each running job may add its one result beyond it.
     pub max_stored_bytes: usize,
     /// Most jobs kept at once, in flight or finished (default 1024).
     pub max_jobs: usize,
@@ -53,6 +56,28 @@ pub struct Config {
     pub upload_timeout: Duration,
     /// Longest a `GET /v1/jobs/{id}?wait=S` request is held (default 30 s).
     pub max_wait: Duration,
+
+    // Identity, cost and memory in bytes.
+    /// The API tokens (`he serve --tokens FILE`); `None` (the default)
+    /// serves anonymously: every request is the same caller's.
+    pub tokens: Option<TokenFile>,
+    /// Serve anonymously on an address other than loopback (default
+    /// false: without tokens, only a loopback address is served).
+    pub allow_anonymous: bool,
+    /// The limits of each token (of the anonymous caller without tokens),
+    /// unless its entry in the tokens file overrides them.
+    pub quota: Quota,
+    /// The largest estimated cost of one job, in cost units
+    /// (`he_filter::Cost`, about 6 core-seconds each; default 2000, which
+    /// admits a 48 MP RGB photo at 3072 bits with any built-in filter up to
+    /// 7x7, the costliest about 750 units). A
+    /// job above it gets `422` with its estimate, before any work.
+    pub max_job_cost: u64,
+    /// Most bytes of uploads being read and of payloads queued or being
+    /// filtered, all tokens together (default 4 GiB). An upload reserves
+    /// its declared length (`max_body_bytes` without one) before it is
+    /// read; beyond the limit, `503`.
+    pub max_inflight_bytes: usize,
 }
 
 impl Default for Config {
@@ -65,13 +90,18 @@ impl Default for Config {
             max_chain_len: 8,
             queue_capacity: 8,
             retention: Duration::from_secs(600),
-            max_stored_bytes: 1 << 30,
+            max_stored_bytes: 4 << 30,
             max_jobs: 1024,
             workers: None,
             max_connections: 512,
             concurrent_jobs: 1,
             upload_timeout: Duration::from_secs(120),
             max_wait: Duration::from_secs(30),
+            tokens: None,
+            allow_anonymous: false,
+            quota: Quota::default(),
+            max_job_cost: 2_000,
+            max_inflight_bytes: 4 << 30,
         }
     }
 }
@@ -86,5 +116,107 @@ impl Config {
             max_ciphertexts: self.max_ciphertexts,
             max_bytes: self.max_body_bytes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use enc_image::{ColorLayout, ImageMeta};
+    use he_filter::{Filter, estimate_cost};
+
+    fn cost(w: usize, h: usize, color: ColorLayout, bits: u32, chain: &[Filter]) -> (u64, usize) {
+        let opts = he_filter::encrypt_options(chain).unwrap();
+        let meta = ImageMeta::for_encryption(w, h, color, bits, [0; 32], &opts).unwrap();
+        let c = estimate_cost(&meta, chain).unwrap();
+        (c.whole_units(), meta.ciphertext_count())
+    }
+
+    /// Every built-in filter with a kernel of at most 7x7, at its largest.
+    fn builtins_up_to_7x7() -> Vec<Filter> {
+        let mut all = Filter::every_builtin();
+        let ramp = vec![1, 2, 3, 4, 3, 2, 1];
+        all.extend([
+            Filter::Mean { k: 7 },
+            Filter::Gaussian { k: 7, sigma: None },
+            Filter::Gaussian {
+                k: 7,
+                sigma: Some(3.0),
+            },
+            Filter::Unsharp {
+                k: 7,
+                amount: enc_image::Rational::integer(2),
+            },
+            Filter::MotionH { k: 7 },
+            Filter::MotionV { k: 7 },
+            Filter::Separable {
+                column: ramp.clone(),
+                row: ramp,
+                divisor: 256,
+            },
+        ]);
+        all.retain(|f| f.radius().unwrap() <= 3);
+        all
+    }
+
+    #[test]
+    fn the_default_budget_admits_a_48_mp_photo_with_any_builtin_up_to_7x7() {
+        let budget = Config::default().max_job_cost;
+        let mut worst = (0, String::new());
+        for f in builtins_up_to_7x7() {
+            let (units, _) = cost(
+                8000,
+                6000,
+                ColorLayout::Rgb8,
+                3072,
+                std::slice::from_ref(&f),
+            );
+            if units > worst.0 {
+                worst = (units, f.label());
+            }
+        }
+        println!(
+            "48 MP RGB, 3072 bits: the costliest built-in is {} at {} units",
+            worst.1, worst.0
+        );
+        assert!(worst.0 <= budget, "{worst:?} over the budget of {budget}");
+        // Not by accident: the budget is within a small factor of it.
+        assert!(
+            worst.0 * 8 > budget,
+            "{worst:?}: the budget of {budget} is far larger"
+        );
+    }
+
+    #[test]
+    fn the_default_budget_refuses_a_63x63_random_kernel_on_59_mib_at_4096_bits() {
+        let budget = Config::default().max_job_cost;
+        // A random 0/1 kernel (xorshift, fixed seed).
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let weights = (0..63 * 63)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as i64 & 1
+            })
+            .collect();
+        let chain = [Filter::Kernel {
+            size: 63,
+            weights,
+            divisor: 1,
+        }];
+        // The largest square RGB image whose upload (1024 bytes per
+        // ciphertext at 4096 bits) is at most 59 MiB.
+        let mut side = 256;
+        while cost(side + 16, side + 16, ColorLayout::Rgb8, 4096, &chain).1 * 1024 <= 59 << 20 {
+            side += 16;
+        }
+        let (units, count) = cost(side, side, ColorLayout::Rgb8, 4096, &chain);
+        println!("63x63 on {side}x{side} RGB: {count} ciphertexts, {units} units");
+        assert!(count * 1024 > 55 << 20, "{count} ciphertexts");
+        assert!(
+            units > budget,
+            "{units} units admitted by a budget of {budget}"
+        );
     }
 }

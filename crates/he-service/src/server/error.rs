@@ -29,6 +29,32 @@ pub enum Error {
     /// An unknown or expired job, or an unknown route (404).
     #[error("not found: {0}")]
     NotFound(String),
+    /// No API token, or one the server does not know (401, with
+    /// `WWW-Authenticate: Bearer`).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// A token over one of its quotas (429, with `Retry-After`).
+    #[error("over quota ({}): {message}", kind.name())]
+    Quota {
+        /// Which quota.
+        kind: QuotaKind,
+        /// Seconds after which a retry may succeed.
+        retry_after: u64,
+        /// What is used and what is allowed.
+        message: String,
+    },
+    /// A job whose estimated cost is beyond the per-job budget (422).
+    #[error(
+        "over budget: this job is estimated at {estimate} units, at most {budget} are admitted per job; {hint}"
+    )]
+    OverBudget {
+        /// The estimate, in cost units (`he_filter::Cost`).
+        estimate: u64,
+        /// The budget, in cost units.
+        budget: u64,
+        /// What to do about it.
+        hint: String,
+    },
     /// A result asked for before the job finished (409).
     #[error("not ready: {0}")]
     NotReady(String),
@@ -47,6 +73,33 @@ pub enum Error {
     /// Sockets, threads and the runtime.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Which per-token quota a `429` is about (the error body's `quota`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QuotaKind {
+    /// Jobs in flight at once.
+    ConcurrentJobs,
+    /// Jobs stored at once.
+    StoredJobs,
+    /// Bytes held at once (uploads, payloads, results).
+    StoredBytes,
+    /// Estimated compute over the last hour.
+    ComputePerHour,
+}
+
+impl QuotaKind {
+    /// The name in error bodies and the docs: `"concurrent_jobs"`, ...
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            QuotaKind::ConcurrentJobs => "concurrent_jobs",
+            QuotaKind::StoredJobs => "stored_jobs",
+            QuotaKind::StoredBytes => "stored_bytes",
+            QuotaKind::ComputePerHour => "compute_per_hour",
+        }
+    }
 }
 
 /// Shorthand for results of the server.
@@ -69,7 +122,9 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Unprocessable(_) | Error::OverBudget { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Quota { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::NotReady(_) => StatusCode::CONFLICT,
             Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -81,33 +136,61 @@ impl Error {
     }
 }
 
-/// The message of an error answer, left in the response's extensions for
-/// the router's last layer to write as the JSON body with the instance id.
+/// The body of an error answer, left in the response's extensions for
+/// the router's last layer to write with the instance id.
 #[derive(Debug, Clone)]
-pub(super) struct ErrorMessage(pub(super) String);
+pub(super) struct ErrorMessage(pub(super) ErrorBody);
 
 /// An error answer: `status` and `{"error": message}` (the instance id is
 /// added by the router's last layer), with `Retry-After` on a `503`.
 pub(super) fn error_response(status: StatusCode, message: String) -> Response {
-    let mut resp = (
-        status,
-        Json(ErrorBody {
-            error: message.clone(),
-            instance: None,
-        }),
-    )
-        .into_response();
-    resp.extensions_mut().insert(ErrorMessage(message));
+    body_response(status, ErrorBody::new(message))
+}
+
+fn body_response(status: StatusCode, body: ErrorBody) -> Response {
+    let mut resp = (status, Json(body.clone())).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     }
+    if let Some(s) = body.retry_after_seconds {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    resp.extensions_mut().insert(ErrorMessage(body));
     resp
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        error_response(self.status(), self.to_string())
+        let mut body = ErrorBody::new(self.to_string());
+        match &self {
+            Error::Quota {
+                kind, retry_after, ..
+            } => {
+                body.quota = Some(kind.name().to_string());
+                body.retry_after_seconds = Some(*retry_after);
+            }
+            Error::OverBudget {
+                estimate, budget, ..
+            } => {
+                body.estimate_units = Some(*estimate);
+                body.budget_units = Some(*budget);
+            }
+            _ => {}
+        }
+        let mut resp = body_response(self.status(), body);
+        if let Error::Unauthorized(m) = &self {
+            // RFC 6750: a request without credentials gets no error code.
+            let v = if m.starts_with("this server needs") {
+                "Bearer realm=\"he-service\""
+            } else {
+                "Bearer realm=\"he-service\", error=\"invalid_token\""
+            };
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
+        }
+        resp
     }
 }
 

@@ -20,9 +20,10 @@ use tracing::{error, info, warn};
 use super::admission::{Checked, check_content_type, content_length, read_body, validate};
 use super::catalogue;
 use super::error::{Error, Result};
-use super::jobs::{JobInfo, JobProgress, Snapshot, valid_id};
+use super::jobs::{Deleted, JobInfo, JobProgress, Snapshot, valid_id};
 use super::pools::{Task, on_pool};
 use super::service::{Service, Shared};
+use super::tokens::Caller;
 use crate::wire::{
     ENVELOPE_VERSION, Health, IMAGE_CONTENT_TYPE, JOB_CONTENT_TYPE, JobStatus, LimitsInfo,
     ServiceInfo,
@@ -36,6 +37,8 @@ pub(super) async fn health(State(s): State<Service>) -> Json<Health> {
         jobs_in_flight: c.queue_capacity - s.shared.queue.available_permits(),
         queue_capacity: c.queue_capacity,
         jobs_stored: s.shared.jobs.len(),
+        stored_bytes: s.shared.jobs.bytes().0,
+        inflight_bytes: s.shared.jobs.bytes().1,
     })
 }
 
@@ -62,6 +65,7 @@ pub(super) async fn service_info(State(s): State<Service>) -> Json<ServiceInfo> 
             max_weight: he_filter::MAX_WEIGHT,
             queue_capacity: c.queue_capacity,
             max_wait_seconds: c.max_wait.as_secs(),
+            max_job_cost_units: c.max_job_cost,
         },
         retention_seconds: c.retention.as_secs(),
     })
@@ -81,8 +85,22 @@ pub(super) async fn submit(
     r
 }
 
+/// The caller of a request, from its `Authorization` header (`401` if a
+/// token is needed and missing or unknown).
+fn caller(s: &Service, headers: &HeaderMap) -> Result<Caller> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| Error::Unauthorized("the Authorization header is not text".into()))
+        })
+        .transpose()?;
+    s.shared.auth.caller(auth)
+}
+
 async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Response> {
     let c = &s.shared.config;
+    let who = caller(s, headers)?;
     check_content_type(headers)?;
     let declared = content_length(headers)?;
     if let Some(n) = declared.filter(|&n| n > c.max_body_bytes) {
@@ -91,7 +109,13 @@ async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Re
             c.max_body_bytes
         )));
     }
-    // Admission before reading: bodies in memory are bounded by the queue.
+    // Admission before reading: the token's quotas, then the server's
+    // bytes and slots. The upload's bytes are reserved (its declared
+    // length, or the most a body may be) until the job ends.
+    let mut reservation = s
+        .shared
+        .jobs
+        .reserve(&who, declared.unwrap_or(c.max_body_bytes))?;
     let permit = Arc::clone(&s.shared.queue)
         .try_acquire_owned()
         .map_err(|_| {
@@ -100,15 +124,19 @@ async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Re
                 c.queue_capacity
             ))
         })?;
-    s.shared.jobs.check_room()?;
     let t = Instant::now();
-    let body = read_body(body, c.max_body_bytes, declared, c.upload_timeout).await?;
+    let limit = declared.unwrap_or(c.max_body_bytes);
+    let body = read_body(body, limit, declared, c.upload_timeout).await?;
+    reservation.shrink_to(body.len());
     let upload = t.elapsed();
     let bytes_in = body.len();
     let t = Instant::now();
     let config = c.clone();
     let checked = on_pool(&s.shared.check_pool, move || validate(&config, &body)).await?;
     let validate_time = t.elapsed();
+    s.shared
+        .jobs
+        .charge_compute(&who, checked.cost.whole_units())?;
     let meta = checked.image.meta();
     let info = JobInfo {
         labels: checked.labels.clone(),
@@ -118,14 +146,17 @@ async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Re
         ciphertexts: checked.image.ciphertexts().len() as u64,
         validate: validate_time,
     };
-    let (id, status, progress) = s.shared.jobs.create(info.clone())?;
+    let cost = checked.cost;
+    let (id, status, progress) = s.shared.jobs.create(reservation, info.clone())?;
     info!(
         job = %id,
+        token = %who.name,
         filters = ?info.labels,
         width = info.width,
         height = info.height,
         key_bits = info.key_bits,
         ciphertexts = info.ciphertexts,
+        cost_units = cost.units(),
         bytes_in,
         upload_ms = upload.as_millis() as u64,
         validate_ms = info.validate.as_millis() as u64,
@@ -136,8 +167,7 @@ async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Re
     let task: Task = Box::new(move || run_job(&shared, &job_id, checked, &progress, permit));
     s.shared
         .dispatch
-        .send(task)
-        .map_err(|_| Error::Internal("the dispatchers have stopped".into()))?;
+        .push(Arc::clone(&who.name), id.clone(), task);
     let location = format!("/v1/jobs/{id}");
     Ok((
         StatusCode::ACCEPTED,
@@ -159,6 +189,9 @@ fn run_job(
     let waited = shared.jobs.start(id);
     let t = Instant::now();
     let out = catch_unwind(AssertUnwindSafe(|| {
+        if enc_image::Progress::cancelled(progress) {
+            return Err(he_filter::Error::Cancelled);
+        }
         he_filter::apply_chain(&job.image, &job.pk, &job.chain, progress)
             .map(|o| o.trim_halo().to_bytes())
     }));
@@ -209,9 +242,11 @@ fn checked_id(id: &str) -> Result<&str> {
 
 pub(super) async fn job_status(
     State(s): State<Service>,
+    headers: HeaderMap,
     Path(id): Path<String>,
     query: std::result::Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Json<JobStatus>> {
+    let who = caller(&s, &headers)?;
     let id = checked_id(&id)?;
     let wait = query
         .map_err(|e| Error::BadRequest(format!("query: {e}")))?
@@ -224,13 +259,13 @@ pub(super) async fn job_status(
         ));
     }
     let wait = Duration::from_secs_f64(wait.min(3600.0)).min(s.shared.config.max_wait);
-    match s.shared.jobs.snapshot(id)? {
+    match s.shared.jobs.snapshot(id, &who.name)? {
         Snapshot::Finished(st) => Ok(Json(st)),
         Snapshot::Pending(st, _) if wait.is_zero() => Ok(Json(st)),
         Snapshot::Pending(_, mut rx) => {
             // Woken when the job finishes; on timeout, report where it is.
             let _ = tokio::time::timeout(wait, rx.wait_for(|&done| done)).await;
-            match s.shared.jobs.snapshot(id)? {
+            match s.shared.jobs.snapshot(id, &who.name)? {
                 Snapshot::Finished(st) | Snapshot::Pending(st, _) => Ok(Json(st)),
             }
         }
@@ -239,10 +274,12 @@ pub(super) async fn job_status(
 
 pub(super) async fn job_result(
     State(s): State<Service>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response> {
+    let who = caller(&s, &headers)?;
     let id = checked_id(&id)?;
-    let bytes = s.shared.jobs.result(id)?;
+    let bytes = s.shared.jobs.result(id, &who.name)?;
     info!(job = %id, bytes_out = bytes.len(), "result sent");
     Ok((
         [(
@@ -254,14 +291,35 @@ pub(super) async fn job_result(
         .into_response())
 }
 
+/// `DELETE /v1/jobs/{id}`: a finished job goes with its result (`204`); a
+/// queued one is taken out of its queue (`204`); a running one is told to
+/// stop, which it does within about the time of one ciphertext per thread
+/// (`202`), and goes when it has.
 pub(super) async fn delete_job(
     State(s): State<Service>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
+    let who = caller(&s, &headers)?;
     let id = checked_id(&id)?;
-    s.shared.jobs.delete(id)?;
-    info!(job = %id, "job deleted");
-    Ok(StatusCode::NO_CONTENT)
+    match s.shared.jobs.delete(id, &who.name)? {
+        Deleted::Removed => {
+            info!(job = %id, "job deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Deleted::Cancelling => {
+            if let Some(task) = s.shared.dispatch.remove(id) {
+                // Never started: dropping its work frees its slot and bytes.
+                drop(task);
+                s.shared.jobs.finish(id, Err("cancelled".into()));
+                info!(job = %id, "queued job deleted");
+                Ok(StatusCode::NO_CONTENT)
+            } else {
+                info!(job = %id, "running job cancelled");
+                Ok(StatusCode::ACCEPTED)
+            }
+        }
+    }
 }
 
 /// Admission seen from a client: needs both halves of the crate.

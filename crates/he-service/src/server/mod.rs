@@ -8,6 +8,8 @@
 //! - [`ServerHandle`]: the service on its own thread and runtime;
 //!   [`run_until_ctrl_c`] on the current thread.
 //! - [`Config`]: every limit and setting, with safe defaults.
+//! - [`tokens`]: the API tokens file (hashes only) and drawing tokens;
+//!   [`Quota`]: what one token may use.
 //! - [`Error`]: what goes wrong, each variant answered with its own HTTP
 //!   status and a JSON body (it implements axum's `IntoResponse`).
 
@@ -20,10 +22,13 @@ mod handlers;
 mod jobs;
 mod listener;
 mod pools;
+mod quota;
 mod router;
 mod service;
+pub mod tokens;
 
 pub use config::Config;
-pub use error::{Error, Result};
+pub use error::{Error, QuotaKind, Result};
 pub use handle::{ServerHandle, run_until_ctrl_c};
+pub use quota::{Quota, QuotaOverrides};
 pub use service::Service;

@@ -1,14 +1,17 @@
 //! The worker pools: the dispatchers that run one job at a time on the
-//! whole filter pool, and awaiting work on a rayon pool from async code.
+//! whole filter pool, taking jobs fairly between tokens, and awaiting work
+//! on a rayon pool from async code.
 //!
 //! The async runtime only moves bytes. Loading the key and the image
 //! (range checks on every ciphertext) runs on a small "check" pool, and
 //! the handler awaits it through a oneshot channel. Accepted jobs wait in
-//! a FIFO channel for a dispatcher thread, which runs each on the whole
-//! "filter" pool.
+//! one queue per token; the dispatchers serve the tokens round-robin, each
+//! job on the whole "filter" pool, so that a token with heavy jobs queued
+//! holds back another token's job by at most the job already running.
 
+use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
 
@@ -17,36 +20,150 @@ use super::error::{Error, Result};
 /// A job's work, run by a dispatcher on the filter pool.
 pub(super) type Task = Box<dyn FnOnce() + Send>;
 
-/// Starts `n` dispatcher threads: each takes the oldest waiting job and
-/// runs it on the whole filter pool (`install`), so that jobs finish in
-/// order, each as fast as the pool allows, instead of all sharing the
-/// cores and finishing late together. They stop when the service is
-/// dropped (the channel closes).
-pub(super) fn start_dispatchers(
-    n: usize,
-    pool: rayon::ThreadPool,
-) -> Result<std::sync::mpsc::Sender<Task>> {
-    let (tx, rx) = std::sync::mpsc::channel::<Task>();
-    let rx = Arc::new(std::sync::Mutex::new(rx));
+#[derive(Default)]
+struct State {
+    /// Waiting jobs of each token (id, work), oldest first.
+    queues: HashMap<Arc<str>, VecDeque<(String, Task)>>,
+    /// Tokens with waiting jobs, in the order they arrived.
+    ring: VecDeque<Arc<str>>,
+    /// When each token last had a job started (a counter): the token
+    /// served longest ago goes first, so that a token whose queue ran dry
+    /// and refilled does not jump ahead of one that has been waiting.
+    last_served: HashMap<Arc<str>, u64>,
+    tick: u64,
+    closed: bool,
+}
+
+/// One FIFO queue per token, served round-robin.
+#[derive(Default)]
+struct FairQueue {
+    state: Mutex<State>,
+    ready: Condvar,
+}
+
+impl FairQueue {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next job: the oldest of the token served longest ago (ties:
+    /// the one waiting longest); `None` once closed.
+    fn pop(&self) -> Option<Task> {
+        let mut g = self.lock();
+        loop {
+            let State {
+                queues,
+                ring,
+                last_served,
+                tick,
+                ..
+            } = &mut *g;
+            let next = ring
+                .iter()
+                .enumerate()
+                .min_by_key(|(i, o)| (last_served.get(*o).copied().unwrap_or(0), *i))
+                .map(|(i, _)| i);
+            if let Some(owner) = next.and_then(|i| ring.remove(i)) {
+                let Some(q) = queues.get_mut(&owner) else {
+                    continue;
+                };
+                let task = q.pop_front();
+                if q.is_empty() {
+                    queues.remove(&owner);
+                } else {
+                    ring.push_back(Arc::clone(&owner));
+                }
+                *tick += 1;
+                last_served.insert(owner, *tick);
+                // Forget tokens that wait for nothing and were served long ago.
+                if last_served.len() > 4 * queues.len() + 64 {
+                    last_served.retain(|o, _| queues.contains_key(o));
+                }
+                if let Some((_, task)) = task {
+                    return Some(task);
+                }
+                continue;
+            }
+            if g.closed {
+                return None;
+            }
+            g = self.ready.wait(g).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// Where accepted jobs wait for a dispatcher. Dropping it stops the
+/// dispatchers once the jobs queued have run.
+pub(super) struct Dispatch {
+    queue: Arc<FairQueue>,
+}
+
+impl Dispatch {
+    /// Queues job `id` of `owner`.
+    pub(super) fn push(&self, owner: Arc<str>, id: String, task: Task) {
+        let mut g = self.queue.lock();
+        let State { queues, ring, .. } = &mut *g;
+        let q = queues.entry(Arc::clone(&owner)).or_default();
+        if q.is_empty() {
+            ring.push_back(owner);
+        }
+        q.push_back((id, task));
+        drop(g);
+        self.queue.ready.notify_one();
+    }
+
+    /// Takes job `id` out of its queue if it has not started (a `DELETE`).
+    pub(super) fn remove(&self, id: &str) -> Option<Task> {
+        let mut g = self.queue.lock();
+        let State { queues, ring, .. } = &mut *g;
+        let (owner, q) = queues
+            .iter_mut()
+            .find(|(_, q)| q.iter().any(|(i, _)| i == id))?;
+        let owner = Arc::clone(owner);
+        let pos = q.iter().position(|(i, _)| i == id)?;
+        let (_, task) = q.remove(pos)?;
+        if q.is_empty() {
+            queues.remove(&owner);
+            ring.retain(|o| *o != owner);
+        }
+        Some(task)
+    }
+
+    /// Jobs waiting, all tokens together.
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.queue.lock().queues.values().map(VecDeque::len).sum()
+    }
+}
+
+impl Drop for Dispatch {
+    fn drop(&mut self) {
+        self.queue.lock().closed = true;
+        self.queue.ready.notify_all();
+    }
+}
+
+/// Starts `n` dispatcher threads: each takes the next job (round-robin
+/// between tokens, oldest first within one) and runs it on the whole
+/// filter pool (`install`), so that jobs finish one after the other, each
+/// as fast as the pool allows, instead of all sharing the cores and
+/// finishing late together. They stop when the [`Dispatch`] is dropped.
+pub(super) fn start_dispatchers(n: usize, pool: rayon::ThreadPool) -> Result<Dispatch> {
+    let queue = Arc::new(FairQueue::default());
     let pool = Arc::new(pool);
     for i in 0..n {
-        let (rx, pool) = (Arc::clone(&rx), Arc::clone(&pool));
+        let (queue, pool) = (Arc::clone(&queue), Arc::clone(&pool));
         std::thread::Builder::new()
             .name(format!("he-dispatch-{i}"))
             .spawn(move || {
-                loop {
-                    let task = {
-                        let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                        rx.recv()
-                    };
-                    let Ok(task) = task else { break };
+                while let Some(task) = queue.pop() {
                     // run_job catches its own panics; this keeps the thread anyway.
                     let _ = catch_unwind(AssertUnwindSafe(|| pool.install(task)));
                 }
             })
             .map_err(|e| Error::Config(format!("cannot start a dispatcher: {e}")))?;
     }
-    Ok(tx)
+    Ok(Dispatch { queue })
 }
 
 /// Runs `f` on `pool` and awaits its result without blocking the runtime.
@@ -64,4 +181,46 @@ pub(super) async fn on_pool<T: Send + 'static>(
     });
     rx.await
         .map_err(|_| Error::Internal("the worker was lost".into()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_served_round_robin_and_queued_jobs_can_be_removed() {
+        let queue = Arc::new(FairQueue::default());
+        let d = Dispatch {
+            queue: Arc::clone(&queue),
+        };
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let job = |name: &'static str| -> Task {
+            let log = Arc::clone(&log);
+            Box::new(move || log.lock().unwrap().push(name))
+        };
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        d.push(Arc::clone(&a), "a1".into(), job("a1"));
+        d.push(Arc::clone(&a), "a2".into(), job("a2"));
+        d.push(Arc::clone(&a), "a3".into(), job("a3"));
+        d.push(Arc::clone(&b), "b1".into(), job("b1"));
+        d.push(Arc::clone(&b), "b2".into(), job("b2"));
+        assert!(d.remove("a2").is_some() && d.remove("a2").is_none());
+        assert_eq!(d.waiting(), 4);
+        for _ in 0..4 {
+            (queue.pop().unwrap())();
+        }
+        assert_eq!(*log.lock().unwrap(), ["a1", "b1", "a3", "b2"]);
+        // A token whose queue ran dry and refills does not jump ahead of
+        // one that has waited: b was served last, so c, then a, then b.
+        let c: Arc<str> = Arc::from("c");
+        d.push(Arc::clone(&b), "b3".into(), job("b3"));
+        d.push(Arc::clone(&a), "a4".into(), job("a4"));
+        d.push(Arc::clone(&c), "c1".into(), job("c1"));
+        for _ in 0..3 {
+            (queue.pop().unwrap())();
+        }
+        assert_eq!(log.lock().unwrap()[4..], ["c1", "a4", "b3"]);
+        drop(d);
+        assert!(queue.pop().is_none(), "a closed queue hands out nothing");
+    }
 }

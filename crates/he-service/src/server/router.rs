@@ -18,7 +18,6 @@ use super::error::{Error, ErrorMessage, Result, error_response};
 use super::handlers::{delete_job, health, job_result, job_status, service_info, submit};
 use super::listener::LimitedListener;
 use super::service::Service;
-use crate::wire::ErrorBody;
 
 impl Service {
     /// The routes of the API (see the crate documentation), with request
@@ -108,14 +107,11 @@ async fn method_not_allowed() -> Response {
 /// server restarted (another instance id) or the job expired.
 async fn stamp_errors(State(s): State<Service>, req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
-    let Some(ErrorMessage(error)) = resp.extensions_mut().remove::<ErrorMessage>() else {
+    let Some(ErrorMessage(mut body)) = resp.extensions_mut().remove::<ErrorMessage>() else {
         return resp;
     };
     let (mut parts, _) = resp.into_parts();
-    let body = ErrorBody {
-        error,
-        instance: Some(s.instance().to_string()),
-    };
+    body.instance = Some(s.instance().to_string());
     // Only strings: this cannot fail.
     let json = serde_json::to_vec(&body).unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);

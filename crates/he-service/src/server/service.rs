@@ -8,16 +8,20 @@ use tokio::sync::Semaphore;
 
 use super::config::Config;
 use super::error::{Error, Result};
-use super::jobs::{JobStore, new_instance};
-use super::pools::{Task, start_dispatchers};
+use super::jobs::{JobStore, StoreLimits, new_instance};
+use super::pools::{Dispatch, start_dispatchers};
+use super::quota::Quota;
+use super::tokens::Authenticator;
 
 /// What every handler and every job shares.
 pub(super) struct Shared {
     pub(super) config: Config,
     /// Threads of the filter pool.
     pub(super) workers: usize,
-    /// Jobs waiting for a dispatcher, first in, first out.
-    pub(super) dispatch: std::sync::mpsc::Sender<Task>,
+    /// Jobs waiting for a dispatcher, one queue per token, round-robin.
+    pub(super) dispatch: Dispatch,
+    /// Who presents which token.
+    pub(super) auth: Authenticator,
     /// The pool that loads and checks uploads.
     pub(super) check_pool: rayon::ThreadPool,
     /// One permit per job in flight.
@@ -82,15 +86,41 @@ impl Service {
         if config.concurrent_jobs == 0 {
             return bad("at least one job must run at a time");
         }
+        if config.tokens.is_none() && !config.allow_anonymous && !config.listen.ip().is_loopback() {
+            return Err(Error::Config(format!(
+                "refusing to serve {} without API tokens: anyone who can reach it could use it. \
+                 Give a tokens file (he serve --tokens FILE; he token create NAME --tokens FILE \
+                 makes one), or pass --anonymous to serve it to everyone on purpose",
+                config.listen
+            )));
+        }
+        if config.quota.concurrent_jobs == 0 || config.quota.stored_jobs == 0 {
+            return bad("a token must be allowed at least one job");
+        }
         let shared = Shared {
             dispatch: start_dispatchers(config.concurrent_jobs, pool(workers, "he-filter")?)?,
             check_pool: pool((workers / 2).max(1), "he-check")?,
             queue: Arc::new(Semaphore::new(config.queue_capacity)),
             jobs: JobStore::new(
                 new_instance()?,
-                config.retention,
-                config.max_jobs,
-                config.max_stored_bytes,
+                StoreLimits {
+                    retention: config.retention,
+                    max_jobs: config.max_jobs,
+                    max_stored_bytes: config.max_stored_bytes,
+                    max_inflight_bytes: config.max_inflight_bytes,
+                },
+            ),
+            // Without tokens there is one caller (a local demo): only the
+            // server's own limits apply, and the compute quota.
+            auth: Authenticator::new(
+                config.tokens.as_ref(),
+                config.quota,
+                Quota {
+                    concurrent_jobs: config.queue_capacity,
+                    stored_jobs: config.max_jobs,
+                    stored_bytes: usize::MAX,
+                    ..config.quota
+                },
             ),
             workers,
             config,
@@ -138,8 +168,25 @@ mod tests {
                 retention: Duration::ZERO,
                 ..Config::default()
             },
+            // Without tokens, only loopback unless anonymous on purpose.
+            Config {
+                listen: "0.0.0.0:0".parse().unwrap(),
+                ..Config::default()
+            },
         ] {
             assert!(matches!(Service::new(c), Err(Error::Config(_))));
         }
+        let open = Config {
+            listen: "0.0.0.0:0".parse().unwrap(),
+            allow_anonymous: true,
+            ..Config::default()
+        };
+        Service::new(open).unwrap();
+        let with_tokens = Config {
+            listen: "0.0.0.0:0".parse().unwrap(),
+            tokens: Some(crate::server::tokens::TokenFile::default()),
+            ..Config::default()
+        };
+        Service::new(with_tokens).unwrap();
     }
 }

@@ -24,6 +24,12 @@ pub struct Health {
     pub queue_capacity: usize,
     /// Jobs in the store (in flight and finished, not expired).
     pub jobs_stored: usize,
+    /// Bytes of finished results stored, all tokens together.
+    #[serde(default)]
+    pub stored_bytes: usize,
+    /// Bytes of uploads and payloads in flight, all tokens together.
+    #[serde(default)]
+    pub inflight_bytes: usize,
 }
 
 /// One filter the server supports, in `GET /v1/info`.
@@ -62,6 +68,10 @@ pub struct LimitsInfo {
     pub queue_capacity: usize,
     /// Longest `?wait=` a status request may ask for, in seconds.
     pub max_wait_seconds: u64,
+    /// The largest estimated cost of one job, in cost units (about 6
+    /// core-seconds each); a job above it gets `422` with its estimate.
+    #[serde(default)]
+    pub max_job_cost_units: u64,
 }
 
 /// The JSON answer of `GET /v1/info`.
@@ -101,4 +111,33 @@ pub struct ErrorBody {
     /// lost the job; with the same id, the job expired or was deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// On a `429`: which per-token quota is reached (`concurrent_jobs`,
+    /// `stored_jobs`, `stored_bytes` or `compute_per_hour`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
+    /// On a `429`: seconds after which a retry may succeed (also in the
+    /// `Retry-After` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
+    /// On a `422` for a job over budget: its estimated cost, in units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate_units: Option<u64>,
+    /// On a `422` for a job over budget: the per-job budget, in units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_units: Option<u64>,
+}
+
+impl ErrorBody {
+    /// A body with only a message.
+    #[must_use]
+    pub fn new(error: String) -> Self {
+        ErrorBody {
+            error,
+            instance: None,
+            quota: None,
+            retry_after_seconds: None,
+            estimate_units: None,
+            budget_units: None,
+        }
+    }
 }
