@@ -401,6 +401,17 @@ pub(crate) struct LoadtestArgs {
     /// Print the server's logs.
     #[arg(long)]
     pub(crate) log: bool,
+    /// The service under attack instead: slow and idle connections, a
+    /// flooding token, an over-budget job and a heavy job, while a normal
+    /// client must stay served (health p99 under 1 s, its job within 30 s).
+    #[arg(long)]
+    pub(crate) siege: bool,
+    /// With --siege: slow or idle connections held.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(0..=2000))]
+    pub(crate) slow: u32,
+    /// With --siege: how long the siege lasts, in seconds.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(5..=600))]
+    pub(crate) seconds: u64,
     #[command(flatten)]
     pub(crate) chain: ChainArgs,
 }

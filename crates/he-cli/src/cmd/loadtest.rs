@@ -29,6 +29,9 @@ use crate::ui::{BUNDLED_PHOTO, Bar, bytes, secs, timed};
 
 /// Runs `he loadtest`; fails if any request was lost, wrong or left behind.
 pub(crate) fn run(a: LoadtestArgs, m: &ArgMatches) -> Result<()> {
+    if a.siege {
+        return super::siege::run(&a);
+    }
     let spec = chain::from_matches(m)?;
     if a.log {
         tracing_subscriber::fmt()

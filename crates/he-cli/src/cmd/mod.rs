@@ -9,6 +9,7 @@ pub(crate) mod gallery;
 pub(crate) mod keygen;
 pub(crate) mod loadtest;
 pub(crate) mod serve;
+pub(crate) mod siege;
 pub(crate) mod submit;
 pub(crate) mod token;
 
