@@ -1,17 +1,19 @@
 //! The server's settings, with safe defaults.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use super::tls::TlsFiles;
 use crate::wire::DEFAULT_PORT;
 
 /// Everything the server can be told. [`Config::default`] is safe for a
 /// machine of a few cores; every limit is checked before work.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Address to listen on (default `127.0.0.1:8787`). Plain HTTP: put a
-    /// TLS-terminating reverse proxy in front for anything but loopback.
+    /// Address to listen on (default `127.0.0.1:8787`). On any address
+    /// but loopback, the server needs [`Config::tls`] or
+    /// [`Config::allow_plain_http`].
     pub listen: SocketAddr,
     /// Largest request body in bytes (default 64 MiB: a 2048 x 2048 RGB
     /// image at 3072 bits is about 42 MiB). Larger bodies get `413` before
@@ -53,6 +55,41 @@ pub struct Config {
     pub upload_timeout: Duration,
     /// Longest a `GET /v1/jobs/{id}?wait=S` request is held (default 30 s).
     pub max_wait: Duration,
+
+    // --- connections and TLS (server/conn.rs, client_addr.rs, tls.rs) ---
+    /// Longest time from a connection's first byte, or from the first byte
+    /// of a new request on a kept-alive connection, to the end of the
+    /// request's headers (default 10 s). A new connection that sends
+    /// nothing is closed after this too.
+    pub header_timeout: Duration,
+    /// A connection with no request in flight and no bytes either way for
+    /// this long is closed (default 30 s).
+    pub idle_timeout: Duration,
+    /// Longest silence while a request body is read (default 10 s): the
+    /// upload gets `408` and its slot is freed.
+    pub body_read_timeout: Duration,
+    /// Slowest upload accepted, in bytes per second, averaged from the
+    /// start of the body once `body_read_timeout` has passed (default
+    /// 16 KiB/s; 0 turns it off): a body that falls behind gets `408`.
+    pub min_upload_rate: u64,
+    /// Most connections at once from one client address (default 32); the
+    /// next one is closed at once, before anything is read. Connections
+    /// from a trusted proxy are not counted; instead each request through
+    /// it counts for the client address it forwards, and one beyond the
+    /// limit gets `429`.
+    pub max_connections_per_client: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (default none):
+    /// the client is the rightmost address in it that is not a trusted
+    /// proxy. From any other peer the header is ignored.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Certificate chain and private key (PEM) to serve HTTPS with
+    /// (default none: plain HTTP).
+    pub tls: Option<TlsFiles>,
+    /// Longest TLS handshake (default 10 s).
+    pub tls_handshake_timeout: Duration,
+    /// Serve plain HTTP on an address other than loopback (default
+    /// false: refused). For a TLS-terminating proxy in front.
+    pub allow_plain_http: bool,
 }
 
 impl Default for Config {
@@ -72,6 +109,16 @@ impl Default for Config {
             concurrent_jobs: 1,
             upload_timeout: Duration::from_secs(120),
             max_wait: Duration::from_secs(30),
+            // connections and TLS
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(10),
+            min_upload_rate: 16 << 10,
+            max_connections_per_client: 32,
+            trusted_proxies: Vec::new(),
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(10),
+            allow_plain_http: false,
         }
     }
 }
