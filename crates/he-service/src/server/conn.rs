@@ -2,8 +2,11 @@
 //! `axum::serve`), so that slow and idle clients cannot hold what working
 //! clients need:
 //!
-//! - at most [`Config::max_connections`] connections: beyond, accepting
-//!   waits (clients wait in the kernel's backlog);
+//! - at most [`Config::max_connections`] connections: a connection
+//!   accepted beyond takes the place of the oldest one that has no request
+//!   in flight (idle, or still sending its headers), which is closed; when
+//!   every connection has a request in flight, accepting waits (clients
+//!   wait in the kernel's backlog);
 //! - at most [`Config::max_connections_per_client`] per client address:
 //!   beyond, the connection is closed at once, before anything is read.
 //!   A trusted proxy's connections are not counted; each request through
@@ -18,13 +21,14 @@
 //! - on shutdown, accepting stops, idle connections close, and requests in
 //!   progress finish.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -38,7 +42,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service as _;
@@ -64,6 +68,7 @@ struct Ctx {
     /// Connections per direct client, requests per client behind a proxy.
     per_client: PerClient,
     tls: Option<TlsAcceptor>,
+    open: Registry,
 }
 
 /// Serves `service` on `listener` until `shutdown` completes, then lets
@@ -90,6 +95,7 @@ pub(super) async fn serve(
         trusted: c.trusted_proxies.clone(),
         per_client: PerClient::new(c.max_connections_per_client),
         tls,
+        open: Registry::default(),
     });
     let permits = Arc::new(Semaphore::new(c.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -101,15 +107,6 @@ pub(super) async fn serve(
     let mut stop = stop_rx.clone();
     loop {
         while tasks.try_join_next().is_some() {}
-        // The semaphore is never closed, so acquiring only waits.
-        let permit = tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s) => break,
-            p = Arc::clone(&permits).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         let (tcp, peer) = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
@@ -133,12 +130,35 @@ pub(super) async fn serve(
             drop(tcp);
             continue;
         };
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                // Full: make room by closing the oldest connection that
+                // holds a place without using it; if every connection is
+                // busy, wait for one to end.
+                if let Some(victim) = ctx.open.evict_oldest_unused() {
+                    debug!(victim = %victim, "connection closed to make room");
+                }
+                // The semaphore is never closed, so acquiring only waits.
+                tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|s| *s) => break,
+                    p = Arc::clone(&permits).acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
         let _ = tcp.set_nodelay(true);
+        let peer = SocketAddr::new(ip, peer.port());
+        let entry = ctx.open.add(peer);
         tasks.spawn(connection(
             tcp,
-            SocketAddr::new(ip, peer.port()),
+            peer,
             Arc::clone(&ctx),
             stop_rx.clone(),
+            entry,
             (permit, slot),
         ));
     }
@@ -165,32 +185,45 @@ async fn connection(
     peer: SocketAddr,
     ctx: Arc<Ctx>,
     stop: watch::Receiver<bool>,
+    entry: Entry,
     held: (OwnedSemaphorePermit, Option<Slot>),
 ) {
-    match ctx.tls.clone() {
-        None => http(tcp, peer, &ctx, stop).await,
-        Some(acceptor) => {
-            match tokio::time::timeout(ctx.handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => http(tls, peer, &ctx, stop).await,
-                Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => debug!(%peer, "TLS handshake timed out"),
+    let evicted = Arc::clone(&entry.evict);
+    let served = async {
+        match ctx.tls.clone() {
+            None => http(tcp, peer, &ctx, stop, &entry.activity).await,
+            Some(acceptor) => {
+                match tokio::time::timeout(ctx.handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => http(tls, peer, &ctx, stop, &entry.activity).await,
+                    Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => debug!(%peer, "TLS handshake timed out"),
+                }
             }
         }
+    };
+    tokio::select! {
+        () = served => {}
+        () = evicted.notified() => {}
     }
+    drop(entry);
     drop(held);
 }
 
-async fn http<I>(io: I, peer: SocketAddr, ctx: &Arc<Ctx>, mut stop: watch::Receiver<bool>)
-where
+async fn http<I>(
+    io: I,
+    peer: SocketAddr,
+    ctx: &Arc<Ctx>,
+    mut stop: watch::Receiver<bool>,
+    activity: &Arc<Activity>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Tracked {
         inner: io,
-        activity: Arc::clone(&activity),
+        activity: Arc::clone(activity),
     });
     let svc_ctx = Arc::clone(ctx);
-    let svc_activity = Arc::clone(&activity);
+    let svc_activity = Arc::clone(activity);
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         handle(Arc::clone(&svc_ctx), peer, Arc::clone(&svc_activity), req)
     });
@@ -271,6 +304,74 @@ fn too_many(instance: &str, client: IpAddr) -> Response<Body> {
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     resp
+}
+
+/// The open connections, to find the one to close when full.
+#[derive(Default)]
+struct Registry {
+    next: AtomicU64,
+    open: Arc<Mutex<HashMap<u64, Open>>>,
+}
+
+struct Open {
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+    evict: Arc<Notify>,
+    evicted: bool,
+}
+
+/// A connection's place in the [`Registry`], given up when dropped.
+struct Entry {
+    id: u64,
+    activity: Arc<Activity>,
+    evict: Arc<Notify>,
+    open: Arc<Mutex<HashMap<u64, Open>>>,
+}
+
+impl Registry {
+    fn add(&self, peer: SocketAddr) -> Entry {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let activity = Arc::new(Activity::new());
+        let evict = Arc::new(Notify::new());
+        lock(&self.open).insert(
+            id,
+            Open {
+                peer,
+                activity: Arc::clone(&activity),
+                evict: Arc::clone(&evict),
+                evicted: false,
+            },
+        );
+        Entry {
+            id,
+            activity,
+            evict,
+            open: Arc::clone(&self.open),
+        }
+    }
+
+    /// Tells the oldest connection with no request in flight to close;
+    /// its peer, if there was one.
+    fn evict_oldest_unused(&self) -> Option<SocketAddr> {
+        let mut open = lock(&self.open);
+        let (_, victim) = open
+            .iter_mut()
+            .filter(|(_, o)| !o.evicted && o.activity.in_flight.load(Ordering::Acquire) == 0)
+            .min_by_key(|(id, _)| **id)?;
+        victim.evicted = true;
+        victim.evict.notify_one();
+        Some(victim.peer)
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        lock(&self.open).remove(&self.id);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// When a connection last moved, and whether a request is in flight, in
