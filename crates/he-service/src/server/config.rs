@@ -42,9 +42,10 @@ pub struct Config {
     /// second pool, half as large, validates uploads so that checks are
     /// not stuck behind long filters.
     pub workers: Option<NonZeroUsize>,
-    /// Most open connections (default 512); further clients wait in the
-    /// kernel's accept backlog until one closes. Bounds what idle or slow
-    /// clients can hold; a reverse proxy in front adds per-client timeouts.
+    /// Most open connections (default 512). When full, the oldest
+    /// connection with no request in flight is closed to make room; only
+    /// when every connection is busy do further clients wait in the
+    /// kernel's accept backlog.
     pub max_connections: usize,
     /// Jobs filtered at once (default 1): each uses the whole filter pool,
     /// and waiting jobs start in the order they were accepted. More than

@@ -65,6 +65,7 @@ impl Service {
         if config.max_chain_len == 0 || config.max_jobs == 0 || config.max_connections == 0 {
             return bad("the chain length, job and connection limits must be at least 1");
         }
+        super::conn::check_config(&config)?;
         if config.retention.is_zero() {
             return bad("the retention time must be positive");
         }
@@ -136,6 +137,14 @@ mod tests {
             },
             Config {
                 retention: Duration::ZERO,
+                ..Config::default()
+            },
+            Config {
+                max_connections_per_client: 0,
+                ..Config::default()
+            },
+            Config {
+                header_timeout: Duration::ZERO,
                 ..Config::default()
             },
         ] {
