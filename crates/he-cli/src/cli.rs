@@ -263,7 +263,7 @@ pub(crate) struct ServeArgs {
     /// Close a connection idle (no request, no bytes) this long, in seconds (default 30).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) idle_timeout: Option<u64>,
-    /// Longest silence while an upload is read, in seconds (default 10); then 408.
+    /// Longest silence while an upload is read or an answer written, in seconds (default 10).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) body_read_timeout: Option<u64>,
     /// Slowest upload accepted, in KiB/s (default 16; 0: no minimum); slower gets 408.

@@ -67,7 +67,9 @@ pub struct Config {
     /// this long is closed (default 30 s).
     pub idle_timeout: Duration,
     /// Longest silence while a request body is read (default 10 s): the
-    /// upload gets `408` and its slot is freed.
+    /// upload gets `408` and its slot is freed. Also the longest an answer
+    /// may wait for a client that stopped reading it: then the connection
+    /// is closed.
     pub body_read_timeout: Duration,
     /// Slowest upload accepted, in bytes per second, averaged from the
     /// start of the body once `body_read_timeout` has passed (default

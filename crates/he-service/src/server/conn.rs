@@ -17,7 +17,9 @@
 //!   from the accept for a silent new connection), or that has had no
 //!   request in flight and no bytes for [`Config::idle_timeout`];
 //! - request bodies are read under [`Config::body_read_timeout`] and
-//!   [`Config::min_upload_rate`] (`body.rs`);
+//!   [`Config::min_upload_rate`] (`body.rs`), and a connection whose
+//!   client stops reading an answer for [`Config::body_read_timeout`] is
+//!   closed;
 //! - on shutdown, accepting stops, idle connections close, and requests in
 //!   progress finish.
 
@@ -62,6 +64,8 @@ struct Ctx {
     pace: Pace,
     header_timeout: Duration,
     idle_timeout: Duration,
+    /// Longest a write may stay blocked (the client stopped reading).
+    write_timeout: Duration,
     handshake_timeout: Duration,
     tick: Duration,
     trusted: Vec<IpAddr>,
@@ -69,6 +73,33 @@ struct Ctx {
     per_client: PerClient,
     tls: Option<TlsAcceptor>,
     open: Registry,
+}
+
+impl Ctx {
+    fn new(service: &Service, tls: Option<TlsAcceptor>) -> Self {
+        let c = service.config();
+        let shortest = c
+            .header_timeout
+            .min(c.idle_timeout)
+            .min(c.body_read_timeout);
+        Ctx {
+            router: service.router(),
+            instance: service.instance().to_string(),
+            pace: Pace {
+                read_timeout: c.body_read_timeout,
+                min_rate: c.min_upload_rate,
+            },
+            header_timeout: c.header_timeout,
+            idle_timeout: c.idle_timeout,
+            write_timeout: c.body_read_timeout,
+            handshake_timeout: c.tls_handshake_timeout,
+            tick: (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)),
+            trusted: c.trusted_proxies.clone(),
+            per_client: PerClient::new(c.max_connections_per_client),
+            tls,
+            open: Registry::default(),
+        }
+    }
 }
 
 /// Refuses connection settings that cannot work.
@@ -103,23 +134,7 @@ pub(super) async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let c: &Config = service.config();
-    let ctx = Arc::new(Ctx {
-        router: service.router(),
-        instance: service.instance().to_string(),
-        pace: Pace {
-            read_timeout: c.body_read_timeout,
-            min_rate: c.min_upload_rate,
-        },
-        header_timeout: c.header_timeout,
-        idle_timeout: c.idle_timeout,
-        handshake_timeout: c.tls_handshake_timeout,
-        tick: (c.header_timeout.min(c.idle_timeout) / 4)
-            .clamp(Duration::from_millis(10), Duration::from_secs(1)),
-        trusted: c.trusted_proxies.clone(),
-        per_client: PerClient::new(c.max_connections_per_client),
-        tls,
-        open: Registry::default(),
-    });
+    let ctx = Arc::new(Ctx::new(&service, tls));
     let permits = Arc::new(Semaphore::new(c.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopper = tokio::spawn(async move {
@@ -275,7 +290,7 @@ async fn http<I>(
                 conn.as_mut().graceful_shutdown();
             }
             _ = tick.tick() => {
-                if let Some(why) = activity.expired(ctx.header_timeout, ctx.idle_timeout) {
+                if let Some(why) = activity.expired(ctx) {
                     debug!(%peer, why, "connection closed");
                     return;
                 }
@@ -408,6 +423,9 @@ struct Activity {
     requests: AtomicU64,
     /// When the last response was over.
     idle_since: AtomicU64,
+    /// Since when a write has been waiting for the client to read,
+    /// [`NONE`] if none is.
+    write_blocked: AtomicU64,
 }
 
 const NONE: u64 = u64::MAX;
@@ -421,6 +439,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             idle_since: AtomicU64::new(0),
+            write_blocked: AtomicU64::new(NONE),
         }
     }
 
@@ -440,6 +459,22 @@ impl Activity {
 
     fn on_write(&self) {
         self.last_io.store(self.now(), Ordering::Relaxed);
+        self.write_blocked.store(NONE, Ordering::Release);
+    }
+
+    fn wrote(&self, r: &Poll<io::Result<usize>>) {
+        match r {
+            Poll::Ready(Ok(n)) if *n > 0 => self.on_write(),
+            Poll::Pending => self.on_write_blocked(),
+            _ => {}
+        }
+    }
+
+    fn on_write_blocked(&self) {
+        let t = self.now();
+        let _ = self
+            .write_blocked
+            .compare_exchange(NONE, t, Ordering::AcqRel, Ordering::Relaxed);
     }
 
     /// A request's headers are in: it is in flight until the guard drops.
@@ -451,11 +486,16 @@ impl Activity {
     }
 
     /// Why the connection should be closed now, if it should.
-    fn expired(&self, header: Duration, idle: Duration) -> Option<&'static str> {
+    fn expired(&self, ctx: &Ctx) -> Option<&'static str> {
+        let (header, idle) = (ctx.header_timeout, ctx.idle_timeout);
+        let now = self.now();
+        let blocked = self.write_blocked.load(Ordering::Acquire);
+        if blocked != NONE && now.saturating_sub(blocked) > ctx.write_timeout.as_millis() as u64 {
+            return Some("the client stopped reading");
+        }
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
-        let now = self.now();
         let header = header.as_millis() as u64;
         let head = self.head_start.load(Ordering::Acquire);
         if head != NONE {
@@ -519,9 +559,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.on_write();
-        }
+        this.activity.wrote(&r);
         r
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -537,12 +575,50 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.on_write();
-        }
+        this.activity.wrote(&r);
         r
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_an_answer_is_cut() {
+        let service = Service::new(Config {
+            body_read_timeout: Duration::from_millis(300),
+            workers: std::num::NonZeroUsize::new(1),
+            ..Config::default()
+        })
+        .unwrap();
+        let ctx = Arc::new(Ctx::new(&service, None));
+        // A pipe that holds 256 bytes: the answer to /v1/info is larger.
+        let (mut client, server_end) = tokio::io::duplex(256);
+        let (_stop_tx, stop) = watch::channel(false);
+        let activity = Arc::new(Activity::new());
+        let peer: SocketAddr = "127.0.0.2:1".parse().unwrap();
+        let served = tokio::spawn(async move {
+            http(server_end, peer, &ctx, stop, &activity).await;
+        });
+        client
+            .write_all(b"GET /v1/info HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        // The client never reads: the connection ends after the timeout.
+        let t = Instant::now();
+        tokio::time::timeout(Duration::from_secs(5), served)
+            .await
+            .expect("a connection whose client stopped reading was kept")
+            .unwrap();
+        assert!(
+            t.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }
