@@ -62,6 +62,47 @@ impl<B> TimedBody<B> {
     }
 }
 
+impl<B> TimedBody<B> {
+    /// How long the body may have taken to bring what it brought: the
+    /// grace of one read timeout, then one second per `min_rate` bytes.
+    fn allowed(&self) -> Option<Duration> {
+        (self.pace.min_rate > 0).then(|| {
+            self.pace.read_timeout
+                + Duration::from_secs_f64(self.bytes as f64 / self.pace.min_rate as f64)
+        })
+    }
+
+    /// Whether the body is behind the minimum rate at `now`.
+    fn behind(&self, now: Instant) -> bool {
+        match (self.allowed(), self.started) {
+            (Some(allowed), Some(started)) => now - started > allowed,
+            _ => false,
+        }
+    }
+
+    /// When the next byte must have come: after the read timeout, or
+    /// sooner if the minimum rate says so.
+    fn deadline(&self, now: Instant) -> Instant {
+        let silence = now + self.pace.read_timeout;
+        match (self.allowed(), self.started) {
+            (Some(allowed), Some(started)) => silence.min(started + allowed),
+            _ => silence,
+        }
+    }
+
+    fn too_slow(&self, now: Instant) -> Box<dyn std::error::Error + Send + Sync> {
+        let elapsed = self.started.map_or(Duration::ZERO, |s| now - s);
+        Box::new(BodyTimeout(format!(
+            "the body arrives too slowly: {} bytes in {:.1} s, at least {} bytes/s are \
+             needed after the first {} s",
+            self.bytes,
+            elapsed.as_secs_f64(),
+            self.pace.min_rate,
+            self.pace.read_timeout.as_secs_f64()
+        )))
+    }
+}
+
 impl<B> Body for TimedBody<B>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -76,30 +117,19 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
         let now = Instant::now();
-        let started = *this.started.get_or_insert_with(|| {
+        if this.started.is_none() {
+            this.started = Some(now);
             this.silence.as_mut().reset(now + this.pace.read_timeout);
-            now
-        });
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.bytes += data.len() as u64;
-                    this.silence.as_mut().reset(now + this.pace.read_timeout);
-                    let elapsed = now - started;
-                    if this.pace.min_rate > 0 && elapsed > this.pace.read_timeout {
-                        let owed = (elapsed - this.pace.read_timeout).as_secs_f64()
-                            * this.pace.min_rate as f64;
-                        if (this.bytes as f64) < owed {
-                            return Poll::Ready(Some(Err(Box::new(BodyTimeout(format!(
-                                "the body arrives too slowly: {} bytes in {:.1} s, at least \
-                                 {} bytes/s are needed after the first {} s",
-                                this.bytes,
-                                elapsed.as_secs_f64(),
-                                this.pace.min_rate,
-                                this.pace.read_timeout.as_secs_f64()
-                            ))))));
-                        }
+                    if this.behind(now) {
+                        return Poll::Ready(Some(Err(this.too_slow(now))));
                     }
+                    let deadline = this.deadline(now);
+                    this.silence.as_mut().reset(deadline);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -107,6 +137,10 @@ where
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 ready!(this.silence.as_mut().poll(cx));
+                let now = Instant::now();
+                if this.behind(now) {
+                    return Poll::Ready(Some(Err(this.too_slow(now))));
+                }
                 Poll::Ready(Some(Err(Box::new(BodyTimeout(format!(
                     "the body stalled: nothing for {} s after {} bytes",
                     this.pace.read_timeout.as_secs_f64(),
@@ -159,5 +193,109 @@ impl<B: Body + Unpin, G: Unpin> Body for Holding<B, G> {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    /// A body that sends `chunk` bytes every `every`, `total` in all, and
+    /// then, if `hang`, nothing more without ending.
+    struct Trickle {
+        tick: tokio::time::Interval,
+        chunk: usize,
+        left: usize,
+        hang: bool,
+    }
+
+    fn trickle(every_ms: u64, chunk: usize, total: usize, hang: bool) -> Trickle {
+        Trickle {
+            tick: tokio::time::interval(Duration::from_millis(every_ms)),
+            chunk,
+            left: total,
+            hang,
+        }
+    }
+
+    impl Body for Trickle {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            let this = self.get_mut();
+            if this.left == 0 {
+                return if this.hang {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(None)
+                };
+            }
+            ready!(this.tick.poll_tick(cx));
+            let n = this.chunk.min(this.left);
+            this.left -= n;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![0u8; n])))))
+        }
+    }
+
+    const PACE: Pace = Pace {
+        read_timeout: Duration::from_millis(300),
+        min_rate: 10_000,
+    };
+
+    /// Reads `body` under [`PACE`], for at most 3 s.
+    async fn read(body: Trickle) -> (Result<usize, String>, Duration) {
+        let t = Instant::now();
+        let mut b = TimedBody::new(body, PACE);
+        let mut n = 0;
+        let read = async {
+            while let Some(f) = b.frame().await {
+                match f {
+                    Ok(f) => n += f.data_ref().map_or(0, Bytes::len),
+                    Err(e) => return Err(timeout_of(&*e).unwrap_or_default()),
+                }
+            }
+            Ok(())
+        };
+        let r = match tokio::time::timeout(Duration::from_secs(3), read).await {
+            Ok(r) => r,
+            Err(_) => Err("still reading after 3 s".to_string()),
+        };
+        (r.map(|()| n), t.elapsed())
+    }
+
+    #[tokio::test]
+    async fn a_body_at_a_good_pace_is_read_whole() {
+        // 5 KB every 100 ms: 50 KB/s, above the 10 KB/s minimum.
+        let (r, _) = read(trickle(100, 5000, 40_000, false)).await;
+        assert_eq!(r, Ok(40_000));
+    }
+
+    #[tokio::test]
+    async fn a_silent_body_is_cut_after_the_read_timeout() {
+        let (r, took) = read(trickle(10, 100, 100, true)).await;
+        let why = r.unwrap_err();
+        assert!(
+            why.contains("stalled") && why.contains("100 bytes"),
+            "{why}"
+        );
+        assert!(
+            took >= Duration::from_millis(290) && took < Duration::from_millis(1000),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_trickle_is_cut_once_behind_the_minimum_rate() {
+        // 10 bytes every 100 ms, never silent for the read timeout: cut
+        // once the grace (300 ms) plus 1 ms per 10 bytes has passed.
+        let (r, took) = read(trickle(100, 10, 1_000_000, false)).await;
+        let why = r.unwrap_err();
+        assert!(why.contains("too slowly"), "{why}");
+        assert!(took < Duration::from_millis(1000), "{took:?}");
     }
 }
