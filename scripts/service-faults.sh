@@ -42,7 +42,7 @@ before="$(sha256sum "$out/key.bin" "$out/input.png")"
 
 # About 2.5 s of filtering on this machine's 2 cores (docs/SERVICE.md).
 "$he" submit "$out/input.png" -o "$out/edges.png" "${client[@]}" \
-    --filter gaussian --sigma 1.2 --filter sobel-x --map abs >"$out/client.out" 2>"$out/client.err" &
+    --filter gaussian --sigma 1.2 --filter sobel-x --map abs --full-check >"$out/client.out" 2>"$out/client.err" &
 client_pid=$!
 
 # The warm-up job was the first accepted and done; wait for the second.
@@ -73,6 +73,8 @@ echo "---"
 test "$status" -eq 0 || { echo "FAIL: the client exited with $status" >&2; exit 1; }
 grep -q "server restarted (instance .* -> .*), job .* lost; resubmitting, attempt 2 of 3" "$out/client.err" \
     || { echo "FAIL: the client did not say that it resubmitted" >&2; exit 1; }
+grep -q "spot check .*: all match" "$out/client.out" \
+    || { echo "FAIL: no spot check of the result" >&2; exit 1; }
 grep -q "plaintext reference .*: 0 of .* values differ" "$out/client.out" \
     || { echo "FAIL: no clean comparison with the plaintext chain" >&2; exit 1; }
 grep -q "job done" "$out/server-2.log" || { echo "FAIL: the new server did not filter the job" >&2; exit 1; }

@@ -1,8 +1,8 @@
 //! Job uploads as the server receives them: the envelope's framing and
 //! digest, then what the server checks before accepting a job (the public
 //! key, the encrypted image with every ciphertext, the chain against the
-//! image). Raw bytes (mode 0) and bodies sealed with a valid envelope
-//! digest (mode 1), so that mutations of the spec and the framing reach
+//! image). Raw bytes (mode 0) and bodies framed as the envelope's format
+//! frames them (mode 1), so that mutations of the spec and the framing reach
 //! the checks behind the digest.
 #![no_main]
 
@@ -12,13 +12,14 @@ use libfuzzer_sys::fuzz_target;
 use paillier::PublicKey;
 
 fuzz_target!(|data: &[u8]| {
+    he_toolkit_fuzz::allow_test_keys();
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
     let body = if mode & 1 == 0 {
         rest.to_vec()
     } else {
-        he_toolkit_fuzz::seal(rest)
+        he_service::wire::ENVELOPE_FORMAT.seal(rest)
     };
     let Ok(env) = Envelope::decode(&body) else {
         return;

@@ -5,6 +5,7 @@ use libfuzzer_sys::fuzz_target;
 use paillier::{Integer, Keypair};
 
 fuzz_target!(|data: &[u8]| {
+    he_toolkit_fuzz::allow_test_keys();
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };

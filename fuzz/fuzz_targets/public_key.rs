@@ -6,6 +6,7 @@ use libfuzzer_sys::fuzz_target;
 use paillier::PublicKey;
 
 fuzz_target!(|data: &[u8]| {
+    he_toolkit_fuzz::allow_test_keys();
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };

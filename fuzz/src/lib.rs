@@ -11,9 +11,11 @@ use paillier::{Integer, Keypair, PrivateKey, PublicKey};
 
 /// A fixed 512-bit test key (two 256-bit primes): deterministic, so seeds
 /// written by `seeds` match what the targets load. Insecure by design.
+/// Lets this process load test keys (see [`allow_test_keys`]).
 pub fn keypair() -> &'static Keypair {
     static KP: OnceLock<Keypair> = OnceLock::new();
     KP.get_or_init(|| {
+        allow_test_keys();
         let p = (Integer::from(1) << 255u32) + 0x1234_5677u32;
         let q = (Integer::from(1) << 255u32) + 0x7654_3211u32;
         let sk = PrivateKey::from_primes(p.next_prime(), q.next_prime()).expect("fixed test key");
@@ -21,13 +23,10 @@ pub fn keypair() -> &'static Keypair {
     })
 }
 
-/// `bytes` followed by their SHA-256 digest: how the job envelope (not yet
-/// on the common framing) ends, so that a fuzzer's mutations reach the
-/// checks behind its digest.
-pub fn seal(bytes: &[u8]) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    out.extend_from_slice(&paillier::frame::sha256(bytes));
-    out
+/// Lets this process load keys below 2048 bits: the seeds hold 512-bit
+/// keys, which loading refuses in a process that did not ask by name.
+pub fn allow_test_keys() {
+    paillier::insecure_test_keys::allow_in_this_process();
 }
 
 /// A key file of `kind` (1 public key, 2 key pair) around `body`, framed

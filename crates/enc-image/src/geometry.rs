@@ -194,6 +194,27 @@ impl Geometry {
         (row_margin as usize + i, j, slot)
     }
 
+    /// The pixels `(x, y)` whose values chunk `j` of band row `i` carries
+    /// (the outputs [`locate`](Self::locate) sends there), in slot order:
+    /// at most `core` of them, none in the border or halo slots.
+    pub fn outputs(
+        &self,
+        width: usize,
+        height: usize,
+        i: usize,
+        j: usize,
+    ) -> impl Iterator<Item = (usize, usize)> + use<> {
+        let (core, halo) = (self.core as usize, self.halo as usize);
+        let wp = self.padded_width(width);
+        let end = ((j + 1) * core).min(self.bands as usize * wp);
+        let band_rows = self.band_rows as usize;
+        (j * core..end).filter_map(move |p| {
+            let (band, px) = (p / wp, p % wp);
+            let y = band * band_rows + i;
+            (px >= halo && px - halo < width && i < band_rows && y < height).then(|| (px - halo, y))
+        })
+    }
+
     /// The source of slot `s` of chunk `j` in ciphertext row `t` at
     /// encryption: the pixel coordinates `(x, y)` (possibly outside the
     /// image, for the border), or `None` for an empty slot.
@@ -251,6 +272,28 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn outputs_are_the_inverse_of_locate() {
+        for (w, h, halo) in [(1, 1, 1), (1, 7, 2), (9, 1, 3), (37, 23, 1), (100, 3, 2)] {
+            let g = Geometry::plan(w, h, 512, 12, halo).unwrap();
+            let mut seen = vec![0u32; w * h];
+            for i in 0..g.band_rows as usize {
+                for j in 0..g.chunks as usize {
+                    let mut last_slot = None;
+                    for (x, y) in g.outputs(w, h, i, j) {
+                        let (t, jj, s) = g.locate(w, x, y, 0, 0);
+                        assert_eq!((t, jj), (i, j), "{w}x{h} pixel {x},{y}");
+                        assert!(last_slot < Some(s), "slot order");
+                        last_slot = Some(s);
+                        seen[y * w + x] += 1;
+                    }
+                }
+            }
+            assert!(seen.iter().all(|&n| n == 1), "{w}x{h}: {seen:?}");
+            assert_eq!(g.outputs(w, h, g.band_rows as usize, 0).count(), 0);
         }
     }
 

@@ -4,7 +4,9 @@
 //! - [`PixelImage`]: the plain 8-bit image on the client.
 //! - [`EncryptedImage`]: the public description ([`ImageMeta`]) and the
 //!   ciphertexts; [`EncryptedImage::encrypt`] and
-//!   [`EncryptedImage::decrypt`] run in parallel with a [`Progress`] callback.
+//!   [`EncryptedImage::decrypt`] run in parallel with a [`Progress`] callback;
+//!   [`EncryptedImage::encrypt_with_public_key`] names the [`PublicEncryption`]
+//!   mode of a holder of the public key only.
 //! - Packing ([`Geometry`]): many pixel values per plaintext, with a halo
 //!   of neighbours and the [`BorderMode`] applied at encryption.
 //! - [`Rational`]: the exact public scale a filter divides by (and the
@@ -23,6 +25,7 @@ mod options;
 mod output;
 mod pixels;
 mod progress;
+mod public_mode;
 mod rational;
 mod wire;
 
@@ -30,11 +33,12 @@ pub use border::BorderMode;
 pub use error::{Error, Result};
 pub use geometry::{Geometry, MAX_SLOT_BITS, MIN_SLOT_BITS};
 pub use image::{DecryptedImage, EncryptedImage};
-pub use meta::{ImageMeta, Packing};
+pub use meta::{ImageMeta, Packing, ValuePosition};
 pub use options::{EncryptOptions, Layout, bits_for_range};
 pub use output::OutputMapping;
 pub use pixels::{ColorLayout, PixelImage};
 pub use progress::{NoProgress, Phase, Progress};
+pub use public_mode::PublicEncryption;
 pub use rational::{Rational, gcd};
 pub use wire::{FORMAT, FORMAT_VERSION, Limits, ciphertext_width};
 

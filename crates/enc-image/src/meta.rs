@@ -18,6 +18,17 @@ pub enum Packing {
     Unpacked,
 }
 
+/// Where one output value lies in the image: a pixel and a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ValuePosition {
+    /// Column.
+    pub x: usize,
+    /// Row.
+    pub y: usize,
+    /// Channel.
+    pub channel: usize,
+}
+
 /// The public description of an encrypted image: everything but the
 /// ciphertexts. The server reads and updates it; nothing in it is secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +169,51 @@ impl ImageMeta {
         (c * self.rows() + t) * self.row_len() + j
     }
 
+    /// The ciphertext that carries the decrypted value of channel `channel`
+    /// at pixel `(x, y)` (inside the image): the map decryption reads.
+    #[must_use]
+    pub fn ciphertext_of(&self, x: usize, y: usize, channel: usize) -> usize {
+        match self.packing {
+            Packing::Unpacked => self.index(channel, y, x),
+            Packing::Packed(g) => {
+                let (t, j, _) = g.locate(self.width(), x, y, self.row_margin, self.shift);
+                self.index(channel, t, j)
+            }
+        }
+    }
+
+    /// The output values ciphertext `index` carries: every position whose
+    /// decrypted value [`EncryptedImage::decrypt`](crate::EncryptedImage::decrypt)
+    /// reads from it, the inverse of [`ciphertext_of`](Self::ciphertext_of).
+    /// Empty for ciphertexts that only hold halo rows for further filters,
+    /// and for an index beyond [`ciphertext_count`](Self::ciphertext_count).
+    /// Costs O(values per plaintext), whatever the image's size.
+    #[must_use]
+    pub fn values_of(&self, index: usize) -> Vec<ValuePosition> {
+        let per_channel = self.rows() * self.row_len();
+        if index >= self.ciphertext_count() || per_channel == 0 {
+            return Vec::new();
+        }
+        let (channel, rest) = (index / per_channel, index % per_channel);
+        let (t, j) = (rest / self.row_len(), rest % self.row_len());
+        match self.packing {
+            Packing::Unpacked => vec![ValuePosition {
+                x: j,
+                y: t,
+                channel,
+            }],
+            Packing::Packed(g) => {
+                let margin = self.row_margin as usize;
+                if t < margin || t - margin >= g.band_rows as usize {
+                    return Vec::new();
+                }
+                g.outputs(self.width(), self.height(), t - margin, j)
+                    .map(|(x, y)| ValuePosition { x, y, channel })
+                    .collect()
+            }
+        }
+    }
+
     /// Checks that the image was made for `pk` (fingerprint and size).
     pub(crate) fn check_key(&self, pk: &paillier::PublicKey) -> Result<()> {
         let short =
@@ -281,5 +337,70 @@ impl ImageMeta {
             m.row_margin = 0;
         }
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(w: usize, h: usize, packing: Packing, halo: u32) -> ImageMeta {
+        ImageMeta {
+            width: w as u32,
+            height: h as u32,
+            color: ColorLayout::Rgb8,
+            packing,
+            border: BorderMode::Replicate,
+            shift: 0,
+            row_margin: halo,
+            digit_lo: 0,
+            digit_hi: 255,
+            scale: Rational::ONE,
+            history: Vec::new(),
+            key_bits: 512,
+            key_fingerprint: [0; 32],
+        }
+    }
+
+    /// Every value has one ciphertext, and that ciphertext lists it: fresh,
+    /// after filters (shifted slots), trimmed, and unpacked.
+    #[test]
+    fn values_of_is_the_inverse_of_ciphertext_of() {
+        for (w, h) in [(1, 1), (13, 9), (40, 3), (2, 30)] {
+            let g = Geometry::plan(w, h, 512, 16, 2).unwrap();
+            let fresh = meta(w, h, Packing::Packed(g), 2);
+            let one = fresh
+                .after_filter(1, 0, 255 * 9, Rational::ONE, "a".into())
+                .unwrap();
+            let two = one
+                .after_filter(1, 0, 255 * 81, Rational::ONE, "b".into())
+                .unwrap();
+            let metas = [
+                fresh.clone(),
+                one.clone(),
+                two.clone(),
+                two.trimmed(),
+                meta(w, h, Packing::Unpacked, 0),
+            ];
+            for m in metas {
+                let mut listed = 0;
+                for i in 0..m.ciphertext_count() + 2 {
+                    for p in m.values_of(i) {
+                        assert_eq!(m.ciphertext_of(p.x, p.y, p.channel), i, "{m:?} {p:?}");
+                        listed += 1;
+                    }
+                }
+                assert_eq!(listed, w * h * 3, "{m:?}");
+                for c in 0..3 {
+                    let i = m.ciphertext_of(w - 1, h - 1, c);
+                    let want = ValuePosition {
+                        x: w - 1,
+                        y: h - 1,
+                        channel: c,
+                    };
+                    assert!(m.values_of(i).contains(&want));
+                }
+            }
+        }
     }
 }

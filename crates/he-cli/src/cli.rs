@@ -118,19 +118,36 @@ pub(crate) struct KeygenArgs {
     /// Key size in bits: 2048 or more (3072 gives about 128-bit security).
     #[arg(long, default_value_t = paillier::Keypair::default_bits())]
     pub(crate) key_bits: u32,
-    /// Replace an existing file.
+    /// Also write the public key alone to FILE, for `he encrypt --public-key`.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) public: Option<PathBuf>,
+    /// Replace existing files.
     #[arg(long)]
     pub(crate) force: bool,
 }
 
 /// `he encrypt`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which_key").required(true).args(["key", "public_key"])))]
 pub(crate) struct EncryptArgs {
     /// The image to encrypt (PNG or JPEG).
     #[arg(value_hint = ValueHint::FilePath)]
     pub(crate) image: PathBuf,
-    #[command(flatten)]
-    pub(crate) key: KeyFileArgs,
+    /// The key pair file (written by `he keygen`): the fast key-holder encryption.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) key: Option<PathBuf>,
+    /// Encrypt with a public key file only (written by `he keygen --public`),
+    /// as a device that does not hold the private key would.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) public_key: Option<PathBuf>,
+    /// With --public-key: Damgard-Jurik-Nielsen short exponents, about 65x
+    /// faster; rests on the short-exponent assumption besides the
+    /// composite residuosity one (docs/ENCRYPTION-MODES.md). Off by default.
+    #[arg(long, conflicts_with = "key")]
+    pub(crate) short_exponent: bool,
+    /// Load a key file that others can read (refused otherwise).
+    #[arg(long)]
+    pub(crate) allow_readable_key: bool,
     /// The encrypted file to write.
     #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub(crate) output: PathBuf,
@@ -331,6 +348,16 @@ pub(crate) struct SubmitArgs {
     pub(crate) ca: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) chain: ChainArgs,
+    /// Random values the spot check recomputes, besides one of every
+    /// ciphertext (1% of values changed is missed with probability
+    /// 0.99^N).
+    #[arg(long, value_name = "N", default_value_t = he_filter::DEFAULT_RANDOM_VALUES)]
+    pub(crate) spot_checks: usize,
+    /// Compare every value with the chain computed in plain on the whole
+    /// image, after the spot check (slower; the spot check alone is the
+    /// default).
+    #[arg(long)]
+    pub(crate) full_check: bool,
     /// Overwrite the output (and with --new-key, the key file) if it exists.
     #[arg(long)]
     pub(crate) force: bool,

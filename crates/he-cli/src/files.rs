@@ -182,24 +182,46 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], force: bool, secret: bool)
     result
 }
 
-/// Encodes `img` in the format its path's extension names (PNG or JPEG)
-/// and writes it atomically. No metadata of the input is carried over.
+/// JPEG quality when none is asked for (`--quality`).
+pub(crate) const DEFAULT_JPEG_QUALITY: u8 = 90;
+
+/// Encodes `img` in the format its path's extension names (PNG or JPEG,
+/// at [`DEFAULT_JPEG_QUALITY`]) and writes it atomically.
 pub(crate) fn write_image(path: &Path, img: &DynamicImage, force: bool) -> Result<()> {
+    write_image_with(path, img, force, DEFAULT_JPEG_QUALITY)
+}
+
+/// Encodes `img` in the format its path's extension names (PNG, or JPEG at
+/// `quality`, 1 to 100) and writes it atomically. No metadata of the input
+/// (EXIF, ICC, text) is carried over: the encoders write pixels only.
+pub(crate) fn write_image_with(
+    path: &Path,
+    img: &DynamicImage,
+    force: bool,
+    quality: u8,
+) -> Result<()> {
     let format = ImageFormat::from_path(path).map_err(|_| {
         anyhow!(
             "cannot tell the image format of {} from its extension (use .png or .jpg)",
             path.display()
         )
     })?;
-    let img = match format {
-        // JPEG holds 8-bit grey or RGB only.
-        ImageFormat::Jpeg if img.color().has_color() => DynamicImage::ImageRgb8(img.to_rgb8()),
-        ImageFormat::Jpeg => DynamicImage::ImageLuma8(img.to_luma8()),
-        _ => img.clone(),
-    };
     let mut buf = Cursor::new(Vec::new());
-    img.write_to(&mut buf, format)
-        .with_context(|| format!("cannot encode {}", path.display()))?;
+    match format {
+        ImageFormat::Jpeg => {
+            // JPEG holds 8-bit grey or RGB only.
+            let img = if img.color().has_color() {
+                DynamicImage::ImageRgb8(img.to_rgb8())
+            } else {
+                DynamicImage::ImageLuma8(img.to_luma8())
+            };
+            let enc =
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality.clamp(1, 100));
+            img.write_with_encoder(enc)
+        }
+        _ => img.write_to(&mut buf, format),
+    }
+    .with_context(|| format!("cannot encode {}", path.display()))?;
     write_atomic(path, &buf.into_inner(), force, false)
 }
 
@@ -225,6 +247,13 @@ pub(crate) fn load_keypair(path: &Path, allow_readable: bool) -> Result<Keypair>
     let _ = allow_readable;
     let bytes = read_capped(path, MAX_KEY_FILE, "key file")?;
     Keypair::from_bytes(&bytes).with_context(|| format!("key file {}", path.display()))
+}
+
+/// Loads a public key file (written by `he keygen --public`).
+pub(crate) fn load_public_key(path: &Path) -> Result<paillier::PublicKey> {
+    let bytes = read_capped(path, MAX_KEY_FILE, "public key file")?;
+    paillier::PublicKey::from_bytes(&bytes)
+        .with_context(|| format!("public key file {}", path.display()))
 }
 
 /// Saves a key pair with owner-only permissions; refuses to replace an
@@ -301,6 +330,77 @@ mod tests {
         let e = read_capped(&p, 10, "kernel file").unwrap_err();
         assert!(e.to_string().contains("at most 10"), "{e}");
         assert_eq!(read_capped(&p, 100, "kernel file").unwrap().len(), 100);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn output_format_follows_the_extension_and_jpeg_quality_counts() {
+        let dir = scratch("formats");
+        let img = DynamicImage::ImageRgba8(image::RgbaImage::from_fn(32, 32, |x, y| {
+            image::Rgba([(x * 8) as u8, (y * 8) as u8, ((x ^ y) * 8) as u8, 200])
+        }));
+        let (png, lo, hi) = (dir.join("a.png"), dir.join("lo.jpg"), dir.join("hi.jpeg"));
+        write_image(&png, &img, false).unwrap();
+        write_image_with(&lo, &img, false, 10).unwrap();
+        write_image_with(&hi, &img, false, 95).unwrap();
+        assert_eq!(
+            image::ImageReader::open(&png)
+                .unwrap()
+                .with_guessed_format()
+                .unwrap()
+                .format(),
+            Some(ImageFormat::Png)
+        );
+        assert_eq!(
+            image::ImageReader::open(&hi)
+                .unwrap()
+                .with_guessed_format()
+                .unwrap()
+                .format(),
+            Some(ImageFormat::Jpeg)
+        );
+        let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+        assert!(size(&lo) < size(&hi), "{} !< {}", size(&lo), size(&hi));
+        assert!(write_image(&dir.join("x.unknown"), &img, false).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_portrait_photo_from_a_phone_comes_out_upright() {
+        // A 16x8 landscape JPEG whose EXIF says "rotate 90 degrees
+        // clockwise to display" (orientation 6), as phones write portraits.
+        let dir = scratch("exif");
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(16, 8, |x, _| {
+            image::Rgb(if x < 8 { [0, 0, 0] } else { [255, 255, 255] })
+        }));
+        let mut jpeg = Vec::new();
+        img.write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+            .unwrap();
+        let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+        tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
+        tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+        tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+        tiff.extend_from_slice(&1u32.to_le_bytes());
+        tiff.extend_from_slice(&[6, 0, 0, 0]);
+        tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut with_exif = jpeg[..2].to_vec(); // SOI
+        with_exif.extend_from_slice(&[0xff, 0xe1]);
+        with_exif.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        with_exif.extend_from_slice(&app1);
+        with_exif.extend_from_slice(&jpeg[2..]);
+        let p = dir.join("portrait.jpg");
+        std::fs::write(&p, &with_exif).unwrap();
+        let upright = read_image(&p).unwrap();
+        assert_eq!((upright.width(), upright.height()), (8, 16));
+        // Rotated clockwise: the left (black) half is now on top.
+        let rgb = upright.to_rgb8();
+        assert!(rgb.get_pixel(4, 2).0[0] < 64 && rgb.get_pixel(4, 13).0[0] > 192);
+        // The plain JPEG stays as it is.
+        std::fs::write(&p, &jpeg).unwrap();
+        let plain = read_image(&p).unwrap();
+        assert_eq!((plain.width(), plain.height()), (16, 8));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -29,8 +29,9 @@ const DIGEST_LEN: usize = 32;
 pub(crate) struct JobFile {
     /// The chain the image was encrypted for, as JSON (the service's form).
     chain_json: String,
-    /// HMAC-SHA256 of the input pixels, keyed from the private key.
-    pub(crate) input_tag: [u8; 32],
+    /// HMAC-SHA256 of the input pixels, keyed from the private key; none
+    /// when the image was encrypted with the public key only.
+    pub(crate) input_tag: Option<[u8; 32]>,
     /// The public key's bytes.
     pub(crate) public_key: Vec<u8>,
     /// The encrypted image's bytes (filtered, after `he filter`).
@@ -47,8 +48,23 @@ impl JobFile {
     ) -> Result<JobFile> {
         Ok(JobFile {
             chain_json: serde_json::to_string(chain)?,
-            input_tag: input_tag(kp, input)?,
+            input_tag: Some(input_tag(kp, input)?),
             public_key: kp.public_key().to_bytes(),
+            image,
+        })
+    }
+
+    /// A job file for `image` encrypted with the public key alone: no input
+    /// tag (it needs the private key).
+    pub(crate) fn for_public_key(
+        pk: &paillier::PublicKey,
+        chain: &[Filter],
+        image: Vec<u8>,
+    ) -> Result<JobFile> {
+        Ok(JobFile {
+            chain_json: serde_json::to_string(chain)?,
+            input_tag: None,
+            public_key: pk.to_bytes(),
             image,
         })
     }
@@ -155,10 +171,10 @@ mod tests {
     #[test]
     fn the_input_tag_names_the_image_and_needs_the_key() {
         let (kp, img, f) = sample();
-        assert_eq!(input_tag(&kp, &img).unwrap(), f.input_tag);
+        assert_eq!(Some(input_tag(&kp, &img).unwrap()), f.input_tag);
         let other = PixelImage::new(2, 1, ColorLayout::Rgb8, vec![1, 2, 3, 4, 5, 7]).unwrap();
-        assert_ne!(input_tag(&kp, &other).unwrap(), f.input_tag);
+        assert_ne!(Some(input_tag(&kp, &other).unwrap()), f.input_tag);
         let kp2 = Keypair::generate(2048).unwrap();
-        assert_ne!(input_tag(&kp2, &img).unwrap(), f.input_tag);
+        assert_ne!(Some(input_tag(&kp2, &img).unwrap()), f.input_tag);
     }
 }

@@ -240,3 +240,59 @@ fn inputs_that_are_not_regular_files_are_refused_quickly() {
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_device_with_the_public_key_only_encrypts_in_either_mode() {
+    let d = scratch("public");
+    let photo = small_photo(&d);
+    let (key, public) = (d.join("key"), d.join("key.pub"));
+    ok(&[
+        "keygen",
+        "-o",
+        s(&key),
+        "--key-bits",
+        "2048",
+        "--public",
+        s(&public),
+    ]);
+    // --short-exponent is a choice of the public-key mode only.
+    let e = he(&[
+        "encrypt",
+        s(&photo),
+        "--key",
+        s(&key),
+        "--short-exponent",
+        "-o",
+        s(&d.join("x")),
+    ]);
+    assert_eq!(e.status.code(), Some(2));
+    for (name, extra) in [("textbook", &[][..]), ("short", &["--short-exponent"][..])] {
+        let enc = d.join(format!("{name}.hej"));
+        let mut args = vec![
+            "encrypt",
+            s(&photo),
+            "--public-key",
+            s(&public),
+            "-o",
+            s(&enc),
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--filter", "sharpen"]);
+        ok(&args);
+        let filtered = d.join(format!("{name}-f.hej"));
+        ok(&["filter", s(&enc), "-o", s(&filtered)]);
+        let out = d.join(format!("{name}.png"));
+        let said = ok(&[
+            "decrypt",
+            s(&filtered),
+            "--key",
+            s(&key),
+            "-o",
+            s(&out),
+            "--input",
+            s(&photo),
+        ]);
+        assert!(said.contains("every value"), "{said}");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}

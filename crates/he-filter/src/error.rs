@@ -17,6 +17,13 @@ pub enum Error {
     /// of range, a chain the image cannot carry).
     #[error("invalid filter: {0}")]
     Parameter(String),
+    /// A result that failed a [`spot_check`](crate::spot_check): the
+    /// server's answer is wrong.
+    #[error("the server's result is wrong: {0}")]
+    Verification(#[from] crate::verify::Mismatch),
+    /// The operating system's random number generator failed.
+    #[error("the operating system's random number generator failed: {0}")]
+    Rng(getrandom::Error),
 }
 
 /// Shorthand for results of this crate.

@@ -29,6 +29,15 @@
 //! range of the results by its slot width: both are checked before any work,
 //! with an error that says what to change.
 //!
+//! # Checking a server's answer
+//!
+//! The client owns the input, so [`spot_check`] recomputes the chain at one
+//! random value of every output ciphertext and a few thousand random
+//! values more, from small windows of the input, and compares them with
+//! the decrypted result: a substituted, swapped or zeroed ciphertext, or a
+//! result that skipped the filter, is caught without filtering the whole
+//! image again (the probabilities are in its docs).
+//!
 //! # Any filter, and chains
 //!
 //! [`Filter`] names every built-in filter (Gaussian, sharpen, unsharp mask,
@@ -66,6 +75,7 @@ mod names;
 mod plan;
 mod post;
 pub mod reference;
+mod verify;
 
 pub use error::{Error, Result};
 pub use eval::apply_chain;
@@ -77,6 +87,7 @@ pub use kernel::{Kernel, MAX_KERNEL_SIZE, MAX_WEIGHT};
 pub use names::FilterParams;
 pub use plan::{check_chain, encrypt_options};
 pub use post::gradient_magnitude;
+pub use verify::{DEFAULT_RANDOM_VALUES, Mismatch, SpotCheck, SpotCheckReport, spot_check};
 
 use enc_image::{EncryptedImage, NoProgress, Progress};
 use paillier::PublicKey;

@@ -14,7 +14,7 @@ use crate::lower::Step;
 use crate::plan::affine_params;
 
 /// One channel's values on a grid.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 struct Grid {
     w: usize,
     h: usize,
@@ -24,6 +24,26 @@ struct Grid {
 impl Grid {
     fn at(&self, x: usize, y: usize) -> i64 {
         self.v[y * self.w + x]
+    }
+
+    /// Channel `c` of `img` on the `w x h` grid whose corner is `(x0, y0)`
+    /// (possibly outside the image: sampled with `border`).
+    fn sample(
+        img: &PixelImage,
+        border: BorderMode,
+        c: usize,
+        x0: i64,
+        y0: i64,
+        w: usize,
+        h: usize,
+    ) -> Grid {
+        let mut v = Vec::with_capacity(w * h);
+        for y in 0..h as i64 {
+            for x in 0..w as i64 {
+                v.push(i64::from(border.sample(img, c, x0 + x, y0 + y)));
+            }
+        }
+        Grid { w, h, v }
     }
 }
 
@@ -38,80 +58,23 @@ pub fn apply_chain(
     chain: &[Filter],
     border: BorderMode,
 ) -> Result<DecryptedImage> {
-    let steps = chain
-        .iter()
-        .map(|f| Ok((f.step()?, f.label())))
-        .collect::<Result<Vec<_>>>()?;
-    let pad: usize = steps
-        .iter()
-        .map(|(s, _)| match s {
-            Step::Kernel(k) => k.radius(),
-            _ => 0,
-        })
-        .sum();
+    let plan = Plan::new(chain, img.color())?;
     let (w, h) = (img.width(), img.height());
-    let mut color = img.color();
-    let mut grids: Vec<Grid> = (0..img.channels())
+    let pad = plan.radius;
+    let grids = (0..img.channels())
         .map(|c| {
-            let (gw, gh) = (w + 2 * pad, h + 2 * pad);
-            let mut v = Vec::with_capacity(gw * gh);
-            for y in 0..gh as i64 {
-                for x in 0..gw as i64 {
-                    v.push(i64::from(border.sample(
-                        img,
-                        c,
-                        x - pad as i64,
-                        y - pad as i64,
-                    )));
-                }
-            }
-            Grid { w: gw, h: gh, v }
+            Grid::sample(
+                img,
+                border,
+                c,
+                -(pad as i64),
+                -(pad as i64),
+                w + 2 * pad,
+                h + 2 * pad,
+            )
         })
         .collect();
-    let mut scale = Rational::ONE;
-    for (step, label) in &steps {
-        match step {
-            Step::Kernel(k) => {
-                grids = grids.iter().map(|g| correlate_valid(g, k)).collect();
-                scale = scale.times(1, k.divisor())?;
-            }
-            Step::Affine { mul, add } => {
-                let (wt, add, s) = affine_params(scale, *mul, *add, label)?;
-                for g in &mut grids {
-                    for v in &mut g.v {
-                        *v = *v * wt + add;
-                    }
-                }
-                scale = s;
-            }
-            Step::Grey => {
-                color = match color {
-                    ColorLayout::Rgb8 => ColorLayout::Luma8,
-                    ColorLayout::Rgba8 => ColorLayout::LumaA8,
-                    other => {
-                        return Err(Error::Parameter(format!(
-                            "{label}: needs an RGB or RGBA image, not {other:?}"
-                        )));
-                    }
-                };
-                let total: i64 = BT601.iter().sum();
-                let luma = Grid {
-                    v: (0..grids[0].v.len())
-                        .map(|i| (0..3).map(|c| BT601[c] * grids[c].v[i]).sum())
-                        .collect(),
-                    ..grids[0].clone()
-                };
-                let mut next = vec![luma];
-                if grids.len() == 4 {
-                    let mut alpha = grids[3].clone();
-                    alpha.v.iter_mut().for_each(|v| *v *= total);
-                    next.push(alpha);
-                }
-                grids = next;
-                scale = scale.times(1, total as u64)?;
-            }
-        }
-    }
+    let grids = plan.run(grids);
     let mut values = Vec::with_capacity(w * h * grids.len());
     for y in 0..h {
         for x in 0..w {
@@ -120,7 +83,171 @@ pub fn apply_chain(
             }
         }
     }
-    Ok(DecryptedImage::new(w, h, color, values, scale)?)
+    Ok(DecryptedImage::new(w, h, plan.color, values, plan.scale)?)
+}
+
+/// The reference chain at single pixels: the values [`apply_chain`] gives
+/// at `(x, y)`, computed from the `(2R + 1) x (2R + 1)` window around it
+/// (R the chain's total radius), sampled with the border exactly as the
+/// whole-image reference pads. One pixel costs about `sum_i s_i^2 k_i^2`
+/// products per channel (`s_i` the window side before step i, `k_i` its
+/// kernel side), whatever the image's size: what a spot check
+/// ([`spot_check`](crate::spot_check)) needs.
+///
+/// ```
+/// # fn main() -> Result<(), he_filter::Error> {
+/// use enc_image::{BorderMode, ColorLayout, PixelImage};
+/// use he_filter::{Filter, reference};
+/// let img = PixelImage::new(7, 5, ColorLayout::Rgb8, (0..105).map(|v| (v * 41 % 256) as u8).collect())?;
+/// let chain = [Filter::Gaussian { k: 3, sigma: None }, Filter::SobelX];
+/// let whole = reference::apply_chain(&img, &chain, BorderMode::Reflect101)?;
+/// let at = reference::Windowed::new(&img, &chain, BorderMode::Reflect101)?;
+/// assert_eq!(at.scale(), whole.scale());
+/// assert_eq!(at.values_at(6, 0), &whole.values()[6 * 3..7 * 3]);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Windowed<'a> {
+    img: &'a PixelImage,
+    border: BorderMode,
+    plan: Plan,
+}
+
+impl<'a> Windowed<'a> {
+    /// Prepares `chain` on `img` with `border`, checking the chain as
+    /// [`apply_chain`] does.
+    pub fn new(img: &'a PixelImage, chain: &[Filter], border: BorderMode) -> Result<Self> {
+        Ok(Windowed {
+            img,
+            border,
+            plan: Plan::new(chain, img.color())?,
+        })
+    }
+
+    /// The chain's total radius R: a value depends on the `(2R + 1)^2`
+    /// input pixels around it.
+    #[must_use]
+    pub fn radius(&self) -> usize {
+        self.plan.radius
+    }
+
+    /// The colour layout of the result.
+    #[must_use]
+    pub fn color(&self) -> ColorLayout {
+        self.plan.color
+    }
+
+    /// The public scale of the result.
+    #[must_use]
+    pub fn scale(&self) -> Rational {
+        self.plan.scale
+    }
+
+    /// The exact values of every channel of the result at `(x, y)` (inside
+    /// the image), before the scale.
+    #[must_use]
+    pub fn values_at(&self, x: usize, y: usize) -> Vec<i64> {
+        let r = self.plan.radius;
+        let side = 2 * r + 1;
+        let (x0, y0) = (x as i64 - r as i64, y as i64 - r as i64);
+        let grids = (0..self.img.channels())
+            .map(|c| Grid::sample(self.img, self.border, c, x0, y0, side, side))
+            .collect();
+        self.plan.run(grids).iter().map(|g| g.at(0, 0)).collect()
+    }
+}
+
+/// One step with its exact integer parameters, fixed from the chain and
+/// the scale before it.
+#[derive(Debug)]
+enum Op {
+    Kernel(Kernel),
+    Affine { mul: i64, add: i64 },
+    Grey,
+}
+
+/// A chain lowered to integer operations, with what it produces.
+#[derive(Debug)]
+struct Plan {
+    ops: Vec<Op>,
+    /// The sum of the kernels' radii.
+    radius: usize,
+    color: ColorLayout,
+    scale: Rational,
+}
+
+impl Plan {
+    fn new(chain: &[Filter], mut color: ColorLayout) -> Result<Plan> {
+        let mut ops = Vec::with_capacity(chain.len());
+        let (mut radius, mut scale) = (0, Rational::ONE);
+        for f in chain {
+            let label = f.label();
+            match f.step()? {
+                Step::Kernel(k) => {
+                    radius += k.radius();
+                    scale = scale.times(1, k.divisor())?;
+                    ops.push(Op::Kernel(k));
+                }
+                Step::Affine { mul, add } => {
+                    let (mul, add, s) = affine_params(scale, mul, add, &label)?;
+                    scale = s;
+                    ops.push(Op::Affine { mul, add });
+                }
+                Step::Grey => {
+                    color = match color {
+                        ColorLayout::Rgb8 => ColorLayout::Luma8,
+                        ColorLayout::Rgba8 => ColorLayout::LumaA8,
+                        other => {
+                            return Err(Error::Parameter(format!(
+                                "{label}: needs an RGB or RGBA image, not {other:?}"
+                            )));
+                        }
+                    };
+                    scale = scale.times(1, BT601.iter().sum::<i64>() as u64)?;
+                    ops.push(Op::Grey);
+                }
+            }
+        }
+        Ok(Plan {
+            ops,
+            radius,
+            color,
+            scale,
+        })
+    }
+
+    /// Runs the operations on one grid per channel, padded by `radius`.
+    fn run(&self, mut grids: Vec<Grid>) -> Vec<Grid> {
+        for op in &self.ops {
+            match op {
+                Op::Kernel(k) => grids = grids.iter().map(|g| correlate_valid(g, k)).collect(),
+                Op::Affine { mul, add } => {
+                    for g in &mut grids {
+                        for v in &mut g.v {
+                            *v = *v * mul + add;
+                        }
+                    }
+                }
+                Op::Grey => {
+                    let total: i64 = BT601.iter().sum();
+                    let luma = Grid {
+                        v: (0..grids[0].v.len())
+                            .map(|i| (0..3).map(|c| BT601[c] * grids[c].v[i]).sum())
+                            .collect(),
+                        ..grids[0].clone()
+                    };
+                    let mut next = vec![luma];
+                    if grids.len() == 4 {
+                        let mut alpha = grids[3].clone();
+                        alpha.v.iter_mut().for_each(|v| *v *= total);
+                        next.push(alpha);
+                    }
+                    grids = next;
+                }
+            }
+        }
+        grids
+    }
 }
 
 /// `out(x, y) = sum_ij w_ij in(x + j, y + i)` where the whole window fits.
@@ -217,6 +344,58 @@ mod tests {
                 assert_eq!(got.to_pixels(), filter(&img, &k, border));
             }
         }
+    }
+
+    #[test]
+    fn windowed_values_equal_the_whole_image_reference_everywhere() {
+        let chains: [&[Filter]; 4] = [
+            &[Filter::Mean { k: 3 }],
+            &[Filter::Gaussian { k: 5, sigma: None }, Filter::SobelX],
+            &[
+                Filter::Mean { k: 3 },
+                Filter::Invert,
+                Filter::Grey,
+                Filter::Laplacian,
+            ],
+            &[Filter::Contrast {
+                factor: Rational::new(3, 2).unwrap(),
+                pivot: 100,
+            }],
+        ];
+        // 1xN and Nx1 images, where the window is larger than the image.
+        for (w, h) in [(6, 5), (1, 7), (8, 1), (1, 1)] {
+            let img = PixelImage::new(
+                w,
+                h,
+                ColorLayout::Rgba8,
+                (0..w * h * 4).map(|v| (v * 89 % 251) as u8).collect(),
+            )
+            .unwrap();
+            for border in [
+                BorderMode::Replicate,
+                BorderMode::Reflect101,
+                BorderMode::Constant(7),
+            ] {
+                for chain in chains {
+                    let whole = apply_chain(&img, chain, border).unwrap();
+                    let at = Windowed::new(&img, chain, border).unwrap();
+                    assert_eq!((at.color(), at.scale()), (whole.color(), whole.scale()));
+                    let ch = whole.color().channels();
+                    for y in 0..h {
+                        for x in 0..w {
+                            let i = (y * w + x) * ch;
+                            assert_eq!(
+                                at.values_at(x, y),
+                                &whole.values()[i..i + ch],
+                                "{w}x{h} {border:?} {chain:?} at {x},{y}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let luma = PixelImage::new(1, 1, ColorLayout::Luma8, vec![1]).unwrap();
+        assert!(Windowed::new(&luma, &[Filter::Grey], BorderMode::Replicate).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! - [`wire`]: what both sides say, depending on neither: the job
 //!   envelope (magic, version, length-prefixed JSON spec, public key and
 //!   encrypted image, digest), the filter spec ([`wire::JobSpec`], a chain
-//!   of `he_filter`'s [`Filter`]), the job status and the other JSON
+//!   of `he_filter`'s `Filter`), the job status and the other JSON
 //!   documents.
 //! - `server` (cargo feature `server`): `Service` (the axum router,
 //!   worker pools, bounded queue, job store), `ServerHandle` to run it in
@@ -36,7 +36,7 @@
 //! # #[cfg(all(feature = "server", feature = "client"))]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use enc_image::{ColorLayout, EncryptedImage, NoProgress, PixelImage};
-//! use he_service::Filter;
+//! use he_filter::Filter;
 //! use he_service::client::{Client, FilterRequest};
 //! use he_service::server::{Config, ServerHandle};
 //! use he_service::wire::JobSpec;
@@ -65,9 +65,6 @@ pub mod client;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod wire;
-
-/// One filter of a chain (`he_filter`'s), as a [`wire::JobSpec`] names it.
-pub use he_filter::Filter;
 
 // The examples in the crate's README.md (its page on crates.io) run as doc
 // tests, so that they stay true to the API.

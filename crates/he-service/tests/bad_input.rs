@@ -10,10 +10,12 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use enc_image::{BorderMode, ColorLayout, EncryptedImage, NoProgress};
-use he_service::Filter;
+use he_filter::Filter;
 use he_service::client::{self, Client, FilterRequest};
 use he_service::server::ServerHandle;
-use he_service::wire::{Envelope, ErrorBody, IMAGE_CONTENT_TYPE, JOB_CONTENT_TYPE, JobSpec};
+use he_service::wire::{
+    ENVELOPE_FORMAT, Envelope, ErrorBody, IMAGE_CONTENT_TYPE, JOB_CONTENT_TYPE, JobSpec,
+};
 use paillier::Keypair;
 
 use common::*;
@@ -123,8 +125,11 @@ fn malformed_envelopes_and_images_get_400() {
     let good = f.envelope();
     assert_eq!(job(&server, &good).0, 202);
 
+    // An empty body is no envelope at all.
+    let (status, msg) = job(&server, &[]);
+    assert_eq!(status, 400, "empty: {msg}");
     // Truncated bodies, at several places.
-    for n in [0, 5, 12, 40, good.len() / 2, good.len() - 1] {
+    for n in [5, 12, 40, good.len() / 2, good.len() - 1] {
         let (status, msg) = job(&server, &good[..n]);
         assert_eq!(status, 400, "{n} bytes: {msg}");
         assert!(msg.contains("truncated"), "{n} bytes: {msg}");
@@ -135,7 +140,7 @@ fn malformed_envelopes_and_images_get_400() {
     assert_status(job(&server, &bad), 400, "bad magic");
     let mut bad = good.clone();
     bad[8] = 9;
-    assert_status(job(&server, &bad), 400, "envelope version 9");
+    assert_status(job(&server, &bad), 400, "envelope format version 9");
 
     // Wrong magic and version of the encrypted image inside.
     let img = f.enc.to_bytes();
@@ -200,8 +205,8 @@ fn malformed_envelopes_and_images_get_400() {
     assert_status(job(&server, &bad), 400, "public key");
     // A spec that is not JSON, names an unknown filter, or no filter.
     let mut bad = good.clone();
-    bad[14] = b'!';
-    assert_status(job(&server, &bad), 400, "envelope digest mismatch");
+    bad[22] = b'!';
+    assert_status(job(&server, &bad), 400, "envelope: digest mismatch");
     assert_status(job(&server, &reseal_envelope(&bad)), 400, "filter spec");
     let json = br#"{"filters":[{"filter":"unsharpen","k":3}]}"#;
     let key_bytes = f.kp.public_key().to_bytes();
@@ -405,26 +410,18 @@ fn broken_http_unknown_jobs_and_routes() {
 
 /// An envelope around raw spec bytes, bypassing the typed `JobSpec`.
 fn raw_envelope(spec: &[u8], key: &[u8], image: &[u8]) -> Vec<u8> {
-    let mut out = b"HEJOB\0\0\0\x02\x00".to_vec();
+    let mut body = Vec::new();
     for p in [spec, key, image] {
-        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        out.extend_from_slice(p);
+        paillier::frame::write_part(&mut body, p);
     }
-    seal(out)
+    ENVELOPE_FORMAT.seal(&body)
 }
 
-/// Appends the envelope's digest, as `Envelope::encode` does, so that a
-/// deliberately broken part reaches the check behind the digest.
-fn seal(mut env: Vec<u8>) -> Vec<u8> {
-    use sha2::Digest;
-    let d: [u8; 32] = sha2::Sha256::digest(&env).into();
-    env.extend_from_slice(&d);
-    env
-}
-
-/// An envelope with its digest recomputed after a deliberate change.
+/// An envelope with its framing recomputed after a deliberate change, so
+/// that a broken part reaches the checks behind the digest.
 fn reseal_envelope(env: &[u8]) -> Vec<u8> {
-    seal(env[..env.len() - 32].to_vec())
+    let head = ENVELOPE_FORMAT.header_len();
+    ENVELOPE_FORMAT.seal(&env[head..env.len() - paillier::frame::DIGEST_LEN])
 }
 
 #[test]

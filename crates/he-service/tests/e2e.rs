@@ -7,8 +7,8 @@
 mod common;
 
 use enc_image::{BorderMode, ColorLayout, NoProgress};
+use he_filter::Filter;
 use he_filter::reference;
-use he_service::Filter;
 use he_service::client::{self, Client, FilterRequest};
 use he_service::wire::JobState;
 

@@ -18,8 +18,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use enc_image::{BorderMode, ColorLayout, EncryptedImage, Limits, NoProgress, PixelImage};
+use he_filter::Filter;
 use he_filter::reference;
-use he_service::Filter;
 use he_service::client::{Client, ClientOptions, Error, Notice, check_history};
 use he_service::server::Config;
 use he_service::wire::{Envelope, JobSpec};

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use enc_image::{BorderMode, ColorLayout, NoProgress};
-use he_service::Filter;
+use he_filter::Filter;
 use he_service::client::{Client, ClientOptions, Error, Notice};
 use he_service::wire::{Envelope, Health, JobState, JobStatus};
 

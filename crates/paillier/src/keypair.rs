@@ -40,20 +40,26 @@ impl Keypair {
 
     /// Generates a key pair with an n of exactly `bits` bits, from the OS
     /// CSPRNG. `bits` must be even and at least 2048 (about 112-bit
-    /// security); 3072 is the default.
+    /// security); 3072 is the default. Smaller sizes are refused whatever
+    /// features the build has.
     pub fn generate(bits: u32) -> Result<Self> {
         Ok(Keypair {
-            sk: private_key::generate(bits)?,
+            sk: private_key::generate(bits, false)?,
         })
     }
 
-    /// Generates a small key for fast tests (down to 128 bits).
+    /// Generates a small key for fast tests (down to 128 bits), and from
+    /// then on lets this process load small keys too (see
+    /// [`insecure_test_keys`](crate::insecure_test_keys) for why).
     ///
     /// Only with the `insecure-test-keys` feature; such keys give no
-    /// security at all.
+    /// security at all. Programs never call it.
     #[cfg(feature = "insecure-test-keys")]
     pub fn generate_insecure_for_tests(bits: u32) -> Result<Self> {
-        Self::generate(bits)
+        crate::insecure_test_keys::allow_in_this_process();
+        Ok(Keypair {
+            sk: private_key::generate(bits, true)?,
+        })
     }
 
     /// Joins a public and a private key, checking that they belong together.

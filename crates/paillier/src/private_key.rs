@@ -427,8 +427,11 @@ impl<'de> Deserialize<'de> for PrivateKey {
     }
 }
 
-pub(crate) fn generate(bits: u32) -> Result<PrivateKey> {
-    crate::check_key_bits(bits)?;
+/// Generates a key of `bits` bits; below [`MIN_KEY_BITS`](crate::MIN_KEY_BITS)
+/// only when `small` (a test constructor, which has also allowed loading
+/// small keys in this process).
+pub(crate) fn generate(bits: u32, small: bool) -> Result<PrivateKey> {
+    crate::check_key_bits_from(bits, small)?;
     if !bits.is_multiple_of(2) {
         return Err(Error::KeySize {
             bits,
@@ -461,7 +464,7 @@ mod tests {
     #[test]
     fn generators_have_full_order_in_the_pth_powers() {
         for bits in [128, 256, 512] {
-            let sk = generate(bits).expect("keygen");
+            let sk = test_key(bits);
             for h in [&sk.p, &sk.q] {
                 let g = h
                     .generator
@@ -486,7 +489,7 @@ mod tests {
 
     #[test]
     fn fixed_base_table_matches_pow_mod() {
-        let sk = generate(256).expect("keygen");
+        let sk = test_key(256);
         let h = &sk.p;
         let g = h.generator.as_ref().expect("generator");
         let t = FixedBase::new(g, &h.pp, h.pm1.significant_bits());
@@ -503,7 +506,7 @@ mod tests {
 
     #[test]
     fn debug_output_holds_no_secret() {
-        let sk = generate(256).expect("keygen");
+        let sk = test_key(256);
         let dbg = format!("{sk:?} {:?}", Keypair::from(sk.clone()));
         for secret in [&sk.p.p, &sk.q.p] {
             assert!(!dbg.contains(&secret.to_string()));
@@ -513,4 +516,10 @@ mod tests {
     }
 
     use crate::Keypair;
+
+    fn test_key(bits: u32) -> PrivateKey {
+        Keypair::generate_insecure_for_tests(bits)
+            .expect("keygen")
+            .into_private_key()
+    }
 }

@@ -56,8 +56,10 @@ impl PublicKey {
     /// Makes a public key from its modulus, checking it.
     ///
     /// n must be odd, not a perfect square, free of small prime factors and
-    /// of an accepted size (at least 2048 bits unless the
-    /// `insecure-test-keys` feature is on, at most [`MAX_KEY_BITS`](crate::MAX_KEY_BITS)).
+    /// of an accepted size: at least [`MIN_KEY_BITS`](crate::MIN_KEY_BITS)
+    /// (or 128 in a test process that opted in to small keys, which needs
+    /// the `insecure-test-keys` feature and a call by name), at most
+    /// [`MAX_KEY_BITS`](crate::MAX_KEY_BITS).
     pub fn from_modulus(n: Integer) -> Result<Self> {
         if n < 0 {
             return Err(Error::InvalidPublicKey("n is negative"));

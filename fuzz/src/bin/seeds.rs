@@ -120,12 +120,12 @@ fn main() -> std::io::Result<()> {
             &format!("raw{i}"),
             &[&[0u8][..], &env].concat(),
         )?;
-        let unsealed = &env[..env.len() - paillier::frame::DIGEST_LEN];
+        let unsealed = he_toolkit_fuzz::body(&he_service::wire::ENVELOPE_FORMAT, &env);
         write(
             dir,
             "envelope",
             &format!("body{i}"),
-            &[&[1u8][..], unsealed].concat(),
+            &[&[1u8][..], &unsealed[..]].concat(),
         )?;
     }
     println!("seeds written to {}", dir.display());

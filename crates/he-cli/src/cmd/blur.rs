@@ -1,8 +1,9 @@
 //! `he blur`: both sides in one process, exactly as the network would see
 //! them: the client encrypts; the "server" gets only the bytes of the
 //! public key, the chain and the ciphertexts, filters and returns bytes; the
-//! client decrypts and checks every value against the chain computed in
-//! plain. The result is written only if all of them match.
+//! client decrypts, spot-checks the result (as `he submit` does), then
+//! compares every value with the chain computed in plain. The result is
+//! written only if all of them match.
 
 use anyhow::{Context, Result};
 use clap::ArgMatches;
@@ -89,10 +90,21 @@ pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
             ))
             .into());
         }
-        enc.decrypt(kp.private_key(), &bar)
-            .map_err(|e| VerificationFailed(format!("decryption: {e}")).into())
+        let exact = enc
+            .decrypt(kp.private_key(), &bar)
+            .map_err(|e| VerificationFailed(format!("decryption: {e}")))?;
+        Ok((enc.meta().clone(), exact))
     });
-    let exact = exact?;
+    let (meta, exact) = exact?;
+    drop(bar);
+    let spot = super::spot_check(
+        &img,
+        &spec.filters,
+        border,
+        &meta,
+        &exact,
+        he_filter::DEFAULT_RANDOM_VALUES,
+    )?;
     let (want, t_reference) = timed(|| reference::apply_chain(&img, &spec.filters, border));
     let want = want?;
     let differing = count_value_differences(&exact, &want, spec.mapping);
@@ -125,6 +137,7 @@ pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
         bytes(download.len()),
         download.len() as f64 / values as f64
     );
+    println!("{spot}");
     println!(
         "  plaintext reference ({}): {differing} of {} values differ (exact values and pixels)",
         secs(t_reference),

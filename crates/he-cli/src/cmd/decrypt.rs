@@ -46,7 +46,10 @@ pub(crate) fn run(a: DecryptArgs) -> Result<()> {
     if let Some(orig) = &a.original {
         let input = Input::load(Some(orig), None)?;
         let img = input.pixels();
-        if input_tag(&kp, &img)? != file.input_tag {
+        if file
+            .input_tag
+            .is_some_and(|tag| input_tag(&kp, &img).is_ok_and(|t| t != tag))
+        {
             bail!(
                 "{} is not the image this file was encrypted from (its tag differs; \
                  was it resized?)",

@@ -10,11 +10,18 @@ use crate::ui::{Bar, secs, timed};
 /// Runs `he keygen`.
 pub(crate) fn run(a: KeygenArgs) -> Result<()> {
     files::check_free(&a.output, a.force)?;
+    if let Some(p) = &a.public {
+        files::check_free(p, a.force)?;
+    }
     let spin = Bar::spinner(&format!("generating a {}-bit key", a.key_bits));
     let (kp, t) = timed(|| Keypair::generate(a.key_bits));
     drop(spin);
     let kp = kp?;
     files::save_keypair(&a.output, &kp, a.force)?;
+    if let Some(p) = &a.public {
+        files::write_atomic(p, &kp.public_key().to_bytes(), a.force, false)?;
+        println!("wrote the public key to {}", p.display());
+    }
     println!(
         "wrote a {}-bit key pair to {} (owner-only) in {}",
         a.key_bits,

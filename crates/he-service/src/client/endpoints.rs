@@ -319,7 +319,8 @@ impl Client {
     /// the download in bytes (phase `"download"`). One try: a download cut
     /// midway is an error, never a partial result.
     pub fn result(&self, id: &str, progress: &dyn Progress) -> Result<Vec<u8>> {
-        self.result_within(id, progress, None)?.or_404()
+        self.result_within(id, progress, None, self.max_result_bytes)?
+            .or_404()
     }
 
     pub(super) fn result_within(
@@ -327,19 +328,23 @@ impl Client {
         id: &str,
         progress: &dyn Progress,
         limit: Option<Duration>,
+        max_bytes: u64,
     ) -> Result<Step<Vec<u8>>> {
+        let max_bytes = max_bytes.min(self.max_result_bytes);
         let mut resp = match check_job(self.get(&format!("/v1/jobs/{id}/result"), limit).call()?)? {
             Step::Got(resp) => resp,
             Step::Gone { instance, message } => return Ok(Step::Gone { instance, message }),
         };
         let len = resp.body().content_length();
+        if let Some(n) = len.filter(|&n| n > max_bytes) {
+            return Err(Error::Protocol(format!(
+                "the server announced a result of {n} bytes; a result of this job is at most \
+                 {max_bytes}: refused without reading it"
+            )));
+        }
         progress.start(enc_image::Phase::Download, len.unwrap_or(0));
-        let mut reader = resp
-            .body_mut()
-            .with_config()
-            .limit(self.max_result_bytes)
-            .reader();
-        let mut out = Vec::with_capacity(len.unwrap_or(0).min(self.max_result_bytes) as usize);
+        let mut reader = resp.body_mut().with_config().limit(max_bytes).reader();
+        let mut out = Vec::with_capacity(len.unwrap_or(0).min(max_bytes) as usize);
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = reader.read(&mut buf)?;

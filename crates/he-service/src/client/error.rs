@@ -78,6 +78,14 @@ pub enum Error {
     /// The result did not load (format, limits, ciphertexts out of range).
     #[error(transparent)]
     Image(#[from] enc_image::Error),
+    /// The result decrypted, but is not the chain applied to the image: a
+    /// spot-checked value differs ([`Client::filter_image`](super::Client::filter_image)).
+    /// Nothing of it should be used.
+    #[error("the server's result failed verification: {0}")]
+    Verification(he_filter::Mismatch),
+    /// The chain or the spot check could not be evaluated on this side.
+    #[error(transparent)]
+    Filter(he_filter::Error),
     /// A download that ended early, and other I/O.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),

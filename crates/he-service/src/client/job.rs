@@ -4,8 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use enc_image::{EncryptedImage, Limits, NoProgress, Progress};
-use paillier::PublicKey;
+use enc_image::{
+    BorderMode, DecryptedImage, EncryptedImage, Limits, NoProgress, PixelImage, Progress,
+};
+use he_filter::{SpotCheck, SpotCheckReport};
+use paillier::{Keypair, PublicKey};
 
 use super::endpoints::{Client, Step, check, json};
 use super::error::{Error, Result};
@@ -193,12 +196,18 @@ impl Client {
     /// retries refused and cut connections, and gives up with
     /// [`Error::Deadline`] naming the server and what it was waiting for
     /// when `timeout` has passed. A failed job is [`Error::Server`] `422`.
+    ///
+    /// The download is bounded by what the job can return: a filtered
+    /// image has no more ciphertexts than the uploaded one, so a result
+    /// larger than the envelope (plus room for the history in its header)
+    /// is refused without being read.
     pub fn run_job(
         &self,
         envelope: &[u8],
         progress: &dyn Progress,
         timeout: Duration,
     ) -> Result<JobRun> {
+        let max_result = envelope.len() as u64 + RESULT_HEADER_ROOM;
         let deadline = Deadline::after(timeout);
         let mut retries = 0;
         let (mut upload, mut wait, mut download) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
@@ -227,7 +236,7 @@ impl Client {
                     let t = Instant::now();
                     let doing = format!("downloading the result of job {}", job.id);
                     let got = self.retrying(&deadline, &doing, true, &mut retries, |limit| {
-                        self.result_within(&job.id, progress, Some(limit))
+                        self.result_within(&job.id, progress, Some(limit), max_result)
                     })?;
                     download += t.elapsed();
                     match got {
@@ -296,6 +305,108 @@ impl Client {
     }
 }
 
+/// One plain image to filter on the server and get back verified, for
+/// [`Client::filter_image`]: the client encrypts it with its key pair,
+/// the server sees the public key and ciphertexts only, and the client
+/// decrypts and spot-checks the result against the image it owns.
+#[derive(Clone, Copy)]
+pub struct ImageRequest<'a> {
+    /// The key pair: the private key stays here.
+    pub keypair: &'a Keypair,
+    /// The image to filter.
+    pub image: &'a PixelImage,
+    /// The filter chain.
+    pub spec: &'a JobSpec,
+    /// The border at the image's edges (default replicate).
+    pub border: BorderMode,
+    /// How many values to recompute besides one of every ciphertext
+    /// (default [`SpotCheck::default`]: 2000).
+    pub spot_check: SpotCheck,
+    /// The deadline of the whole exchange (default one hour).
+    pub timeout: Duration,
+    /// Sees every phase (default none).
+    pub progress: &'a dyn Progress,
+}
+
+impl<'a> ImageRequest<'a> {
+    /// A request with the defaults: replicate border, 2000 random values
+    /// spot-checked besides one of every ciphertext, one hour, no progress.
+    #[must_use]
+    pub fn new(keypair: &'a Keypair, image: &'a PixelImage, spec: &'a JobSpec) -> Self {
+        ImageRequest {
+            keypair,
+            image,
+            spec,
+            border: BorderMode::Replicate,
+            spot_check: SpotCheck::default(),
+            timeout: DEFAULT_TIMEOUT,
+            progress: &NoProgress,
+        }
+    }
+}
+
+impl std::fmt::Debug for ImageRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageRequest")
+            .field("image", &(self.image.width(), self.image.height()))
+            .field("spec", self.spec)
+            .field("border", &self.border)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Filters a plain image on the server and returns it decrypted and
+    /// verified: encrypts it (key-holder encryption) with the options the
+    /// chain needs, runs the job ([`Client::filter`], which checks the
+    /// history), decrypts, and spot-checks the result against the image
+    /// (`he_filter::spot_check`: one value of every output ciphertext and
+    /// 2000 random values by default, recomputed from the input). A server
+    /// that changed a fraction g of the values escapes with probability
+    /// about (1-g)^2000; one that replaced or swapped any ciphertext is
+    /// caught by its sampled value. A result that fails is
+    /// [`Error::Verification`], never returned.
+    pub fn filter_image(
+        &self,
+        request: &ImageRequest<'_>,
+    ) -> Result<(DecryptedImage, SpotCheckReport, JobStatus)> {
+        let ImageRequest {
+            keypair,
+            image,
+            spec,
+            border,
+            spot_check,
+            timeout,
+            progress,
+        } = *request;
+        let opts = he_filter::encrypt_options(&spec.filters)
+            .map_err(Error::Filter)?
+            .border(border);
+        keypair.private_key().precompute();
+        let enc = EncryptedImage::encrypt(image, keypair.private_key(), &opts, progress)?;
+        let (out, status) = self.filter(&FilterRequest {
+            timeout,
+            progress,
+            ..FilterRequest::new(keypair.public_key(), spec, &enc)
+        })?;
+        let exact = out.decrypt(keypair.private_key(), progress)?;
+        let report = he_filter::spot_check(
+            image,
+            &spec.filters,
+            border,
+            out.meta(),
+            &exact,
+            &spot_check,
+        )
+        .map_err(|e| match e {
+            he_filter::Error::Verification(m) => Error::Verification(m),
+            other => Error::Filter(other),
+        })?;
+        Ok((exact, report, status))
+    }
+}
+
 /// Whether a `404` for `job`, from the server instance `now`, means that
 /// the server restarted and lost it: then the new instance, else the
 /// `404` (with `message`) as an error. An empty instance is one the
@@ -316,6 +427,10 @@ fn restarted(job: &JobStatus, now: &str, message: String) -> Result<String> {
         message: format!("{message} ({why})"),
     })
 }
+
+/// Room for a result's header beyond the uploaded image's: the history of
+/// the chain's labels, which the envelope's spec bounds.
+const RESULT_HEADER_ROOM: u64 = 64 * 1024;
 
 /// Checks that the result's history is the input's followed by the
 /// chain's labels, so that a server applying something else is caught.

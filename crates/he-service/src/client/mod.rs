@@ -44,6 +44,6 @@ mod retry;
 
 pub use endpoints::Client;
 pub use error::{Error, Result};
-pub use job::{FilterRequest, JobRun, check_history};
+pub use job::{FilterRequest, ImageRequest, JobRun, check_history};
 pub use notice::Notice;
 pub use options::ClientOptions;

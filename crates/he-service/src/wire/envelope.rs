@@ -1,44 +1,44 @@
 //! The binary job envelope a client uploads.
 //!
-//! `POST /v1/jobs` takes one body of type [`JOB_CONTENT_TYPE`]:
+//! `POST /v1/jobs` takes one body of type [`JOB_CONTENT_TYPE`], in the
+//! toolkit's one framing ([`paillier::frame`]) with the magic `HEJOB\0\0\0`
+//! and version [`ENVELOPE_VERSION`]; the body is three length-prefixed
+//! parts (u32 LE length, then the bytes):
 //!
 //! ```text
 //! magic     8 bytes   "HEJOB\0\0\0"
-//! version   u16 LE    2 (ENVELOPE_VERSION)
-//! spec      u32 LE length, then that many bytes of UTF-8 JSON: {"filters": [...]} (JobSpec)
-//! key       u32 LE length, then the public key (paillier's versioned key format)
-//! image     u32 LE length, then the encrypted image (enc-image's wire format)
+//! version   u16 LE    3 (ENVELOPE_VERSION)
+//! length    u64 LE    bytes of the body
+//! body      spec:  UTF-8 JSON {"filters": [...]} (JobSpec)
+//!           key:   the public key (paillier's key file format)
+//!           image: the encrypted image (enc-image's wire format)
 //! digest    32 bytes, SHA-256 of everything before it
 //! ```
 //!
 //! Nothing may follow the digest. The key and the image carry digests of
 //! their own; the envelope's covers the filter spec and the framing, so
 //! that a request corrupted in transit is refused, never run as another
-//! chain. The spec is at most [`MAX_SPEC_BYTES`],
-//! the key at most [`MAX_KEY_BYTES`]; the image is bounded by the server's
-//! body limit. Each part keeps its own versioned format, so the envelope
-//! only frames them. The result of a job is the encrypted image alone
-//! ([`IMAGE_CONTENT_TYPE`](super::IMAGE_CONTENT_TYPE)).
+//! chain. The spec is at most [`MAX_SPEC_BYTES`], the key at most
+//! [`MAX_KEY_BYTES`]; the image is bounded by the server's body limit. An
+//! envelope of another version (version 2 had its own framing) is refused
+//! with both version numbers named. The result of a job is the encrypted
+//! image alone ([`IMAGE_CONTENT_TYPE`](super::IMAGE_CONTENT_TYPE)).
+
+use paillier::frame::{Format, FrameError, Parts, write_part};
 
 use super::spec::JobSpec;
 
 /// Content type of a job upload (the envelope above).
 pub const JOB_CONTENT_TYPE: &str = "application/vnd.he-toolkit.job";
 /// The envelope version this build writes and reads.
-pub const ENVELOPE_VERSION: u16 = 2;
-/// Bytes of the envelope's trailing SHA-256 digest.
-const DIGEST_LEN: usize = 32;
-
-fn digest(bytes: &[u8]) -> [u8; DIGEST_LEN] {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).into()
-}
+pub const ENVELOPE_VERSION: u16 = 3;
+/// The envelope's framing: magic, version and name.
+pub const ENVELOPE_FORMAT: Format<8> =
+    Format::new(*b"HEJOB\0\0\0", ENVELOPE_VERSION, "job envelope");
 /// Largest JSON spec in an envelope.
 pub const MAX_SPEC_BYTES: usize = 256 * 1024;
 /// Largest public key in an envelope (paillier refuses larger key files).
 pub const MAX_KEY_BYTES: usize = 64 * 1024;
-
-const MAGIC: &[u8; 8] = b"HEJOB\0\0\0";
 
 /// Why a body is not an envelope this build reads. The server answers
 /// [`EnvelopeError::Malformed`] with `400` and [`EnvelopeError::TooLarge`]
@@ -55,6 +55,23 @@ pub enum EnvelopeError {
     TooLarge(String),
 }
 
+impl From<FrameError> for EnvelopeError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::TooLarge { .. } | FrameError::PartTooLarge { .. } => {
+                EnvelopeError::TooLarge(e.to_string())
+            }
+            FrameError::Magic { .. } => EnvelopeError::Malformed(format!(
+                "{e}; send {JOB_CONTENT_TYPE} as docs/SERVICE.md describes"
+            )),
+            FrameError::Digest { .. } => {
+                EnvelopeError::Malformed(format!("{e}: the upload was corrupted in transit"))
+            }
+            _ => EnvelopeError::Malformed(e.to_string()),
+        }
+    }
+}
+
 /// A decoded envelope: the spec, and the two binary parts, borrowed from
 /// the body and not yet checked (the server loads them with limits).
 #[derive(Debug, Clone, PartialEq)]
@@ -67,91 +84,33 @@ pub struct Envelope<'a> {
     pub image: &'a [u8],
 }
 
-fn part<'a>(bytes: &mut &'a [u8], name: &str, max: usize) -> Result<&'a [u8], EnvelopeError> {
-    let Some((len, rest)) = bytes.split_first_chunk::<4>() else {
-        return Err(EnvelopeError::Malformed(format!(
-            "envelope truncated before the length of the {name}"
-        )));
-    };
-    let len = u32::from_le_bytes(*len) as usize;
-    if len > max {
-        return Err(EnvelopeError::TooLarge(format!(
-            "the {name} is {len} bytes, at most {max} allowed"
-        )));
-    }
-    if len > rest.len() {
-        return Err(EnvelopeError::Malformed(format!(
-            "envelope truncated: the {name} needs {len} bytes, {} remain",
-            rest.len()
-        )));
-    }
-    let (p, rest) = rest.split_at(len);
-    *bytes = rest;
-    Ok(p)
-}
-
 impl<'a> Envelope<'a> {
     /// Frames a job: `spec`, the public key bytes and the encrypted image bytes.
     #[must_use]
     pub fn encode(spec: &JobSpec, public_key: &[u8], image: &[u8]) -> Vec<u8> {
         // A JobSpec holds only numbers, strings and vectors: this cannot fail.
         let json = serde_json::to_vec(spec).unwrap_or_default();
-        let mut out =
-            Vec::with_capacity(22 + json.len() + public_key.len() + image.len() + DIGEST_LEN);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&ENVELOPE_VERSION.to_le_bytes());
+        let mut w = ENVELOPE_FORMAT.writer(12 + json.len() + public_key.len() + image.len());
         for p in [&json[..], public_key, image] {
-            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            out.extend_from_slice(p);
+            write_part(w.body(), p);
         }
-        let d = digest(&out);
-        out.extend_from_slice(&d);
-        out
+        w.finish()
     }
 
-    /// Splits a body into its parts, checking the magic, the version, every
-    /// length and the JSON spec. Allocates nothing beyond the spec.
+    /// Splits a body into its parts, checking the framing (magic, version,
+    /// length, digest), every part's length and the JSON spec. Allocates
+    /// nothing beyond the spec.
     pub fn decode(body: &'a [u8]) -> Result<Self, EnvelopeError> {
-        let Some((magic, rest)) = body.split_first_chunk::<8>() else {
+        let inner = ENVELOPE_FORMAT.open(body, usize::MAX)?;
+        let mut parts = Parts::new(inner, "job envelope");
+        let json = parts.next("filter spec", MAX_SPEC_BYTES)?;
+        let public_key = parts.next("public key", MAX_KEY_BYTES)?;
+        let image = parts.next("encrypted image", usize::MAX)?;
+        if !parts.rest().is_empty() {
             return Err(EnvelopeError::Malformed(format!(
-                "envelope truncated: {} bytes, the header alone is 10",
-                body.len()
+                "{} bytes follow the envelope's parts",
+                parts.rest().len()
             )));
-        };
-        if magic != MAGIC {
-            return Err(EnvelopeError::Malformed(format!(
-                "not a job envelope (bad magic); send {JOB_CONTENT_TYPE} as documented"
-            )));
-        }
-        let Some((version, mut rest)) = rest.split_first_chunk::<2>() else {
-            return Err(EnvelopeError::Malformed(
-                "envelope truncated before its version".into(),
-            ));
-        };
-        let version = u16::from_le_bytes(*version);
-        if version != ENVELOPE_VERSION {
-            return Err(EnvelopeError::Malformed(format!(
-                "envelope version {version}, this server reads version {ENVELOPE_VERSION}"
-            )));
-        }
-        let json = part(&mut rest, "filter spec", MAX_SPEC_BYTES)?;
-        let public_key = part(&mut rest, "public key", MAX_KEY_BYTES)?;
-        let image = part(&mut rest, "encrypted image", usize::MAX)?;
-        if rest.len() < DIGEST_LEN {
-            return Err(EnvelopeError::Malformed(
-                "envelope truncated before its digest".into(),
-            ));
-        }
-        if rest.len() > DIGEST_LEN {
-            return Err(EnvelopeError::Malformed(format!(
-                "{} bytes follow the envelope's digest",
-                rest.len() - DIGEST_LEN
-            )));
-        }
-        if digest(&body[..body.len() - DIGEST_LEN]) != rest {
-            return Err(EnvelopeError::Malformed(
-                "envelope digest mismatch: the upload was corrupted in transit".into(),
-            ));
         }
         let spec: JobSpec = serde_json::from_slice(json)
             .map_err(|e| EnvelopeError::Malformed(format!("filter spec: {e}")))?;
@@ -167,6 +126,7 @@ impl<'a> Envelope<'a> {
 mod tests {
     use super::*;
     use he_filter::Filter;
+    use paillier::frame::{DIGEST_LEN, sha256};
 
     fn spec() -> JobSpec {
         JobSpec {
@@ -207,21 +167,21 @@ mod tests {
                 .contains("magic")
         );
         let mut bad = bytes.clone();
-        bad[8] = 1;
-        assert!(
-            Envelope::decode(&bad)
-                .unwrap_err()
-                .to_string()
-                .contains("envelope version 1, this server reads version 2")
-        );
+        bad[8] = 2;
+        let e = Envelope::decode(&bad).unwrap_err().to_string();
+        assert!(e.contains('2') && e.contains('3'), "{e}");
+        // A part longer than its limit, behind a recomputed digest.
         let mut bad = bytes.clone();
-        bad[10..14].copy_from_slice(&u32::MAX.to_le_bytes());
+        bad[18..22].copy_from_slice(&u32::MAX.to_le_bytes());
+        let n = bad.len() - DIGEST_LEN;
+        let d = sha256(&bad[..n]);
+        bad[n..].copy_from_slice(&d);
         assert!(matches!(
             Envelope::decode(&bad),
             Err(EnvelopeError::TooLarge(_))
         ));
         let bad = Envelope::encode(&spec(), b"key", b"img");
-        let json_start = 14;
+        let json_start = 22;
         let mut broken = bad.clone();
         broken[json_start] = b'[';
         assert!(
@@ -232,7 +192,7 @@ mod tests {
         );
         // Behind a recomputed digest, the JSON itself is refused.
         let n = broken.len() - DIGEST_LEN;
-        let d = digest(&broken[..n]);
+        let d = sha256(&broken[..n]);
         broken[n..].copy_from_slice(&d);
         assert!(
             Envelope::decode(&broken)

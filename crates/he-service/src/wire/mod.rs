@@ -15,7 +15,8 @@ pub use api::{
     DEFAULT_PORT, ErrorBody, FilterInfo, Health, IMAGE_CONTENT_TYPE, LimitsInfo, ServiceInfo,
 };
 pub use envelope::{
-    ENVELOPE_VERSION, Envelope, EnvelopeError, JOB_CONTENT_TYPE, MAX_KEY_BYTES, MAX_SPEC_BYTES,
+    ENVELOPE_FORMAT, ENVELOPE_VERSION, Envelope, EnvelopeError, JOB_CONTENT_TYPE, MAX_KEY_BYTES,
+    MAX_SPEC_BYTES,
 };
 pub use spec::JobSpec;
 pub use status::{JobState, JobStatus};

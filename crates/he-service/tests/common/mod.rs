@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use enc_image::{BorderMode, ColorLayout, EncryptedImage, NoProgress, PixelImage};
-use he_service::Filter;
+use he_filter::Filter;
 use he_service::server::{Config, ServerHandle};
 use he_service::wire::JobSpec;
 use paillier::Keypair;
