@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::time::{Duration, Instant};
 
 use enc_image::{BorderMode, ColorLayout, NoProgress};
-use he_service::Filter;
+use he_filter::Filter;
 use he_service::client::{Client, ClientOptions, Error};
 use he_service::server::{Config, ServerHandle};
 use he_service::wire::{Envelope, JOB_CONTENT_TYPE};

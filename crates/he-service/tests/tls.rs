@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use enc_image::{BorderMode, ColorLayout};
-use he_service::Filter;
+use he_filter::Filter;
 use he_service::client::{Client, ClientOptions, Error, FilterRequest};
 use he_service::server::{Config, ServerHandle, TlsFiles};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
