@@ -100,6 +100,7 @@ fn a_client_trusting_another_ca_is_refused_with_a_clear_message() {
     let url = format!("https://localhost:{}", server.addr().port());
     let e = client(&url, Some(other.pem())).health().unwrap_err();
     let msg = e.to_string();
+    eprintln!("refused: {msg}");
     assert!(matches!(e, Error::Tls(_)), "{e:?}");
     assert!(
         msg.contains("UnknownIssuer") || msg.contains("issuer"),
