@@ -288,6 +288,34 @@ pub(crate) struct ServeArgs {
     /// core-seconds each; default 2000); larger jobs get 422.
     #[arg(long, value_name = "UNITS")]
     pub(crate) max_job_cost: Option<u64>,
+    // --- connections and TLS ---
+    /// Longest time for a request's headers to arrive, in seconds (default 10).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) header_timeout: Option<u64>,
+    /// Close a connection idle (no request, no bytes) this long, in seconds (default 30).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) idle_timeout: Option<u64>,
+    /// Longest silence while an upload is read or an answer written, in seconds (default 10).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) body_read_timeout: Option<u64>,
+    /// Slowest upload accepted, in KiB/s (default 16; 0: no minimum); slower gets 408.
+    #[arg(long, value_name = "KIB")]
+    pub(crate) min_upload_rate: Option<u64>,
+    /// Most connections at once from one client address (default 32).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_connections_per_client: Option<u64>,
+    /// A reverse proxy whose X-Forwarded-For is believed (repeatable).
+    #[arg(long = "trusted-proxy", value_name = "ADDR")]
+    pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key", value_hint = ValueHint::FilePath)]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert", value_hint = ValueHint::FilePath)]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback (a TLS-terminating proxy is in front).
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub(crate) allow_plain_http: bool,
 }
 
 /// `he token`.
@@ -360,6 +388,10 @@ pub(crate) struct SubmitArgs {
     /// Submissions of a job lost in a server restart, the first included.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) attempts: Option<u32>,
+    /// Trust the CA certificates (PEM) in FILE for an https:// server,
+    /// instead of the system's roots.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) ca: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) chain: ChainArgs,
     /// Random values the spot check recomputes, besides one of every

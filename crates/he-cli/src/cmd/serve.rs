@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use he_service::server::Config;
 use he_service::server::tokens::TokenFile;
+use he_service::server::{Config, TlsFiles};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeArgs;
@@ -51,6 +51,30 @@ pub(crate) fn config(a: &ServeArgs) -> Result<Config> {
     if let Some(n) = a.concurrent_jobs {
         c.concurrent_jobs = n;
     }
+    // connections and TLS
+    if let Some(s) = a.header_timeout {
+        c.header_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = a.idle_timeout {
+        c.idle_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = a.body_read_timeout {
+        c.body_read_timeout = Duration::from_secs(s);
+    }
+    if let Some(kib) = a.min_upload_rate {
+        c.min_upload_rate = kib.saturating_mul(1024);
+    }
+    if let Some(n) = a.max_connections_per_client {
+        c.max_connections_per_client = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    c.trusted_proxies.clone_from(&a.trusted_proxies);
+    if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
+        c.tls = Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
+    c.allow_plain_http = a.allow_plain_http;
     Ok(c)
 }
 
@@ -68,8 +92,13 @@ pub(crate) fn run(a: ServeArgs) -> Result<()> {
         Some(t) => format!("{} API tokens", t.tokens.len()),
         None => "anonymous: no tokens".to_string(),
     };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     eprintln!(
-        "he serve on http://{} ({who}; Ctrl-C to stop); API: docs/SERVICE.md",
+        "he serve on {scheme}://{} ({who}; Ctrl-C to stop); API: docs/SERVICE.md",
         config.listen
     );
     he_service::server::run_until_ctrl_c(config)?;

@@ -69,6 +69,9 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
     if let Some(n) = a.attempts {
         options.attempts = n;
     }
+    if let Some(path) = &a.ca {
+        options.ca_pem = Some(files::read_capped(path, 1 << 20, "CA certificates")?);
+    }
     let attempts = options.attempts;
     let mut client = Client::with_options(&a.server, options)?.on_notice(|n| eprintln!("  {n}"));
     if let Some(t) = &a.token {

@@ -12,6 +12,7 @@ use enc_image::{EncryptedImage, Progress};
 use paillier::PublicKey;
 use serde::de::DeserializeOwned;
 use ureq::http::Response;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
 use ureq::{Agent, Body, SendBody};
 
 use super::error::{Error, Result};
@@ -139,9 +140,30 @@ pub(super) fn json<T: DeserializeOwned>(mut resp: Response<Body>) -> Result<T> {
     serde_json::from_str(&text).map_err(|e| Error::Protocol(format!("{e} in {text:.200}")))
 }
 
+/// The CAs in `ca_pem`, or the system's roots.
+fn roots(ca_pem: Option<&[u8]>) -> Result<RootCerts> {
+    let Some(pem) = ca_pem else {
+        return Ok(RootCerts::PlatformVerifier);
+    };
+    let mut certs: Vec<Certificate<'static>> = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item {
+            Ok(PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(Error::Options(format!("CA certificates: {e}"))),
+        }
+    }
+    if certs.is_empty() {
+        return Err(Error::Options(
+            "CA certificates: no CERTIFICATE block in the PEM given".into(),
+        ));
+    }
+    Ok(RootCerts::new_with_certs(&certs))
+}
+
 impl Client {
-    /// A client of the server at `base_url` (`http://HOST:PORT`), with the
-    /// default [`ClientOptions`].
+    /// A client of the server at `base_url` (`http://HOST:PORT` or
+    /// `https://HOST:PORT`), with the default [`ClientOptions`].
     pub fn new(base_url: &str) -> Result<Self> {
         Self::with_options(base_url, ClientOptions::default())
     }
@@ -149,9 +171,9 @@ impl Client {
     /// A client of the server at `base_url` with its own timeouts and retries.
     pub fn with_options(base_url: &str, options: ClientOptions) -> Result<Self> {
         let base = base_url.trim_end_matches('/').to_string();
-        if !base.starts_with("http://") {
+        if !base.starts_with("http://") && !base.starts_with("https://") {
             return Err(Error::Options(format!(
-                "server URL {base_url:?} must start with http:// (TLS belongs in a reverse proxy)"
+                "server URL {base_url:?} must start with http:// or https://"
             )));
         }
         if options.attempts == 0 || options.io_timeout.is_zero() {
@@ -164,6 +186,12 @@ impl Client {
             .timeout_connect(Some(options.connect_timeout))
             .timeout_per_read(Some(options.io_timeout))
             .timeout_per_write(Some(options.io_timeout))
+            .tls_config(
+                TlsConfig::builder()
+                    .provider(TlsProvider::Rustls)
+                    .root_certs(roots(options.ca_pem.as_deref())?)
+                    .build(),
+            )
             .build()
             .into();
         Ok(Client {

@@ -72,7 +72,14 @@ pub enum Error {
     Options(String),
     /// The connection or the HTTP exchange failed.
     #[error("HTTP: {0}")]
-    Http(#[from] ureq::Error),
+    Http(ureq::Error),
+    /// The TLS handshake failed: most often the server's certificate is
+    /// not signed by a CA the client trusts, or names another host.
+    #[error(
+        "TLS: {0} (if the server's certificate is signed by a CA of your own, \
+         give that CA's certificate: he submit --ca FILE, or ClientOptions::ca_pem)"
+    )]
+    Tls(String),
     /// An answer of the server that does not follow the API, or a result
     /// that is not what was asked for.
     #[error("unexpected answer from the server: {0}")]
@@ -91,6 +98,25 @@ pub enum Error {
     /// A download that ended early, and other I/O.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<ureq::Error> for Error {
+    /// TLS failures apart ([`Error::Tls`]: retrying does not cure them),
+    /// the rest as [`Error::Http`].
+    fn from(e: ureq::Error) -> Self {
+        let tls = match &e {
+            ureq::Error::Rustls(t) => Some(t.to_string()),
+            ureq::Error::Io(io) => io
+                .get_ref()
+                .and_then(|i| i.downcast_ref::<rustls::Error>())
+                .map(ToString::to_string),
+            _ => None,
+        };
+        match tls {
+            Some(message) => Error::Tls(message),
+            None => Error::Http(e),
+        }
+    }
 }
 
 /// Shorthand for results of the client.

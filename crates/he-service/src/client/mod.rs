@@ -1,6 +1,6 @@
-//! A blocking client of the API (feature `client`), on `ureq` (plain HTTP: for anything but
-//! loopback, the server belongs behind a TLS-terminating reverse proxy,
-//! and the client would then need ureq's `rustls` feature).
+//! A blocking client of the API (feature `client`), on `ureq`: plain
+//! HTTP, or HTTPS by rustls (ring) against the system's roots or the CAs
+//! in [`ClientOptions::ca_pem`].
 //!
 //! - [`Client`]: one request per endpoint ([`Client::health`],
 //!   [`Client::submit`], [`Client::status`], [`Client::result`], ...), and

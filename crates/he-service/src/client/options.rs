@@ -20,6 +20,10 @@ pub struct ClientOptions {
     pub backoff: Duration,
     /// Longest pause before a retry (default 5 s).
     pub max_backoff: Duration,
+    /// For `https://` servers: the certificates (PEM) of the CAs to trust
+    /// instead of the system's roots, for a server whose certificate is
+    /// signed by a CA of your own (default `None`: the system's roots).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for ClientOptions {
@@ -31,6 +35,7 @@ impl Default for ClientOptions {
             transfer_retries: 3,
             backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(5),
+            ca_pem: None,
         }
     }
 }

@@ -66,6 +66,10 @@ pub(super) async fn read_body(
         let mut buf = Vec::with_capacity(hint.map_or(0, |n| n.min(limit)));
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| {
+                // Cut by the connection layer: silent or too slow (body.rs).
+                if let Some(why) = super::body::timeout_of(&e) {
+                    return Error::Timeout(why);
+                }
                 Error::BadRequest(format!(
                     "the body ended early or could not be read ({e}) after {} bytes",
                     buf.len()

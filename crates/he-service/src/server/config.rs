@@ -1,10 +1,11 @@
 //! The server's settings, with safe defaults.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use super::quota::Quota;
+use super::tls::TlsFiles;
 use super::tokens::TokenFile;
 use crate::wire::DEFAULT_PORT;
 
@@ -12,8 +13,9 @@ use crate::wire::DEFAULT_PORT;
 /// machine of a few cores; every limit is checked before work.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Address to listen on (default `127.0.0.1:8787`). Plain HTTP: put a
-    /// TLS-terminating reverse proxy in front for anything but loopback.
+    /// Address to listen on (default `127.0.0.1:8787`). On any address
+    /// but loopback, the server needs [`Config::tls`] or
+    /// [`Config::allow_plain_http`].
     pub listen: SocketAddr,
     /// Largest request body in bytes (default 64 MiB: a 2048 x 2048 RGB
     /// image at 3072 bits is about 42 MiB). Larger bodies get `413` before
@@ -43,9 +45,10 @@ pub struct Config {
     /// second pool, half as large, validates uploads so that checks are
     /// not stuck behind long filters.
     pub workers: Option<NonZeroUsize>,
-    /// Most open connections (default 512); further clients wait in the
-    /// kernel's accept backlog until one closes. Bounds what idle or slow
-    /// clients can hold; a reverse proxy in front adds per-client timeouts.
+    /// Most open connections (default 512). When full, the oldest
+    /// connection with no request in flight is closed to make room; only
+    /// when every connection is busy do further clients wait in the
+    /// kernel's accept backlog.
     pub max_connections: usize,
     /// Jobs filtered at once (default 1): each uses the whole filter pool,
     /// and waiting jobs start in the order they were accepted. More than
@@ -78,6 +81,42 @@ pub struct Config {
     /// its declared length (`max_body_bytes` without one) before it is
     /// read; beyond the limit, `503`.
     pub max_inflight_bytes: usize,
+    // --- connections and TLS (server/conn.rs, client_addr.rs, tls.rs) ---
+    /// Longest time from a connection's first byte, or from the first byte
+    /// of a new request on a kept-alive connection, to the end of the
+    /// request's headers (default 10 s). A new connection that sends
+    /// nothing is closed after this too.
+    pub header_timeout: Duration,
+    /// A connection with no request in flight and no bytes either way for
+    /// this long is closed (default 30 s).
+    pub idle_timeout: Duration,
+    /// Longest silence while a request body is read (default 10 s): the
+    /// upload gets `408` and its slot is freed. Also the longest an answer
+    /// may wait for a client that stopped reading it: then the connection
+    /// is closed.
+    pub body_read_timeout: Duration,
+    /// Slowest upload accepted, in bytes per second, averaged from the
+    /// start of the body once `body_read_timeout` has passed (default
+    /// 16 KiB/s; 0 turns it off): a body that falls behind gets `408`.
+    pub min_upload_rate: u64,
+    /// Most connections at once from one client address (default 32); the
+    /// next one is closed at once, before anything is read. Connections
+    /// from a trusted proxy are not counted; instead each request through
+    /// it counts for the client address it forwards, and one beyond the
+    /// limit gets `429`.
+    pub max_connections_per_client: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (default none):
+    /// the client is the rightmost address in it that is not a trusted
+    /// proxy. From any other peer the header is ignored.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Certificate chain and private key (PEM) to serve HTTPS with
+    /// (default none: plain HTTP).
+    pub tls: Option<TlsFiles>,
+    /// Longest TLS handshake (default 10 s).
+    pub tls_handshake_timeout: Duration,
+    /// Serve plain HTTP on an address other than loopback (default
+    /// false: refused). For a TLS-terminating proxy in front.
+    pub allow_plain_http: bool,
 }
 
 impl Default for Config {
@@ -102,6 +141,16 @@ impl Default for Config {
             quota: Quota::default(),
             max_job_cost: 2_000,
             max_inflight_bytes: 4 << 30,
+            // connections and TLS
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(10),
+            min_upload_rate: 16 << 10,
+            max_connections_per_client: 32,
+            trusted_proxies: Vec::new(),
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(10),
+            allow_plain_http: false,
         }
     }
 }

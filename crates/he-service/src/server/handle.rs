@@ -36,6 +36,9 @@ impl ServerHandle {
             .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        // Refused settings fail here, not later on the server's thread.
+        super::tls::check_transport(addr, service.config())?;
+        super::tls::acceptor(service.config())?;
         let (tx, rx) = oneshot::channel::<()>();
         let (kill_tx, kill_rx) = oneshot::channel::<()>();
         let svc = service.clone();
@@ -86,10 +89,15 @@ impl ServerHandle {
         self.addr
     }
 
-    /// The base URL, `http://ADDR`.
+    /// The base URL, `http://ADDR`, or `https://ADDR` with TLS.
     #[must_use]
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.service.config().tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The service served.

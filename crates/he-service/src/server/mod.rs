@@ -7,24 +7,30 @@
 //!   listener of yours.
 //! - [`ServerHandle`]: the service on its own thread and runtime;
 //!   [`run_until_ctrl_c`] on the current thread.
-//! - [`Config`]: every limit and setting, with safe defaults.
+//! - [`Config`]: every limit and setting, with safe defaults; the
+//!   connection limits and timeouts (`conn.rs`, `body.rs`), the client's
+//!   address behind a trusted proxy (`client_addr.rs`) and HTTPS
+//!   ([`TlsFiles`], `tls.rs`).
 //! - [`tokens`]: the API tokens file (hashes only) and drawing tokens;
 //!   [`Quota`]: what one token may use.
 //! - [`Error`]: what goes wrong, each variant answered with its own HTTP
 //!   status and a JSON body (it implements axum's `IntoResponse`).
 
 mod admission;
+mod body;
 mod catalogue;
+mod client_addr;
 mod config;
+mod conn;
 mod error;
 mod handle;
 mod handlers;
 mod jobs;
-mod listener;
 mod pools;
 mod quota;
 mod router;
 mod service;
+mod tls;
 pub mod tokens;
 
 pub use config::Config;
@@ -32,3 +38,4 @@ pub use error::{Error, QuotaKind, Result};
 pub use handle::{ServerHandle, run_until_ctrl_c};
 pub use quota::{Quota, QuotaOverrides};
 pub use service::Service;
+pub use tls::TlsFiles;

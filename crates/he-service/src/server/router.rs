@@ -14,10 +14,12 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use tracing::info;
 
+use super::client_addr::ClientAddr;
+use super::conn;
 use super::error::{Error, ErrorMessage, Result, error_response};
 use super::handlers::{delete_job, health, job_result, job_status, service_info, submit};
-use super::listener::LimitedListener;
 use super::service::Service;
+use super::tls;
 
 impl Service {
     /// The routes of the API (see the crate documentation), with request
@@ -37,13 +39,18 @@ impl Service {
     }
 
     /// Serves on `listener` until `shutdown` completes, then lets requests
-    /// in progress finish. Also sweeps expired jobs.
+    /// in progress finish. Also sweeps expired jobs. HTTPS if
+    /// [`Config::tls`](super::Config::tls) says so; plain HTTP on an
+    /// address other than loopback is refused unless
+    /// [`Config::allow_plain_http`](super::Config::allow_plain_http).
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let c = &self.shared.config;
+        tls::check_transport(listener.local_addr()?, c)?;
+        let acceptor = tls::acceptor(c)?;
         info!(
             addr = %listener.local_addr()?,
             instance = self.shared.instance(),
@@ -52,6 +59,7 @@ impl Service {
             max_body_bytes = c.max_body_bytes,
             max_connections = c.max_connections,
             retention_s = c.retention.as_secs(),
+            tls = acceptor.is_some(),
             "he-service listening"
         );
         let shared = Arc::clone(&self.shared);
@@ -66,24 +74,23 @@ impl Service {
                 }
             }
         });
-        let listener = LimitedListener::new(listener, c.max_connections);
-        let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = conn::serve(self, listener, acceptor, shutdown).await;
         sweeper.abort();
         info!("he-service stopped");
-        Ok(served?)
+        served
     }
 }
 
 async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path: String = req.uri().path().chars().take(80).collect();
+    let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
     let t = Instant::now();
     let resp = next.run(req).await;
     info!(
         %method,
         path,
+        client = ?client,
         status = resp.status().as_u16(),
         ms = t.elapsed().as_millis() as u64,
         "request"

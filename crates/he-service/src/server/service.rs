@@ -69,6 +69,7 @@ impl Service {
         if config.max_chain_len == 0 || config.max_jobs == 0 || config.max_connections == 0 {
             return bad("the chain length, job and connection limits must be at least 1");
         }
+        super::conn::check_config(&config)?;
         if config.retention.is_zero() {
             return bad("the retention time must be positive");
         }
@@ -171,6 +172,15 @@ mod tests {
             // Without tokens, only loopback unless anonymous on purpose.
             Config {
                 listen: "0.0.0.0:0".parse().unwrap(),
+                allow_plain_http: true,
+                ..Config::default()
+            },
+            Config {
+                max_connections_per_client: 0,
+                ..Config::default()
+            },
+            Config {
+                header_timeout: Duration::ZERO,
                 ..Config::default()
             },
         ] {
@@ -179,11 +189,13 @@ mod tests {
         let open = Config {
             listen: "0.0.0.0:0".parse().unwrap(),
             allow_anonymous: true,
+            allow_plain_http: true,
             ..Config::default()
         };
         Service::new(open).unwrap();
         let with_tokens = Config {
             listen: "0.0.0.0:0".parse().unwrap(),
+            allow_plain_http: true,
             tokens: Some(crate::server::tokens::TokenFile::default()),
             ..Config::default()
         };
