@@ -1,6 +1,8 @@
 //! The encrypted image container: encryption and decryption of whole
 //! images, in parallel.
 
+use std::ops::Range;
+
 use paillier::hazmat::{self, Encryptor};
 use paillier::{Ciphertext, Integer, PrivateKey, PublicKey};
 use rayon::prelude::*;
@@ -9,11 +11,12 @@ use rug::integer::Order;
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
 use crate::meta::{ImageMeta, Packing};
-use crate::options::{EncryptOptions, Layout};
+use crate::options::EncryptOptions;
 use crate::output::OutputMapping;
 use crate::pixels::{ColorLayout, PixelImage};
 use crate::progress::{Phase, Progress};
 use crate::rational::Rational;
+use crate::tiles::TilePlan;
 
 /// An encrypted image: its public description and its ciphertexts.
 ///
@@ -92,42 +95,53 @@ impl EncryptedImage {
         opts: &EncryptOptions,
         progress: &dyn Progress,
     ) -> Result<Self> {
+        Self::encrypt_rows(img, 0..img.height(), key, opts, progress)
+    }
+
+    /// Encrypts tile `index` of `plan`: the image rows
+    /// [`TilePlan::rows`] as an image of their own, whose vertical halo
+    /// holds the neighbouring rows of `img` (and the border mode only
+    /// beyond the top and bottom of `img`). Filtered and decrypted, it
+    /// gives exactly these rows of the whole image's result. The plan must
+    /// be made for `img` and for `opts`' halo
+    /// ([`TilePlan::for_encryption`]); the unpacked layout, which applies
+    /// the border when filtering, only has whole-image plans.
+    pub fn encrypt_tile<E: Encryptor + ?Sized>(
+        img: &PixelImage,
+        plan: &TilePlan,
+        index: usize,
+        key: &E,
+        opts: &EncryptOptions,
+        progress: &dyn Progress,
+    ) -> Result<Self> {
+        plan.check_image(img.width(), img.height(), opts)?;
+        let rows = plan.rows(index).ok_or_else(|| {
+            Error::Parameter(format!(
+                "tile {index} does not exist, the plan has {} tiles",
+                plan.count()
+            ))
+        })?;
+        Self::encrypt_rows(img, rows, key, opts, progress)
+    }
+
+    /// Encrypts `rows` of `img` as an image of their own, with the rows
+    /// around them as vertical halo (see [`Self::encrypt_tile`]).
+    fn encrypt_rows<E: Encryptor + ?Sized>(
+        img: &PixelImage,
+        rows: Range<usize>,
+        key: &E,
+        opts: &EncryptOptions,
+        progress: &dyn Progress,
+    ) -> Result<Self> {
         let pk = key.public_key();
-        let (w, h) = (img.width(), img.height());
-        let (width, height) = (
-            u32::try_from(w).map_err(|_| Error::Limit(format!("width {w}")))?,
-            u32::try_from(h).map_err(|_| Error::Limit(format!("height {h}")))?,
-        );
-        let (packing, row_margin) = match opts.layout {
-            Layout::Packed { slot_bits, halo } => (
-                Packing::Packed(Geometry::plan(w, h, pk.bits(), slot_bits, halo)?),
-                halo,
-            ),
-            Layout::Unpacked => (Packing::Unpacked, 0),
-        };
-        let meta = ImageMeta {
-            width,
-            height,
-            color: img.color(),
-            packing,
-            border: opts.border,
-            shift: 0,
-            row_margin,
-            digit_lo: 0,
-            digit_hi: 255,
-            scale: Rational::ONE,
-            history: Vec::new(),
-            key_bits: pk.bits(),
-            key_fingerprint: pk.fingerprint(),
-        };
-        meta.check_digit_range(0, 255, "an 8-bit image")?;
+        let meta = ImageMeta::for_encryption(img.width(), rows.len(), img.color(), pk, opts)?;
         let count = meta.ciphertext_count();
         key.prepare();
         progress.start(Phase::Encrypt, count as u64);
         let ciphertexts = (0..count)
             .into_par_iter()
             .map(|idx| {
-                let m = Self::plaintext_of(&meta, img, idx);
+                let m = Self::plaintext_of(&meta, img, rows.start, idx);
                 let c = key.encrypt_raw(&m);
                 progress.advance(1);
                 c
@@ -137,18 +151,19 @@ impl EncryptedImage {
         Ok(EncryptedImage { meta, ciphertexts })
     }
 
-    /// The plaintext of ciphertext `idx` of a fresh encryption of `img`.
-    fn plaintext_of(meta: &ImageMeta, img: &PixelImage, idx: usize) -> Integer {
+    /// The plaintext of ciphertext `idx` of a fresh encryption of the rows
+    /// of `img` from `row0` on, described by `meta`.
+    fn plaintext_of(meta: &ImageMeta, img: &PixelImage, row0: usize, idx: usize) -> Integer {
         let w = img.width();
         let per_channel = meta.rows() * meta.row_len();
         let (c, rest) = (idx / per_channel, idx % per_channel);
         let (t, j) = (rest / meta.row_len(), rest % meta.row_len());
         match meta.packing {
-            Packing::Unpacked => Integer::from(img.get(j, t, c)),
+            Packing::Unpacked => Integer::from(img.get(j, row0 + t, c)),
             Packing::Packed(g) => {
                 let border = meta.border;
                 let values = (0..g.chunk_slots()).map(|s| match g.source(w, t, j, s) {
-                    Some((x, y)) => u64::from(border.sample(img, c, x, y)),
+                    Some((x, y)) => u64::from(border.sample(img, c, x, row0 as i64 + y)),
                     None => 0,
                 });
                 pack(values, g.slot_bits, g.chunk_slots())

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::border::BorderMode;
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
+use crate::options::{EncryptOptions, Layout};
 use crate::pixels::ColorLayout;
 use crate::rational::Rational;
 
@@ -42,6 +43,48 @@ pub struct ImageMeta {
 }
 
 impl ImageMeta {
+    /// The description a fresh encryption of a `width x height` image (or
+    /// tile of rows) in `color` under `pk` with `opts` has: what the
+    /// client will send, known before any ciphertext work (a job's
+    /// manifest, progress totals).
+    pub fn for_encryption(
+        width: usize,
+        height: usize,
+        color: ColorLayout,
+        pk: &paillier::PublicKey,
+        opts: &EncryptOptions,
+    ) -> Result<ImageMeta> {
+        let limit = |what: &str, v: usize| Error::Limit(format!("{what} {v}"));
+        let (w32, h32) = (
+            u32::try_from(width).map_err(|_| limit("width", width))?,
+            u32::try_from(height).map_err(|_| limit("height", height))?,
+        );
+        let (packing, row_margin) = match opts.layout {
+            Layout::Packed { slot_bits, halo } => (
+                Packing::Packed(Geometry::plan(width, height, pk.bits(), slot_bits, halo)?),
+                halo,
+            ),
+            Layout::Unpacked => (Packing::Unpacked, 0),
+        };
+        let meta = ImageMeta {
+            width: w32,
+            height: h32,
+            color,
+            packing,
+            border: opts.border,
+            shift: 0,
+            row_margin,
+            digit_lo: 0,
+            digit_hi: 255,
+            scale: Rational::ONE,
+            history: Vec::new(),
+            key_bits: pk.bits(),
+            key_fingerprint: pk.fingerprint(),
+        };
+        meta.check_digit_range(0, 255, "an 8-bit image")?;
+        Ok(meta)
+    }
+
     /// Width in pixels.
     #[must_use]
     pub fn width(&self) -> usize {
