@@ -57,6 +57,12 @@
 //! # Ok(()) }
 //! ```
 
+//! # Large images
+//!
+//! [`tiled`] runs a chain tile by tile (bands of rows with their vertical
+//! context), as a pipeline whose memory is bounded by a few tiles whatever
+//! the image size; the result is bit for bit the whole-image one.
+
 mod error;
 mod eval;
 mod filter;
@@ -66,6 +72,7 @@ mod names;
 mod plan;
 mod post;
 pub mod reference;
+pub mod tiled;
 
 pub use error::{Error, Result};
 pub use eval::apply_chain;

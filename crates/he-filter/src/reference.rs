@@ -5,6 +5,8 @@
 //! definitions (their kernels and exact parameters): here a filter is a
 //! plain loop over a grid of integers.
 
+use std::ops::Range;
+
 use enc_image::{BorderMode, ColorLayout, DecryptedImage, PixelImage, Rational};
 
 use crate::error::{Error, Result};
@@ -38,6 +40,26 @@ pub fn apply_chain(
     chain: &[Filter],
     border: BorderMode,
 ) -> Result<DecryptedImage> {
+    apply_chain_rows(img, chain, border, 0..img.height())
+}
+
+/// The rows `rows` of [`apply_chain`]'s result (the image's full width),
+/// computed from those rows and the chain's total radius of rows around
+/// them, with the border only beyond the image's top and bottom: what a
+/// decrypted tile ([`enc_image::TilePlan`]) must equal, without computing
+/// (or holding) the whole image's result.
+pub fn apply_chain_rows(
+    img: &PixelImage,
+    chain: &[Filter],
+    border: BorderMode,
+    rows: Range<usize>,
+) -> Result<DecryptedImage> {
+    if rows.is_empty() || rows.end > img.height() {
+        return Err(Error::Parameter(format!(
+            "rows {rows:?} are not within the image's {} rows",
+            img.height()
+        )));
+    }
     let steps = chain
         .iter()
         .map(|f| Ok((f.step()?, f.label())))
@@ -49,7 +71,8 @@ pub fn apply_chain(
             _ => 0,
         })
         .sum();
-    let (w, h) = (img.width(), img.height());
+    let (w, h) = (img.width(), rows.len());
+    let top = rows.start as i64 - pad as i64;
     let mut color = img.color();
     let mut grids: Vec<Grid> = (0..img.channels())
         .map(|c| {
@@ -57,12 +80,7 @@ pub fn apply_chain(
             let mut v = Vec::with_capacity(gw * gh);
             for y in 0..gh as i64 {
                 for x in 0..gw as i64 {
-                    v.push(i64::from(border.sample(
-                        img,
-                        c,
-                        x - pad as i64,
-                        y - pad as i64,
-                    )));
+                    v.push(i64::from(border.sample(img, c, x - pad as i64, top + y)));
                 }
             }
             Grid { w: gw, h: gh, v }
