@@ -4,17 +4,18 @@
 //! cargo run --release --example blur -- [INPUT] [OUTPUT] [KEY_BITS]
 //! ```
 //!
-//! The client's side generates a key and encrypts; the server's side sees
-//! only the public key and the ciphertexts and computes a 3x3 mean; the
-//! client decrypts and checks every value against the same filter computed
-//! in plain. The result is written only if they all match. The `he blur`
+//! The client's side generates a key and encrypts, tile by tile; the
+//! server's side sees only the public key and the ciphertexts and computes
+//! a 3x3 mean; the client decrypts and checks every value against the same
+//! filter computed in plain. The result is written only if they all match. The `he blur`
 //! command does the same with every option (`he blur --help`).
 
 use std::error::Error;
 
-use enc_image::{EncryptedImage, Limits, NoProgress, PixelImage};
+use enc_image::{Limits, NoProgress, PixelImage};
+use he_filter::tiled::{LocalServer, TileOptions, TiledJob};
 use he_filter::{Filter, reference};
-use paillier::{Keypair, PublicKey};
+use paillier::Keypair;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
@@ -34,43 +35,51 @@ fn main() -> Result<(), Box<dyn Error>> {
     let img = PixelImage::from_dynamic(&photo);
     let chain = [Filter::Mean { k: 3 }];
 
-    // The client: a key pair, and the image encrypted with the halo and
-    // slot width the chain needs.
+    // The client: a key pair, and the encryption the chain needs (halo,
+    // slot width). The image goes through as a pipeline of tiles (bands
+    // of rows): while one is decrypted the next is encrypted, and only a
+    // few exist at once, whatever the image's size.
     let t = std::time::Instant::now();
     let kp = Keypair::generate(bits)?;
     let opts = he_filter::encrypt_options(&chain)?;
-    let enc = EncryptedImage::encrypt(&img, kp.private_key(), &opts, &NoProgress)?;
-    let (key_bytes, upload) = (kp.public_key().to_bytes(), enc.to_bytes());
+    let job = TiledJob::new(
+        &img,
+        &chain,
+        &opts,
+        kp.public_key(),
+        &TileOptions::default(),
+    )?;
+
+    // The server: it gets the public key's bytes and each tile's bytes,
+    // and returns bytes; it never holds the private key.
+    let server = LocalServer::from_bytes(&kp.public_key().to_bytes(), &chain, Limits::default())?;
+
+    // Each decrypted tile (its rows, checked against the server's history
+    // and dimensions) is compared with the same rows of the plaintext
+    // filter as it arrives.
+    let (mut pixels, mut differing) = (Vec::with_capacity(img.len()), Vec::new());
+    job.run(kp.private_key(), &server, &NoProgress, |tile| {
+        let want = reference::apply_chain_rows(&img, &chain, opts.border, tile.rows.clone())?;
+        if tile.image != want {
+            differing.push(tile.index);
+        }
+        pixels.extend_from_slice(tile.image.to_pixels().data());
+        Ok(())
+    })?;
+    if !differing.is_empty() {
+        return Err(format!(
+            "tiles {differing:?} differ from the plaintext filter; nothing written"
+        )
+        .into());
+    }
     println!(
-        "encrypted {} ciphertexts in {:.2?}",
-        enc.ciphertexts().len(),
+        "encrypted, filtered and decrypted {} tiles of {} rows in {:.2?}",
+        job.plan().count(),
+        job.plan().tile_rows(),
         t.elapsed()
     );
-
-    // The server: bytes in, bytes out, public key only.
-    let t = std::time::Instant::now();
-    let pk = PublicKey::from_bytes(&key_bytes)?;
-    let received = EncryptedImage::from_bytes(&upload, &pk, &Limits::default())?;
-    let filtered = he_filter::apply_chain(&received, &pk, &chain, &NoProgress)?.trim_halo();
-    let download = filtered.to_bytes();
-    println!("filtered on ciphertexts in {:.2?}", t.elapsed());
-
-    // The client again: load with checks, decrypt, compare, write.
-    let t = std::time::Instant::now();
-    let result = EncryptedImage::from_bytes(&download, kp.public_key(), &Limits::default())?;
-    let labels: Vec<String> = chain.iter().map(Filter::label).collect();
-    if result.meta().history() != labels {
-        return Err("the server applied another filter".into());
-    }
-    let exact = result.decrypt(kp.private_key(), &NoProgress)?;
-    println!("decrypted in {:.2?}", t.elapsed());
-    let want = reference::apply_chain(&img, &chain, opts.border)?;
-    if exact != want {
-        return Err(
-            "the decrypted image differs from the plaintext filter; nothing written".into(),
-        );
-    }
-    exact.to_pixels().to_dynamic()?.save(&output)?;
+    let out = PixelImage::new(img.width(), img.height(), img.color(), pixels)?;
+    out.to_dynamic()?.save(&output)?;
     println!("every value equals the plaintext 3x3 mean; wrote {output}");
     Ok(())
 }

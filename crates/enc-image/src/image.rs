@@ -1,6 +1,8 @@
 //! The encrypted image container: encryption and decryption of whole
 //! images, in parallel.
 
+use std::ops::Range;
+
 use paillier::hazmat::{self, Encryptor};
 use paillier::{Ciphertext, Integer, PrivateKey, PublicKey};
 use rayon::prelude::*;
@@ -14,6 +16,7 @@ use crate::output::OutputMapping;
 use crate::pixels::{ColorLayout, PixelImage};
 use crate::progress::{Phase, Progress};
 use crate::rational::Rational;
+use crate::tiles::TilePlan;
 
 /// An encrypted image: its public description and its ciphertexts.
 ///
@@ -92,10 +95,48 @@ impl EncryptedImage {
         opts: &EncryptOptions,
         progress: &dyn Progress,
     ) -> Result<Self> {
+        Self::encrypt_rows(img, 0..img.height(), key, opts, progress)
+    }
+
+    /// Encrypts tile `index` of `plan`: the image rows
+    /// [`TilePlan::rows`] as an image of their own, whose vertical halo
+    /// holds the neighbouring rows of `img` (and the border mode only
+    /// beyond the top and bottom of `img`). Filtered and decrypted, it
+    /// gives exactly these rows of the whole image's result. The plan must
+    /// be made for `img` and for `opts`' halo
+    /// ([`TilePlan::for_encryption`]); the unpacked layout, which applies
+    /// the border when filtering, only has whole-image plans.
+    pub fn encrypt_tile<E: Encryptor + ?Sized>(
+        img: &PixelImage,
+        plan: &TilePlan,
+        index: usize,
+        key: &E,
+        opts: &EncryptOptions,
+        progress: &dyn Progress,
+    ) -> Result<Self> {
+        plan.check_image(img.width(), img.height(), opts)?;
+        let rows = plan.rows(index).ok_or_else(|| {
+            Error::Parameter(format!(
+                "tile {index} does not exist, the plan has {} tiles",
+                plan.count()
+            ))
+        })?;
+        Self::encrypt_rows(img, rows, key, opts, progress)
+    }
+
+    /// Encrypts `rows` of `img` as an image of their own, with the rows
+    /// around them as vertical halo (see [`Self::encrypt_tile`]).
+    fn encrypt_rows<E: Encryptor + ?Sized>(
+        img: &PixelImage,
+        rows: Range<usize>,
+        key: &E,
+        opts: &EncryptOptions,
+        progress: &dyn Progress,
+    ) -> Result<Self> {
         let pk = key.public_key();
         let meta = ImageMeta::for_encryption(
             img.width(),
-            img.height(),
+            rows.len(),
             img.color(),
             pk.bits(),
             pk.fingerprint(),
@@ -107,7 +148,7 @@ impl EncryptedImage {
         let ciphertexts = (0..count)
             .into_par_iter()
             .map(|idx| {
-                let m = Self::plaintext_of(&meta, img, idx);
+                let m = Self::plaintext_of(&meta, img, rows.start, idx);
                 let c = key.encrypt_raw(&m);
                 progress.advance(1);
                 c
@@ -117,18 +158,19 @@ impl EncryptedImage {
         Ok(EncryptedImage { meta, ciphertexts })
     }
 
-    /// The plaintext of ciphertext `idx` of a fresh encryption of `img`.
-    fn plaintext_of(meta: &ImageMeta, img: &PixelImage, idx: usize) -> Integer {
+    /// The plaintext of ciphertext `idx` of a fresh encryption of the rows
+    /// of `img` from `row0` on, described by `meta`.
+    fn plaintext_of(meta: &ImageMeta, img: &PixelImage, row0: usize, idx: usize) -> Integer {
         let w = img.width();
         let per_channel = meta.rows() * meta.row_len();
         let (c, rest) = (idx / per_channel, idx % per_channel);
         let (t, j) = (rest / meta.row_len(), rest % meta.row_len());
         match meta.packing {
-            Packing::Unpacked => Integer::from(img.get(j, t, c)),
+            Packing::Unpacked => Integer::from(img.get(j, row0 + t, c)),
             Packing::Packed(g) => {
                 let border = meta.border;
                 let values = (0..g.chunk_slots()).map(|s| match g.source(w, t, j, s) {
-                    Some((x, y)) => u64::from(border.sample(img, c, x, y)),
+                    Some((x, y)) => u64::from(border.sample(img, c, x, row0 as i64 + y)),
                     None => 0,
                 });
                 pack(values, g.slot_bits, g.chunk_slots())

@@ -12,6 +12,11 @@
 //! - [`Rational`]: the exact public scale a filter divides by (and the
 //!   rational parameters of filters); decryption
 //!   rounds once, to nearest with ties away from zero, then saturates.
+//! - Tiles ([`TilePlan`]): horizontal bands of rows encrypted one by one
+//!   with their neighbour rows as vertical halo
+//!   ([`EncryptedImage::encrypt_tile`]), so that a large image never lives
+//!   encrypted in memory at once and each band decrypts to exactly its
+//!   rows of the whole-image result.
 //! - Wire format: the toolkit's framing ([`FORMAT`]) around a header and
 //!   fixed-width ciphertexts, loaded with [`Limits`] and checked in full
 //!   ([`EncryptedImage::from_bytes`]).
@@ -27,6 +32,7 @@ mod pixels;
 mod progress;
 mod public_mode;
 mod rational;
+mod tiles;
 mod wire;
 
 pub use border::BorderMode;
@@ -40,6 +46,7 @@ pub use pixels::{ColorLayout, PixelImage};
 pub use progress::{NoProgress, Phase, Progress};
 pub use public_mode::PublicEncryption;
 pub use rational::{Rational, gcd};
+pub use tiles::{DEFAULT_TILE_BYTES, MIN_TILE_ROWS, TilePlan};
 pub use wire::{FORMAT, FORMAT_VERSION, Limits, ciphertext_width};
 
 // The examples in the crate's README.md (its page on crates.io) run as doc

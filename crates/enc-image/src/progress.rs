@@ -50,6 +50,18 @@ pub trait Progress: Sync {
     fn start(&self, _phase: Phase, _total: u64) {}
     /// `n` more units are done.
     fn advance(&self, _n: u64) {}
+    /// `n` more units of `phase` are done. A pipelined job (tiles
+    /// encrypted, filtered and decrypted at once) runs several phases at
+    /// the same time: it calls [`start`](Self::start) once for each of its
+    /// phases, in order, before any work, then reports every unit through
+    /// this method, and calls [`finish`](Self::finish) once at the end.
+    /// The default forwards to [`advance`](Self::advance), which suits a
+    /// front end that sums all work; one that draws a bar per phase
+    /// overrides it.
+    fn advance_phase(&self, phase: Phase, n: u64) {
+        let _ = phase;
+        self.advance(n);
+    }
     /// The phase is over.
     fn finish(&self) {}
     /// Whether the work should stop: long loops (the filters of

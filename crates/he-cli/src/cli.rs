@@ -232,9 +232,20 @@ pub(crate) struct BlurArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) threads: Option<u16>,
-    /// One pixel value per ciphertext (the slow naive baseline).
+    /// One pixel value per ciphertext (the slow naive baseline; whole
+    /// image, not tiled).
     #[arg(long)]
     pub(crate) unpacked: bool,
+    /// Rows per tile: the image is encrypted, filtered and decrypted as a
+    /// pipeline of bands of rows, a few tiles in memory at a time (default:
+    /// about 4 MiB of ciphertexts per tile, at least 16 rows).
+    #[arg(long, value_name = "N", conflicts_with = "unpacked",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) tile_rows: Option<u32>,
+    /// Encrypt, filter and decrypt the whole image at once, one phase after
+    /// the other (the path before tiles, for comparison).
+    #[arg(long, conflicts_with = "tile_rows")]
+    pub(crate) untiled: bool,
     #[command(flatten)]
     pub(crate) chain: ChainArgs,
     /// Overwrite the output if it exists.

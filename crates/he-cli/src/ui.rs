@@ -2,6 +2,7 @@
 //! the picture of what the server saw.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -125,6 +126,91 @@ impl enc_image::Progress for Bar {
 }
 
 impl Drop for Bar {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// One bar for a pipelined (tiled) job: the decrypted ciphertexts, the
+/// phase that paces it, with the tiles done and the encryption's lead in
+/// its message (hidden when standard error is not a terminal).
+#[derive(Debug)]
+pub(crate) struct JobBar {
+    bar: ProgressBar,
+    tiles: u64,
+    tiles_done: AtomicU64,
+    encrypted: AtomicU64,
+    encrypt_total: AtomicU64,
+}
+
+impl JobBar {
+    /// A bar for a job of `tiles` tiles, drawn when the job starts.
+    pub(crate) fn new(tiles: usize) -> Self {
+        JobBar {
+            bar: ProgressBar::hidden(),
+            tiles: tiles as u64,
+            tiles_done: AtomicU64::new(0),
+            encrypted: AtomicU64::new(0),
+            encrypt_total: AtomicU64::new(0),
+        }
+    }
+
+    /// One more tile is done.
+    pub(crate) fn tile_done(&self) {
+        self.tiles_done.fetch_add(1, Ordering::Relaxed);
+        self.show();
+    }
+
+    fn show(&self) {
+        let total = self.encrypt_total.load(Ordering::Relaxed).max(1);
+        let pct = 100 * self.encrypted.load(Ordering::Relaxed) / total;
+        self.bar.set_message(format!(
+            "tile {}/{}, encrypted {pct}%",
+            self.tiles_done.load(Ordering::Relaxed),
+            self.tiles
+        ));
+    }
+}
+
+impl enc_image::Progress for JobBar {
+    fn start(&self, phase: Phase, total: u64) {
+        match phase {
+            Phase::Encrypt => self.encrypt_total.store(total, Ordering::Relaxed),
+            Phase::Decrypt => {
+                self.bar
+                    .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                self.bar.set_length(total);
+                self.bar.set_style(
+                    ProgressStyle::with_template(
+                        "decrypt [{bar:40}] {pos}/{len} ciphertexts, {msg} ({eta} left)",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                self.show();
+            }
+            _ => {}
+        }
+    }
+    fn advance_phase(&self, phase: Phase, n: u64) {
+        match phase {
+            Phase::Decrypt => self.bar.inc(n),
+            Phase::Encrypt => {
+                let total = self.encrypt_total.load(Ordering::Relaxed).max(1);
+                let before = self.encrypted.fetch_add(n, Ordering::Relaxed);
+                if 100 * before / total != 100 * (before + n) / total {
+                    self.show();
+                }
+            }
+            _ => {}
+        }
+    }
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Drop for JobBar {
     fn drop(&mut self) {
         self.bar.finish_and_clear();
     }

@@ -397,3 +397,47 @@ fn submit_sends_its_token_and_a_wrong_one_is_refused_in_words() {
     assert!(d.join("right.png").exists());
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn blur_tiled_and_untiled_write_the_same_exact_picture() {
+    let d = scratch("blur-tiles");
+    let photo = small_photo(&d);
+    let run = |name: &str, extra: &[&str]| {
+        let out = d.join(name);
+        let mut args = vec![
+            "blur",
+            s(&photo),
+            "--key-bits",
+            "2048",
+            "--border",
+            "reflect101",
+            "--filter",
+            "gaussian",
+            "-k",
+            "5",
+            "-o",
+            s(&out),
+        ];
+        args.extend_from_slice(extra);
+        let text = ok(&args);
+        assert!(text.contains(" 0 of "), "{text}");
+        (text, image::open(&out).unwrap().to_rgb8())
+    };
+    // 9 rows in tiles of 2: five tiles, each with 2 halo rows on each side.
+    let (text, tiled) = run("tiled.png", &["--tile-rows", "2"]);
+    assert!(text.contains("5 tiles of 2 rows"), "{text}");
+    let (text, whole) = run("whole.png", &["--untiled"]);
+    assert!(text.contains("decrypt (client)"), "{text}");
+    assert_eq!(tiled, whole);
+    // Tiles need the packed layout.
+    let e = he(&[
+        "blur",
+        "--unpacked",
+        "--tile-rows",
+        "2",
+        "-o",
+        s(&d.join("x.png")),
+    ]);
+    assert_eq!(e.status.code(), Some(2));
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -66,6 +66,12 @@
 //! # Ok(()) }
 //! ```
 
+//! # Large images
+//!
+//! [`tiled`] runs a chain tile by tile (bands of rows with their vertical
+//! context), as a pipeline whose memory is bounded by a few tiles whatever
+//! the image size; the result is bit for bit the whole-image one.
+
 mod cost;
 mod error;
 mod eval;
@@ -76,6 +82,7 @@ mod names;
 mod plan;
 mod post;
 pub mod reference;
+pub mod tiled;
 mod verify;
 
 pub use cost::{Cost, INVERSE_MULS, KEY_EXPONENT, MULS_PER_UNIT, SECONDS_PER_UNIT, estimate_cost};

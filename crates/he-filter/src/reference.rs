@@ -5,6 +5,8 @@
 //! definitions (their kernels and exact parameters): here a filter is a
 //! plain loop over a grid of integers.
 
+use std::ops::Range;
+
 use enc_image::{BorderMode, ColorLayout, DecryptedImage, PixelImage, Rational};
 
 use crate::error::{Error, Result};
@@ -58,8 +60,28 @@ pub fn apply_chain(
     chain: &[Filter],
     border: BorderMode,
 ) -> Result<DecryptedImage> {
+    apply_chain_rows(img, chain, border, 0..img.height())
+}
+
+/// The rows `rows` of [`apply_chain`]'s result (the image's full width),
+/// computed from those rows and the chain's total radius of rows around
+/// them, with the border only beyond the image's top and bottom: what a
+/// decrypted tile ([`enc_image::TilePlan`]) must equal, without computing
+/// (or holding) the whole image's result.
+pub fn apply_chain_rows(
+    img: &PixelImage,
+    chain: &[Filter],
+    border: BorderMode,
+    rows: Range<usize>,
+) -> Result<DecryptedImage> {
+    if rows.is_empty() || rows.end > img.height() {
+        return Err(Error::Parameter(format!(
+            "rows {rows:?} are not within the image's {} rows",
+            img.height()
+        )));
+    }
     let plan = Plan::new(chain, img.color())?;
-    let (w, h) = (img.width(), img.height());
+    let (w, h) = (img.width(), rows.len());
     let pad = plan.radius;
     let grids = (0..img.channels())
         .map(|c| {
@@ -68,7 +90,7 @@ pub fn apply_chain(
                 border,
                 c,
                 -(pad as i64),
-                -(pad as i64),
+                rows.start as i64 - pad as i64,
                 w + 2 * pad,
                 h + 2 * pad,
             )

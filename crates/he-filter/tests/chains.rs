@@ -6,8 +6,7 @@
 
 mod common;
 
-use common::{border, color, image_of};
-use enc_image::Rational;
+use common::{border, color, filter, image_of};
 use enc_image::{
     BorderMode, ColorLayout, EncryptOptions, EncryptedImage, NoProgress, OutputMapping, PixelImage,
 };
@@ -19,60 +18,6 @@ use proptest::prelude::*;
 /// for a halo of several pixels.
 fn keypair() -> &'static Keypair {
     common::keypair(1024)
-}
-
-fn ratio() -> impl Strategy<Value = Rational> {
-    (-8i64..=8, 1u64..=4).prop_map(|(n, d)| Rational::new(n, d).unwrap())
-}
-
-/// Any filter but grey (which needs colour), with small random parameters.
-fn filter() -> impl Strategy<Value = Filter> {
-    prop_oneof![
-        (0usize..=2).prop_map(|r| Filter::Mean { k: 2 * r + 1 }),
-        (0usize..=2).prop_map(|r| Filter::Gaussian {
-            k: 2 * r + 1,
-            sigma: None
-        }),
-        (0usize..=1, 1u32..=20).prop_map(|(r, s)| Filter::Gaussian {
-            k: 2 * r + 1,
-            sigma: Some(f64::from(s) / 10.0)
-        }),
-        Just(Filter::Sharpen),
-        (0usize..=1, (0i64..=6, 1u64..=4)).prop_map(|(r, (n, d))| Filter::Unsharp {
-            k: 2 * r + 1,
-            amount: Rational::new(n, d).unwrap()
-        }),
-        Just(Filter::Laplacian),
-        Just(Filter::SobelX),
-        Just(Filter::SobelY),
-        Just(Filter::PrewittX),
-        Just(Filter::PrewittY),
-        Just(Filter::ScharrX),
-        Just(Filter::ScharrY),
-        Just(Filter::Emboss),
-        (0usize..=2).prop_map(|r| Filter::MotionH { k: 2 * r + 1 }),
-        (0usize..=2).prop_map(|r| Filter::MotionV { k: 2 * r + 1 }),
-        (
-            proptest::collection::vec(-3i64..=3, 3),
-            proptest::collection::vec(-3i64..=3, 3),
-            1u64..=9
-        )
-            .prop_map(|(column, row, divisor)| Filter::Separable {
-                column,
-                row,
-                divisor
-            }),
-        (proptest::collection::vec(-5i64..=5, 9), 1u64..=10).prop_map(|(weights, divisor)| {
-            Filter::Kernel {
-                size: 3,
-                weights,
-                divisor,
-            }
-        }),
-        Just(Filter::Invert),
-        (-300i64..=300).prop_map(|delta| Filter::Brightness { delta }),
-        (ratio(), 0i64..=255).prop_map(|(factor, pivot)| Filter::Contrast { factor, pivot }),
-    ]
 }
 
 /// Encrypts with what the chain needs, runs it on the server side,

@@ -1,22 +1,34 @@
 //! `he blur`: both sides in one process, exactly as the network would see
 //! them: the client encrypts; the "server" gets only the bytes of the
 //! public key, the chain and the ciphertexts, filters and returns bytes; the
-//! client decrypts, spot-checks the result (as `he submit` does), then
-//! compares every value with the chain computed in plain. The result is
-//! written only if all of them match.
+//! client decrypts and checks every value against the chain computed in
+//! plain (the whole-image path also spot-checks the result first, as `he
+//! submit` does). The result is written only if all of them match.
+//!
+//! By default the image goes through as tiles (bands of rows, see
+//! `he_filter::tiled`): encryption, the server's filter and decryption
+//! overlap, and only a few tiles of ciphertexts exist at a time. Each
+//! decrypted tile is checked against its rows of the plaintext chain.
+//! `--untiled` (and `--unpacked`) run the whole image one phase after the
+//! other.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::ArgMatches;
-use enc_image::{EncryptOptions, EncryptedImage, Limits};
+use enc_image::{EncryptOptions, EncryptedImage, Limits, PixelImage, Progress};
+use he_filter::tiled::{EncryptedTile, LocalServer, TileOptions, TileServer, TiledJob};
 use he_filter::{Filter, reference};
 use paillier::{Keypair, PublicKey};
 
 use crate::VerificationFailed;
-use crate::chain;
+use crate::chain::{self, ChainSpec};
 use crate::cli::BlurArgs;
 use crate::files;
 use crate::ui::{
-    Bar, Input, bytes, count_value_differences, noise_picture, output_paths, secs, timed,
+    Bar, Input, JobBar, bytes, count_value_differences, noise_picture, output_paths, secs, timed,
 };
 
 /// The server's side: bytes in, bytes out, no secret.
@@ -30,6 +42,14 @@ fn serve(public_key: &[u8], chain_json: &[u8], image: &[u8]) -> Result<(Vec<u8>,
     Ok((out.to_bytes(), out.ciphertexts().len()))
 }
 
+/// What both paths report.
+struct Outcome {
+    /// The picture to write.
+    result: enc_image::PixelImage,
+    /// Some of the bytes the server received, for the picture of what it saw.
+    seen: Vec<u8>,
+}
+
 /// Runs `he blur`.
 pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
     let spec = chain::from_matches(m)?;
@@ -39,6 +59,7 @@ pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
     let (out_path, view_path) = output_paths(a.output.as_deref(), &input, &spec.filters, a.force)?;
     let img = input.pixels();
     let labels: Vec<String> = spec.filters.iter().map(Filter::label).collect();
+    let tiled = !(a.unpacked || a.untiled);
     println!(
         "{}: {}x{} {:?}, {}, {}-bit key, border {}, {}",
         input.path.display(),
@@ -50,8 +71,10 @@ pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
         border.name(),
         if a.unpacked {
             "one value per ciphertext"
+        } else if tiled {
+            "packed, tiled"
         } else {
-            "packed"
+            "packed, whole image"
         }
     );
 
@@ -59,16 +82,178 @@ pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
     let (kp, t_keygen) = timed(|| Keypair::generate(a.key_bits));
     drop(spin);
     let kp = kp?;
+    println!(
+        "  key generation      {:>10}   (reported apart)",
+        secs(t_keygen)
+    );
     let opts = if a.unpacked {
         EncryptOptions::unpacked()
     } else {
         he_filter::encrypt_options(&spec.filters)?
     }
     .border(border);
+    let outcome = if tiled {
+        let tiles = TileOptions {
+            tile_rows: a.tile_rows.map(|n| n as usize),
+            ..TileOptions::default()
+        };
+        run_tiled(&img, &spec, &kp, &opts, &tiles)?
+    } else {
+        run_whole(&img, &spec, &kp, &opts)?
+    };
+    files::write_image(&out_path, &outcome.result.to_dynamic()?, a.force)?;
+    let view = noise_picture(&outcome.seen, img.width() as u32);
+    files::write_image(&view_path, &image::DynamicImage::ImageRgb8(view), false)?;
+    println!(
+        "wrote {} and {} (what the server saw)",
+        out_path.display(),
+        view_path.display()
+    );
+    Ok(())
+}
+
+/// The error for decrypted values that differ from the plaintext chain.
+fn differs(differing: usize) -> anyhow::Error {
+    VerificationFailed(format!(
+        "the decrypted image differs from the plaintext filter in {differing} values"
+    ))
+    .into()
+}
+
+/// The server's side of a tiled job, counting what crosses the "network"
+/// and keeping the first bytes it sees for the picture.
+struct Counting {
+    server: LocalServer,
+    uploaded: AtomicUsize,
+    downloaded: AtomicUsize,
+    seen: Mutex<Vec<u8>>,
+    seen_max: usize,
+}
+
+impl TileServer for Counting {
+    type Error = anyhow::Error;
+    fn filter_tile(&self, tile: EncryptedTile, progress: &dyn Progress) -> Result<Vec<u8>> {
+        self.uploaded.fetch_add(tile.bytes.len(), Ordering::Relaxed);
+        if let Ok(mut seen) = self.seen.lock() {
+            let payload = EncryptedImage::payload_of(&tile.bytes).unwrap_or(&tile.bytes);
+            let room = self.seen_max.saturating_sub(seen.len());
+            seen.extend_from_slice(&payload[..room.min(payload.len())]);
+        }
+        // A plain message: only the client's own errors (decryption and
+        // checks) count as a failed verification.
+        let out = self
+            .server
+            .filter(&tile.bytes, progress)
+            .map_err(|e| anyhow::anyhow!("server, tile {}: {e}", tile.index))?;
+        self.downloaded.fetch_add(out.len(), Ordering::Relaxed);
+        Ok(out)
+    }
+}
+
+/// Encrypt, filter and decrypt as a pipeline of tiles; every tile checked
+/// against its rows of the plaintext chain as it arrives.
+fn run_tiled(
+    img: &PixelImage,
+    spec: &ChainSpec,
+    kp: &Keypair,
+    opts: &EncryptOptions,
+    tiles: &TileOptions,
+) -> Result<Outcome> {
+    let job = TiledJob::new(img, &spec.filters, opts, kp.public_key(), tiles)?;
+    let plan = *job.plan();
+    let key_bytes = kp.public_key().to_bytes();
+    let server = Counting {
+        server: LocalServer::from_bytes(&key_bytes, &spec.filters, Limits::default())
+            .context("server")?,
+        uploaded: AtomicUsize::new(key_bytes.len()),
+        downloaded: AtomicUsize::new(0),
+        seen: Mutex::new(Vec::new()),
+        seen_max: img.len(),
+    };
+    let mut pixels = Vec::with_capacity(img.len());
+    let mut color = None;
+    let (mut differing, mut compared, mut t_reference) = (0, 0, Duration::ZERO);
+    let bar = JobBar::new(plan.count());
+    let (done, t_all) = timed(|| {
+        kp.private_key().precompute();
+        job.run(kp.private_key(), &server, &bar, |tile| {
+            let (want, t) = timed(|| {
+                reference::apply_chain_rows(img, &spec.filters, opts.border, tile.rows.clone())
+            });
+            t_reference += t;
+            let want = want.map_err(|e| anyhow::anyhow!("plaintext reference: {e}"))?;
+            differing += count_value_differences(&tile.image, &want, spec.mapping);
+            compared += want.values().len();
+            let part = tile.image.to_pixels_with(spec.mapping);
+            color = Some(part.color());
+            pixels.extend_from_slice(part.data());
+            bar.tile_done();
+            Ok(())
+        })
+    });
+    drop(bar);
+    // What is left of he_filter's errors comes from the client's side:
+    // loading, checking and decrypting the server's results.
+    done.map_err(|e| match e.downcast::<he_filter::Error>() {
+        Ok(e) => VerificationFailed(format!("decryption: {e}")).into(),
+        Err(e) => e,
+    })?;
+    let totals = job.totals();
+    let (up, down) = (
+        server.uploaded.load(Ordering::Relaxed),
+        server.downloaded.load(Ordering::Relaxed),
+    );
+    println!(
+        "  encrypt+filter+decrypt {:>7}   {} of {} rows (+{} halo rows each side), pipelined",
+        secs(t_all),
+        match plan.count() {
+            1 => "1 tile".to_string(),
+            n => format!("{n} tiles"),
+        },
+        plan.tile_rows(),
+        plan.halo_rows()
+    );
+    println!(
+        "  ciphertexts: {} encrypted, {} computed by the server, {} decrypted",
+        totals.encrypt, totals.filter, totals.decrypt
+    );
+    print_traffic(up, down, img.len());
+    println!(
+        "  plaintext reference ({}, tile by tile, within the pipeline): {differing} of {compared} values differ (exact values and pixels)",
+        secs(t_reference)
+    );
+    if differing != 0 {
+        return Err(differs(differing));
+    }
+    let color = color.context("no tile came back")?;
+    let result = PixelImage::new(img.width(), img.height(), color, pixels)?;
+    let seen = server.seen.into_inner().unwrap_or_default();
+    Ok(Outcome { result, seen })
+}
+
+/// Bytes up and down, and per pixel value.
+fn print_traffic(up: usize, down: usize, values: usize) {
+    println!(
+        "  uploaded {} ({:.2} bytes per pixel value), downloaded {} ({:.2} bytes per pixel value)",
+        bytes(up),
+        up as f64 / values as f64,
+        bytes(down),
+        down as f64 / values as f64
+    );
+}
+
+/// The whole image at once, one phase after the other.
+fn run_whole(
+    img: &PixelImage,
+    spec: &ChainSpec,
+    kp: &Keypair,
+    opts: &EncryptOptions,
+) -> Result<Outcome> {
+    let labels: Vec<String> = spec.filters.iter().map(Filter::label).collect();
     let bar = Bar::new();
     let (enc, t_encrypt) = timed(|| {
         kp.private_key().precompute();
-        EncryptedImage::encrypt(&img, kp.private_key(), &opts, &bar)
+        EncryptedImage::encrypt(img, kp.private_key(), opts, &bar)
     });
     let enc = enc?;
     let ciphertexts_in = enc.ciphertexts().len();
@@ -98,20 +283,16 @@ pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
     let (meta, exact) = exact?;
     drop(bar);
     let spot = super::spot_check(
-        &img,
+        img,
         &spec.filters,
-        border,
+        opts.border,
         &meta,
         &exact,
         he_filter::DEFAULT_RANDOM_VALUES,
     )?;
-    let (want, t_reference) = timed(|| reference::apply_chain(&img, &spec.filters, border));
+    let (want, t_reference) = timed(|| reference::apply_chain(img, &spec.filters, opts.border));
     let want = want?;
     let differing = count_value_differences(&exact, &want, spec.mapping);
-    println!(
-        "  key generation      {:>10}   (reported apart)",
-        secs(t_keygen)
-    );
     println!(
         "  encrypt (client)    {:>10}   {ciphertexts_in} ciphertexts",
         secs(t_encrypt)
@@ -129,14 +310,7 @@ pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
         "  encrypt+filter+decrypt {:>7}",
         secs(t_encrypt + t_filter + t_decrypt)
     );
-    let values = img.len();
-    println!(
-        "  uploaded {} ({:.2} bytes per pixel value), downloaded {} ({:.2} bytes per pixel value)",
-        bytes(key_bytes.len() + upload.len()),
-        (key_bytes.len() + upload.len()) as f64 / values as f64,
-        bytes(download.len()),
-        download.len() as f64 / values as f64
-    );
+    print_traffic(key_bytes.len() + upload.len(), download.len(), img.len());
     println!("{spot}");
     println!(
         "  plaintext reference ({}): {differing} of {} values differ (exact values and pixels)",
@@ -144,22 +318,13 @@ pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
         want.values().len()
     );
     if differing != 0 {
-        return Err(VerificationFailed(format!(
-            "the decrypted image differs from the plaintext filter in {differing} values"
-        ))
-        .into());
+        return Err(differs(differing));
     }
-    let result = exact.to_pixels_with(spec.mapping).to_dynamic()?;
-    files::write_image(&out_path, &result, a.force)?;
-    let view = noise_picture(
-        EncryptedImage::payload_of(&upload).unwrap_or(&upload),
-        img.width() as u32,
-    );
-    files::write_image(&view_path, &image::DynamicImage::ImageRgb8(view), false)?;
-    println!(
-        "wrote {} and {} (what the server saw)",
-        out_path.display(),
-        view_path.display()
-    );
-    Ok(())
+    let seen = EncryptedImage::payload_of(&upload)
+        .unwrap_or(&upload)
+        .to_vec();
+    Ok(Outcome {
+        result: exact.to_pixels_with(spec.mapping),
+        seen,
+    })
 }
