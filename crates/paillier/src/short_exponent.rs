@@ -149,7 +149,7 @@ impl WindowTable {
 /// every homomorphic operation. [`new`](Self::new) builds a table of powers
 /// of `h_s` (3.5 MiB at 2048 bits, 6.0 MiB at 3072, in parallel); build one
 /// encryptor per key and share it (it is `Sync`). It implements
-/// [`Encryptor`](crate::Encryptor), so containers such as `enc-image` take it
+/// [`Encryptor`](crate::hazmat::Encryptor), so containers such as `enc-image` take it
 /// where they take a key.
 ///
 /// ```
