@@ -37,7 +37,8 @@ pub(crate) struct ChainSpec {
     pub(crate) filters: Vec<Filter>,
     /// The output mapping.
     pub(crate) mapping: OutputMapping,
-    /// Whether any filter option was given at all (else: the default chain).
+    /// Whether any option naming filters was given (anything but
+    /// `--map`); else the chain is the default 3x3 mean.
     pub(crate) given: bool,
 }
 
@@ -54,7 +55,7 @@ pub(crate) fn from_matches(m: &ArgMatches) -> Result<ChainSpec> {
     }
     given.sort_by_key(|(i, _, _)| *i);
     let mut b = Builder::default();
-    let any = !given.is_empty();
+    let any = given.iter().any(|(_, flag, _)| *flag != "--map");
     for (_, flag, value) in given {
         b.accept(flag, value)?;
     }

@@ -206,9 +206,12 @@ pub(crate) struct DecryptArgs {
     /// decrypted value against the chain computed in plain.
     #[arg(long = "input", value_name = "IMAGE", value_hint = ValueHint::FilePath)]
     pub(crate) original: Option<PathBuf>,
-    /// How signed results become pixels: saturate (default), abs or shift128.
-    #[arg(long, default_value = "saturate")]
-    pub(crate) map: String,
+    /// The chain the file must have been filtered with, and `--map`. A
+    /// file made by `he encrypt --key` carries its chain under a tag of
+    /// your key, so `--filter` is optional; one made with `--public-key`
+    /// cannot prove its chain: restate it here.
+    #[command(flatten)]
+    pub(crate) chain: ChainArgs,
     /// Replace an existing output file.
     #[arg(long)]
     pub(crate) force: bool,
@@ -371,7 +374,7 @@ pub(crate) struct SubmitArgs {
     pub(crate) server: String,
     /// API token for a server with tokens (`he token create`).
     #[arg(long, value_name = "TOKEN", env = "HE_TOKEN", hide_env_values = true)]
-    pub(crate) token: Option<String>,
+    pub(crate) token: Option<Secret>,
     /// Keep the key pair in FILE: loaded (and checked) if it exists, else
     /// generated and written with owner-only permissions.
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
@@ -493,4 +496,22 @@ pub(crate) struct ManArgs {
     /// The directory to write the pages into (created if missing).
     #[arg(short, long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub(crate) output: PathBuf,
+}
+
+/// A secret from the command line (an API token): its `Debug` shows no
+/// character of it, so no log or debug print of the arguments leaks it.
+#[derive(Clone)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
 }

@@ -192,8 +192,10 @@ pub(crate) fn write_image(path: &Path, img: &DynamicImage, force: bool) -> Resul
 }
 
 /// Encodes `img` in the format its path's extension names (PNG, or JPEG at
-/// `quality`, 1 to 100) and writes it atomically. No metadata of the input
-/// (EXIF, ICC, text) is carried over: the encoders write pixels only.
+/// `quality`, 1 to 100) and writes it atomically, owner-only (0600 on
+/// Unix): a decrypted photo is what the whole toolkit keeps private. No
+/// metadata of the input (EXIF, ICC, text) is carried over: the encoders
+/// write pixels only.
 pub(crate) fn write_image_with(
     path: &Path,
     img: &DynamicImage,
@@ -222,7 +224,7 @@ pub(crate) fn write_image_with(
         _ => img.write_to(&mut buf, format),
     }
     .with_context(|| format!("cannot encode {}", path.display()))?;
-    write_atomic(path, &buf.into_inner(), force, false)
+    write_atomic(path, &buf.into_inner(), force, true)
 }
 
 /// Loads a key pair written by [`save_keypair`]: refuses a file that
@@ -341,6 +343,12 @@ mod tests {
         }));
         let (png, lo, hi) = (dir.join("a.png"), dir.join("lo.jpg"), dir.join("hi.jpeg"));
         write_image(&png, &img, false).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&png).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "a decrypted image readable by others");
+        }
         write_image_with(&lo, &img, false, 10).unwrap();
         write_image_with(&hi, &img, false, 95).unwrap();
         assert_eq!(

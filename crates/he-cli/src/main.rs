@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         Command::Keygen(a) => cmd::keygen::run(a),
         Command::Encrypt(a) => cmd::encrypt::run(a, &sub),
         Command::Filter(a) => cmd::filter::run(a, &sub),
-        Command::Decrypt(a) => cmd::decrypt::run(a),
+        Command::Decrypt(a) => cmd::decrypt::run(a, &sub),
         Command::Blur(a) => cmd::blur::run(a, &sub),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Submit(a) => cmd::submit::run(a, &sub),

@@ -283,6 +283,23 @@ fn a_device_with_the_public_key_only_encrypts_in_either_mode() {
         let filtered = d.join(format!("{name}-f.hej"));
         ok(&["filter", s(&enc), "-o", s(&filtered)]);
         let out = d.join(format!("{name}.png"));
+        // Made with the public key only, the file cannot prove its chain:
+        // the key holder restates it, and another one is refused.
+        let e = he(&["decrypt", s(&filtered), "--key", s(&key), "-o", s(&out)]);
+        assert_eq!(e.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&e.stderr).contains("restate"));
+        let e = he(&[
+            "decrypt",
+            s(&filtered),
+            "--key",
+            s(&key),
+            "-o",
+            s(&out),
+            "--filter",
+            "emboss",
+        ]);
+        assert_eq!(e.status.code(), Some(3));
+        assert!(!out.exists());
         let said = ok(&[
             "decrypt",
             s(&filtered),
@@ -292,6 +309,8 @@ fn a_device_with_the_public_key_only_encrypts_in_either_mode() {
             s(&out),
             "--input",
             s(&photo),
+            "--filter",
+            "sharpen",
         ]);
         assert!(said.contains("every value"), "{said}");
     }
@@ -439,5 +458,40 @@ fn blur_tiled_and_untiled_write_the_same_exact_picture() {
         s(&d.join("x.png")),
     ]);
     assert_eq!(e.status.code(), Some(2));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn keygen_never_writes_the_public_key_over_the_key_pair() {
+    let d = scratch("keygen-same");
+    let key = d.join("k");
+    let e = he(&[
+        "keygen",
+        "-o",
+        s(&key),
+        "--public",
+        s(&key),
+        "--key-bits",
+        "2048",
+    ]);
+    assert_eq!(e.status.code(), Some(1));
+    ok(&["keygen", "-o", s(&key), "--key-bits", "2048"]);
+    let before = std::fs::read(&key).unwrap();
+    let e = he(&[
+        "keygen",
+        "-o",
+        s(&key),
+        "--public",
+        s(&key),
+        "--key-bits",
+        "2048",
+        "--force",
+    ]);
+    assert_eq!(e.status.code(), Some(1));
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        before,
+        "the key pair was replaced"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -69,7 +69,8 @@ fn free_port() -> u16 {
 #[test]
 fn plain_http_on_a_public_address_is_refused_at_start() {
     let mut child = Server(
-        he().args(["serve", "--listen", "0.0.0.0:0"])
+        // Anonymous on purpose, so that the transport rule is what refuses.
+        he().args(["serve", "--listen", "0.0.0.0:0", "--anonymous"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -151,7 +151,9 @@ fn silent_uploads_are_cut_with_408_and_a_normal_job_gets_through() {
     let run = loop {
         match client.run_job(&envelope, &NoProgress, Duration::from_secs(20)) {
             Ok(run) => break run,
-            Err(Error::Server { status: 503, .. }) if t.elapsed() < Duration::from_secs(10) => {
+            Err(Error::Server {
+                status: 503 | 429, ..
+            }) if t.elapsed() < Duration::from_secs(10) => {
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(e) => panic!("the normal job failed after {:?}: {e}", t.elapsed()),

@@ -118,8 +118,14 @@ fn a_heavy_token_does_not_hold_back_another_tokens_small_job() {
     let heavy = tokens.create("heavy", 1).unwrap();
     let light = tokens.create("light", 1).unwrap();
     let server = server(|c| c.tokens = Some(tokens));
-    let a = Client::new(&server.url()).unwrap().with_token(&heavy);
-    let b = Client::new(&server.url()).unwrap().with_token(&light);
+    let a = Client::new(&server.url())
+        .unwrap()
+        .with_token(&heavy)
+        .unwrap();
+    let b = Client::new(&server.url())
+        .unwrap()
+        .with_token(&light)
+        .unwrap();
     let big = envelope(heavy_filter(), 192, 4);
     // Token A queues three heavy jobs, then token B one small job.
     let heavy_jobs: Vec<_> = (0..3)

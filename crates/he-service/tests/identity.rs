@@ -121,6 +121,7 @@ fn jobs_need_a_token_and_belong_to_it() {
     let err = Client::new(&server.url())
         .unwrap()
         .with_token("he_wrong")
+        .unwrap()
         .submit_envelope(&envelope, &NoProgress)
         .unwrap_err();
     assert!(matches!(err, client::Error::Unauthorized { .. }), "{err}");
@@ -132,7 +133,10 @@ fn jobs_need_a_token_and_belong_to_it() {
     assert_eq!(raw(&server, "GET", "/v1/health", None, None).status, 200);
 
     // Alice's job is hers: Bob and the anonymous get nothing of it.
-    let alice_client = Client::new(&server.url()).unwrap().with_token(&alice);
+    let alice_client = Client::new(&server.url())
+        .unwrap()
+        .with_token(&alice)
+        .unwrap();
     let job = alice_client
         .submit_envelope(&envelope, &NoProgress)
         .unwrap();
@@ -179,7 +183,10 @@ fn a_token_over_its_quota_gets_429_with_the_quota_and_retry_after() {
         "{retry}"
     );
 
-    let c = Client::new(&server.url()).unwrap().with_token(&small);
+    let c = Client::new(&server.url())
+        .unwrap()
+        .with_token(&small)
+        .unwrap();
     let job = c.submit_envelope(&envelope, &NoProgress).unwrap();
     c.wait(&job.id, &NoProgress, TIMEOUT).unwrap();
     let a = raw(&server, "POST", "/v1/jobs", Some(&small), Some(&envelope));
@@ -202,7 +209,10 @@ fn many_tiny_jobs_of_one_token_cannot_fill_the_store_for_everyone() {
     let normal = tokens.create("normal", 1).unwrap();
     let server = server(|c| c.tokens = Some(tokens));
     let envelope = tiny_envelope(3);
-    let c = Client::new(&server.url()).unwrap().with_token(&flood);
+    let c = Client::new(&server.url())
+        .unwrap()
+        .with_token(&flood)
+        .unwrap();
     let mut accepted = 0;
     let mut refused = None;
     for _ in 0..1024 {
@@ -225,7 +235,10 @@ fn many_tiny_jobs_of_one_token_cannot_fill_the_store_for_everyone() {
     assert!(message.contains("jobs stored"), "{message}");
     assert!(accepted < 1024, "{accepted}");
     // Everyone else is still served.
-    let n = Client::new(&server.url()).unwrap().with_token(&normal);
+    let n = Client::new(&server.url())
+        .unwrap()
+        .with_token(&normal)
+        .unwrap();
     let job = n.submit_envelope(&envelope, &NoProgress).unwrap();
     assert_eq!(
         n.wait(&job.id, &NoProgress, TIMEOUT).unwrap().state,

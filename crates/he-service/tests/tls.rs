@@ -119,8 +119,10 @@ fn ca_other() -> CertifiedIssuer<'static, KeyPair> {
 
 #[test]
 fn plain_http_off_loopback_is_refused_unless_allowed() {
+    // Anonymous on purpose, so that the transport rule is what refuses.
     let config = Config {
         listen: "0.0.0.0:0".parse().unwrap(),
+        allow_anonymous: true,
         ..Config::default()
     };
     let e = ServerHandle::start(config.clone()).unwrap_err().to_string();

@@ -1,8 +1,11 @@
 //! `he decrypt`: check, decrypt, write only what passed.
 
 use anyhow::{Context, Result, bail};
-use enc_image::{EncryptedImage, Limits, OutputMapping};
-use he_filter::reference;
+use clap::ArgMatches;
+use enc_image::{EncryptedImage, Limits};
+use he_filter::{Filter, reference};
+
+use crate::chain;
 
 use crate::VerificationFailed;
 use crate::cli::DecryptArgs;
@@ -12,16 +15,43 @@ use crate::jobfile::{JobFile, input_tag};
 use crate::ui::{Bar, Input, count_value_differences, secs, timed};
 
 /// Runs `he decrypt`.
-pub(crate) fn run(a: DecryptArgs) -> Result<()> {
-    let mapping: OutputMapping = a
-        .map
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("--map: {e}"))?;
+pub(crate) fn run(a: DecryptArgs, m: &ArgMatches) -> Result<()> {
+    let stated = chain::from_matches(m)?;
+    let mapping = stated.mapping;
     files::check_free(&a.output, a.force)?;
     let kp = files::load_keypair(&a.key.key, a.key.allow_readable_key)?;
     let file = JobFile::from_bytes(&files::read_capped(&a.input, MAX_JOB_FILE, "job file")?)
         .with_context(|| a.input.display().to_string())?;
-    let chain = file.chain()?;
+    if file.public_key != kp.public_key().to_bytes() {
+        bail!(
+            "{} was encrypted under another public key than {}'s",
+            a.input.display(),
+            a.key.key.display()
+        );
+    }
+    let chain = match file.authentic_chain(&kp)? {
+        Some(chain) if stated.given && stated.filters != chain => bail!(
+            "{} was encrypted for {:?}, not the {:?} given here",
+            a.input.display(),
+            labels(&chain),
+            labels(&stated.filters)
+        ),
+        Some(chain) => chain,
+        None if !stated.given => bail!(
+            "{} was encrypted with the public key only, so its filter chain cannot be \
+             authenticated: restate the chain you asked for with --filter ...",
+            a.input.display()
+        ),
+        None if file.chain()? != stated.filters => {
+            return Err(VerificationFailed(format!(
+                "the file says it was encrypted for {:?}, you asked for {:?}",
+                labels(&file.chain()?),
+                labels(&stated.filters)
+            ))
+            .into());
+        }
+        None => stated.filters,
+    };
     let want: Vec<String> = chain.iter().map(|f| f.label()).collect();
     let enc = EncryptedImage::from_bytes(&file.image, kp.public_key(), &Limits::default())
         .context("the encrypted image does not belong to this key, or is damaged")?;
@@ -76,4 +106,8 @@ pub(crate) fn run(a: DecryptArgs) -> Result<()> {
         a.output.display()
     );
     Ok(())
+}
+
+fn labels(chain: &[Filter]) -> Vec<String> {
+    chain.iter().map(Filter::label).collect()
 }

@@ -11,6 +11,12 @@ use crate::ui::{Bar, secs, timed};
 pub(crate) fn run(a: KeygenArgs) -> Result<()> {
     files::check_free(&a.output, a.force)?;
     if let Some(p) = &a.public {
+        if std::path::absolute(p).ok() == std::path::absolute(&a.output).ok() {
+            anyhow::bail!(
+                "--public names the key pair's own file {}: give the public key another name",
+                p.display()
+            );
+        }
         files::check_free(p, a.force)?;
     }
     let spin = Bar::spinner(&format!("generating a {}-bit key", a.key_bits));

@@ -254,7 +254,7 @@ pub(crate) fn run(a: &LoadtestArgs) -> Result<()> {
     std::thread::scope(|s| {
         s.spawn(|| slow_result = slow_and_idle(addr, a.slow as usize, &stop));
         s.spawn(|| {
-            let Ok(c) = Client::new(&url).map(|c| c.with_token(&flood)) else {
+            let Ok(c) = Client::new(&url).and_then(|c| c.with_token(&flood)) else {
                 return;
             };
             while !stop.load(Ordering::SeqCst) {
@@ -272,7 +272,7 @@ pub(crate) fn run(a: &LoadtestArgs) -> Result<()> {
             }
         });
         s.spawn(|| {
-            let Ok(c) = Client::new(&url).map(|c| c.with_token(&greedy)) else {
+            let Ok(c) = Client::new(&url).and_then(|c| c.with_token(&greedy)) else {
                 return;
             };
             greedy_t.sent.fetch_add(1, Ordering::SeqCst);
@@ -288,7 +288,7 @@ pub(crate) fn run(a: &LoadtestArgs) -> Result<()> {
             }
         });
         s.spawn(|| {
-            let Ok(c) = Client::new(&url).map(|c| c.with_token(&heavy)) else {
+            let Ok(c) = Client::new(&url).and_then(|c| c.with_token(&heavy)) else {
                 return;
             };
             heavy_t.sent.fetch_add(1, Ordering::SeqCst);
@@ -313,7 +313,7 @@ pub(crate) fn run(a: &LoadtestArgs) -> Result<()> {
             }
         });
         s.spawn(|| {
-            let Ok(c) = Client::new(&url).map(|c| c.with_token(&normal)) else {
+            let Ok(c) = Client::new(&url).and_then(|c| c.with_token(&normal)) else {
                 return;
             };
             while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
@@ -333,7 +333,7 @@ pub(crate) fn run(a: &LoadtestArgs) -> Result<()> {
         // The normal client's job, two seconds into the siege.
         std::thread::sleep(Duration::from_secs(2));
         normal_job = (|| -> Result<(Duration, bool)> {
-            let c = Client::new(&url)?.with_token(&normal);
+            let c = Client::new(&url)?.with_token(&normal)?;
             let t = Instant::now();
             let run = c.run_job(&normal_env, &NoProgress, Duration::from_secs(60))?;
             let took = t.elapsed();
@@ -392,6 +392,13 @@ pub(crate) fn run(a: &LoadtestArgs) -> Result<()> {
         max.as_secs_f64() * 1e3,
         health_failures.load(Ordering::SeqCst)
     );
+    let failed = health_failures.load(Ordering::SeqCst);
+    if lat.is_empty() || failed > 0 {
+        bail!(
+            "the normal client's /v1/health failed {failed} times ({} answers)",
+            lat.len()
+        );
+    }
     match normal_job {
         Ok((t, true)) if t <= Duration::from_secs(30) && p99 < Duration::from_secs(1) => Ok(()),
         Ok((t, exact)) => bail!(

@@ -75,7 +75,7 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
     let attempts = options.attempts;
     let mut client = Client::with_options(&a.server, options)?.on_notice(|n| eprintln!("  {n}"));
     if let Some(t) = &a.token {
-        client = client.with_token(t);
+        client = client.with_token(&t.0)?;
     }
     // Ask the server first: no key is generated for a server that is not there.
     let info = client

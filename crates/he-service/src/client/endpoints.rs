@@ -161,6 +161,23 @@ fn roots(ca_pem: Option<&[u8]>) -> Result<RootCerts> {
     Ok(RootCerts::new_with_certs(&certs))
 }
 
+/// Whether a `http://HOST[:PORT]` URL names a loopback host (`localhost`,
+/// `127.0.0.0/8`, `[::1]`).
+fn loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl Client {
     /// A client of the server at `base_url` (`http://HOST:PORT` or
     /// `https://HOST:PORT`), with the default [`ClientOptions`].
@@ -205,11 +222,19 @@ impl Client {
     }
 
     /// Sends `token` as `Authorization: Bearer TOKEN` with every request
-    /// (a server started with a tokens file needs one).
-    #[must_use]
-    pub fn with_token(mut self, token: &str) -> Self {
+    /// (a server started with a tokens file needs one). A token is a
+    /// reusable credential: it is refused ([`Error::Options`]) for a plain
+    /// `http://` server other than loopback, where anyone on the way could
+    /// read it; use `https://`.
+    pub fn with_token(mut self, token: &str) -> Result<Self> {
+        if self.base.starts_with("http://") && !loopback_url(&self.base) {
+            return Err(Error::Options(format!(
+                "an API token would cross the network in clear to {}: use https://",
+                self.base
+            )));
+        }
         self.token = Some(Arc::from(token.trim()));
-        self
+        Ok(self)
     }
 
     /// The `Authorization` header's value, if the client has a token.
@@ -400,5 +425,32 @@ impl Client {
         }
         check(req.call()?)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+
+    #[test]
+    fn a_token_never_goes_in_clear_beyond_loopback() {
+        for ok in [
+            "http://127.0.0.1:8787",
+            "http://localhost:1",
+            "http://[::1]:8787/",
+            "https://example.org",
+            "https://10.0.0.1:8443",
+        ] {
+            assert!(Client::new(ok).unwrap().with_token("t").is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://example.org",
+            "http://10.0.0.1:8787",
+            "http://127.0.0.1.example.org",
+            "http://user@example.org:80",
+        ] {
+            let e = Client::new(bad).unwrap().with_token("t").unwrap_err();
+            assert!(e.to_string().contains("https://"), "{bad}: {e}");
+        }
     }
 }

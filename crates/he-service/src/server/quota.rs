@@ -162,6 +162,18 @@ impl Usage {
         {
             self.compute.pop_front();
         }
+        if units > quota.compute_per_hour {
+            // No wait makes room for it: a 429 would be retried forever.
+            return Err(Error::OverBudget {
+                estimate: units,
+                budget: quota.compute_per_hour,
+                hint: format!(
+                    "this job alone is over this token's compute per hour ({} units): \
+                     split the image or ask for a larger quota",
+                    quota.compute_per_hour
+                ),
+            });
+        }
         let used: u64 = self.compute.iter().map(|(_, u)| u).sum();
         if used.saturating_add(units) > quota.compute_per_hour {
             // Retry once enough of the window has passed for this job.
@@ -226,6 +238,17 @@ mod tests {
         u.charge_compute(&q, 4, now).unwrap();
         // An hour later the window is empty again.
         u.charge_compute(&q, 10, now + HOUR).unwrap();
+        // A job larger than the whole hour can never fit: 422, not a 429
+        // that a client would retry every hour forever.
+        let mut fresh = Usage::default();
+        assert!(matches!(
+            fresh.charge_compute(&q, 11, now),
+            Err(Error::OverBudget {
+                estimate: 11,
+                budget: 10,
+                ..
+            })
+        ));
         let o = QuotaOverrides {
             stored_jobs: Some(7),
             ..QuotaOverrides::default()
