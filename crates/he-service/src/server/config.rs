@@ -55,7 +55,9 @@ pub struct Config {
     /// one lets a small job overtake a large one, at the cost of both
     /// sharing the cores.
     pub concurrent_jobs: usize,
-    /// Time allowed to upload a body (default 120 s); slower uploads get `408`.
+    /// Time allowed to upload a body (default 120 s); slower uploads get
+    /// `408`. For large bodies this is the tighter bound, not
+    /// `min_upload_rate`: a 64 MiB body must average about 546 KiB/s.
     pub upload_timeout: Duration,
     /// Longest a `GET /v1/jobs/{id}?wait=S` request is held (default 30 s).
     pub max_wait: Duration,
