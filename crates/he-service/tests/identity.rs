@@ -155,7 +155,7 @@ fn jobs_need_a_token_and_belong_to_it() {
 }
 
 #[test]
-fn a_token_over_its_quota_gets_429_with_the_quota_and_retry_after() {
+fn a_token_over_its_quota_gets_429_with_the_quota_and_retry_after_or_422_if_it_never_fits() {
     let mut tokens = TokenFile::default();
     let thrifty = tokens.create("thrifty", 1).unwrap();
     let small = tokens.create("small", 1).unwrap();
@@ -173,15 +173,15 @@ fn a_token_over_its_quota_gets_429_with_the_quota_and_retry_after() {
     };
     let server = server(|c| c.tokens = Some(tokens));
 
+    // A job larger than the token's whole hourly compute can never run:
+    // 422 with the estimate and the quota, not a 429 retried every hour.
+    // (The 429 of an hour already spent is the unit test in quota.rs.)
     let a = raw(&server, "POST", "/v1/jobs", Some(&thrifty), Some(&envelope));
-    assert_eq!(a.status, 429);
+    assert_eq!(a.status, 422);
     let body = a.body.unwrap();
-    assert_eq!(body.quota.as_deref(), Some("compute_per_hour"));
-    let retry: u64 = a.retry_after.unwrap().parse().unwrap();
-    assert!(
-        retry > 0 && Some(retry) == body.retry_after_seconds,
-        "{retry}"
-    );
+    assert_eq!(body.budget_units, Some(0));
+    assert!(body.estimate_units.is_some_and(|e| e > 0));
+    assert!(body.error.contains("compute per hour"), "{}", body.error);
 
     let c = Client::new(&server.url())
         .unwrap()
