@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,28 +54,9 @@ fn liar(announced: Option<u64>) -> (String, Arc<AtomicU64>) {
             let Ok(mut conn) = conn else { continue };
             let counter = Arc::clone(&counter);
             std::thread::spawn(move || {
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut head = Vec::new();
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    head.push(line.to_ascii_lowercase());
-                }
-                let Some(request) = head.first().cloned() else {
+                let Some((request, _)) = read_request(&mut conn) else {
                     return;
                 };
-                let header = |name: &str| {
-                    head.iter()
-                        .find_map(|h| h.strip_prefix(name).map(|v| v.trim().to_string()))
-                };
-                if header("expect:").as_deref() == Some("100-continue") {
-                    let _ = conn.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
-                }
-                let len: usize = header("content-length:").map_or(0, |v| v.parse().unwrap());
-                let mut body = vec![0u8; len];
-                let _ = reader.read_exact(&mut body);
                 if request.contains("/result ") {
                     let head = match announced {
                         Some(n) => format!(

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,28 +79,9 @@ fn forgetful_server(health_instance: &'static str) -> (String, Arc<AtomicUsize>)
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut head = Vec::new();
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                head.push(line.to_ascii_lowercase());
-            }
-            let Some(request) = head.first().cloned() else {
+            let Some((request, _)) = read_request(&mut conn) else {
                 continue;
             };
-            let header = |name: &str| {
-                head.iter()
-                    .find_map(|h| h.strip_prefix(name).map(|v| v.trim().to_string()))
-            };
-            if header("expect:").as_deref() == Some("100-continue") {
-                conn.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
-            }
-            let len: usize = header("content-length:").map_or(0, |v| v.parse().unwrap());
-            let mut body = vec![0u8; len];
-            reader.read_exact(&mut body).unwrap();
             let (status, json) = if request.starts_with("post /v1/jobs ") {
                 count.fetch_add(1, Ordering::SeqCst);
                 let st = JobStatus {

@@ -60,3 +60,31 @@ pub fn spec(filters: Vec<Filter>) -> JobSpec {
 }
 
 pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Reads one HTTP/1.1 request from `conn` for the tests' fake servers:
+/// its request line (lower case) and its body (by `Content-Length`),
+/// answering `Expect: 100-continue`. `None` when the peer sent nothing.
+pub fn read_request(conn: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut reader = BufReader::new(conn.try_clone().ok()?);
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        head.push(line.to_ascii_lowercase());
+    }
+    let request = head.first().cloned()?;
+    let header = |name: &str| {
+        head.iter()
+            .find_map(|h| h.strip_prefix(name).map(|v| v.trim().to_string()))
+    };
+    if header("expect:").as_deref() == Some("100-continue") {
+        let _ = conn.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    let len: usize = header("content-length:").map_or(0, |v| v.parse().unwrap_or(0));
+    let mut body = vec![0u8; len];
+    let _ = reader.read_exact(&mut body);
+    Some((request, body))
+}
