@@ -30,6 +30,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Bytes of one ciphertext on the wire for a key of `key_bits` bits.
+#[must_use]
+pub fn ciphertext_width(key_bits: u32) -> usize {
+    (2 * key_bits as usize).div_ceil(8)
+}
+
 /// Largest slot width: decoded digits must fit an `i64`.
 pub const MAX_SLOT_BITS: u32 = 62;
 /// Smallest slot width: an 8-bit pixel must fit.

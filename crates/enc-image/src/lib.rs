@@ -37,7 +37,7 @@ mod wire;
 
 pub use border::BorderMode;
 pub use error::{Error, Result};
-pub use geometry::{Geometry, MAX_SLOT_BITS, MIN_SLOT_BITS};
+pub use geometry::{Geometry, MAX_SLOT_BITS, MIN_SLOT_BITS, ciphertext_width};
 pub use image::{DecryptedImage, EncryptedImage};
 pub use meta::{ImageMeta, Packing, ValuePosition};
 pub use options::{EncryptOptions, Layout, bits_for_range};
@@ -47,7 +47,7 @@ pub use progress::{NoProgress, Phase, Progress};
 pub use public_mode::PublicEncryption;
 pub use rational::{Rational, gcd};
 pub use tiles::{DEFAULT_TILE_BYTES, MIN_TILE_ROWS, TilePlan};
-pub use wire::{FORMAT, FORMAT_VERSION, Limits, ciphertext_width};
+pub use wire::{FORMAT, FORMAT_VERSION, Limits};
 
 // The examples in the crate's README.md (its page on crates.io) run as doc
 // tests, so that they stay true to the API.

@@ -18,10 +18,9 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::geometry::Geometry;
+use crate::geometry::{Geometry, ciphertext_width};
 use crate::options::{EncryptOptions, Layout};
 use crate::pixels::ColorLayout;
-use crate::wire::ciphertext_width;
 
 /// The input ciphertext bytes a tile of the default height holds, about:
 /// 4 MiB. Large enough that the halo rows are a few percent of a tile and

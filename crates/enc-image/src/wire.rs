@@ -32,6 +32,7 @@ use rayon::prelude::*;
 use rug::integer::Order;
 
 use crate::error::{Error, Result};
+use crate::geometry::ciphertext_width;
 use crate::image::EncryptedImage;
 use crate::meta::{ImageMeta, Packing};
 
@@ -69,12 +70,6 @@ impl Default for Limits {
 
 fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<HEADER_LIMIT>()
-}
-
-/// Bytes of one ciphertext on the wire for a key of `key_bits` bits.
-#[must_use]
-pub fn ciphertext_width(key_bits: u32) -> usize {
-    (2 * key_bits as usize).div_ceil(8)
 }
 
 impl EncryptedImage {

@@ -1,5 +1,7 @@
 //! The one error type of this crate.
 
+use enc_image::Rational;
+
 /// Everything that can go wrong when filtering an encrypted image.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -20,7 +22,7 @@ pub enum Error {
     /// A result that failed a [`spot_check`](crate::spot_check): the
     /// server's answer is wrong.
     #[error("the server's result is wrong: {0}")]
-    Verification(#[from] crate::verify::Mismatch),
+    Verification(#[from] Mismatch),
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed: {0}")]
     Rng(getrandom::Error),
@@ -32,3 +34,44 @@ pub enum Error {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a result failed a [`spot_check`](crate::spot_check): the server's answer is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Mismatch {
+    /// The result's size or colour layout is not the chain's.
+    #[error("the result is {found}, the chain on this input gives {expected}")]
+    Shape {
+        /// What the chain gives (`WxH layout`).
+        expected: String,
+        /// What the result is.
+        found: String,
+    },
+    /// The result's public scale is not the chain's.
+    #[error("the result's scale is {found}, the chain gives {expected}")]
+    Scale {
+        /// The chain's scale.
+        expected: Rational,
+        /// The result's scale.
+        found: Rational,
+    },
+    /// A value differs from the chain recomputed on the input.
+    #[error(
+        "the value at ({x}, {y}) channel {channel} (ciphertext {ciphertext}) is {found}, \
+         the chain gives {expected}"
+    )]
+    Value {
+        /// Column.
+        x: usize,
+        /// Row.
+        y: usize,
+        /// Channel.
+        channel: usize,
+        /// The ciphertext that carried it.
+        ciphertext: usize,
+        /// The chain's value.
+        expected: i64,
+        /// The decrypted value.
+        found: i64,
+    },
+}

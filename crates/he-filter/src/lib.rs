@@ -86,7 +86,7 @@ pub mod tiled;
 mod verify;
 
 pub use cost::{Cost, INVERSE_MULS, KEY_EXPONENT, MULS_PER_UNIT, SECONDS_PER_UNIT, estimate_cost};
-pub use error::{Error, Result};
+pub use error::{Error, Mismatch, Result};
 pub use eval::apply_chain;
 pub use filter::{
     BT601, BUILTINS, Builtin, Filter, GAUSSIAN_FRACTION_BITS, MAX_BRIGHTNESS, MAX_PARAM_TERM,
@@ -96,7 +96,7 @@ pub use kernel::{Kernel, MAX_KERNEL_SIZE, MAX_WEIGHT};
 pub use names::FilterParams;
 pub use plan::{check_chain, encrypt_options};
 pub use post::gradient_magnitude;
-pub use verify::{DEFAULT_RANDOM_VALUES, Mismatch, SpotCheck, SpotCheckReport, spot_check};
+pub use verify::{DEFAULT_RANDOM_VALUES, SpotCheck, SpotCheckReport, spot_check};
 
 use enc_image::{EncryptedImage, NoProgress, Progress};
 use paillier::PublicKey;

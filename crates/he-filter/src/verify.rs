@@ -8,10 +8,10 @@
 //! probability.
 
 use enc_image::BorderMode;
-use enc_image::{DecryptedImage, ImageMeta, PixelImage, Rational, ValuePosition};
+use enc_image::{DecryptedImage, ImageMeta, PixelImage, ValuePosition};
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Mismatch, Result};
 use crate::filter::Filter;
 use crate::reference::Windowed;
 
@@ -79,47 +79,6 @@ impl SpotCheckReport {
     pub fn miss_probability(&self, g: f64) -> f64 {
         (1.0 - g.clamp(0.0, 1.0)).powi(i32::try_from(self.random_values).unwrap_or(i32::MAX))
     }
-}
-
-/// Why a result failed a [`spot_check`]: the server's answer is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Mismatch {
-    /// The result's size or colour layout is not the chain's.
-    #[error("the result is {found}, the chain on this input gives {expected}")]
-    Shape {
-        /// What the chain gives (`WxH layout`).
-        expected: String,
-        /// What the result is.
-        found: String,
-    },
-    /// The result's public scale is not the chain's.
-    #[error("the result's scale is {found}, the chain gives {expected}")]
-    Scale {
-        /// The chain's scale.
-        expected: Rational,
-        /// The result's scale.
-        found: Rational,
-    },
-    /// A value differs from the chain recomputed on the input.
-    #[error(
-        "the value at ({x}, {y}) channel {channel} (ciphertext {ciphertext}) is {found}, \
-         the chain gives {expected}"
-    )]
-    Value {
-        /// Column.
-        x: usize,
-        /// Row.
-        y: usize,
-        /// Channel.
-        channel: usize,
-        /// The ciphertext that carried it.
-        ciphertext: usize,
-        /// The chain's value.
-        expected: i64,
-        /// The decrypted value.
-        found: i64,
-    },
 }
 
 /// Checks a decrypted result against the chain recomputed on the input at

@@ -4,10 +4,19 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use super::error::{Error, Result};
 use super::quota::Quota;
-use super::tls::TlsFiles;
 use super::tokens::TokenFile;
 use crate::wire::DEFAULT_PORT;
+
+/// Where the server's certificate chain and private key are (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, the server's own certificate first.
+    pub cert: std::path::PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
+}
 
 /// Everything the server can be told. [`Config::default`] is safe for a
 /// machine of a few cores; every limit is checked before work.
@@ -168,6 +177,29 @@ impl Config {
             max_bytes: self.max_body_bytes,
         }
     }
+}
+
+/// Refuses connection settings that cannot work.
+pub(super) fn check_connections(c: &Config) -> Result<()> {
+    if c.max_connections_per_client == 0 {
+        return Err(Error::Config(
+            "at least one connection per client address must be allowed".into(),
+        ));
+    }
+    if [
+        c.header_timeout,
+        c.idle_timeout,
+        c.body_read_timeout,
+        c.tls_handshake_timeout,
+    ]
+    .iter()
+    .any(Duration::is_zero)
+    {
+        return Err(Error::Config(
+            "the header, idle, body-read and TLS handshake timeouts must be positive".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ use tracing::{debug, info, warn};
 use super::body::{Holding, Pace, TimedBody};
 use super::client_addr::{ClientAddr, PerClient, Slot, resolve};
 use super::config::Config;
-use super::error::{Error, Result};
+use super::error::Result;
 use super::service::Service;
 use crate::wire::ErrorBody;
 
@@ -100,29 +100,6 @@ impl Ctx {
             open: Registry::default(),
         }
     }
-}
-
-/// Refuses connection settings that cannot work.
-pub(super) fn check_config(c: &Config) -> Result<()> {
-    if c.max_connections_per_client == 0 {
-        return Err(Error::Config(
-            "at least one connection per client address must be allowed".into(),
-        ));
-    }
-    if [
-        c.header_timeout,
-        c.idle_timeout,
-        c.body_read_timeout,
-        c.tls_handshake_timeout,
-    ]
-    .iter()
-    .any(Duration::is_zero)
-    {
-        return Err(Error::Config(
-            "the header, idle, body-read and TLS handshake timeouts must be positive".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// Serves `service` on `listener` until `shutdown` completes, then lets

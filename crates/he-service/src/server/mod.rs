@@ -34,8 +34,8 @@ mod tls;
 pub mod tokens;
 
 pub use config::Config;
+pub use config::TlsFiles;
 pub use error::{Error, QuotaKind, Result};
 pub use handle::{ServerHandle, run_until_ctrl_c};
 pub use quota::{Quota, QuotaOverrides};
 pub use service::Service;
-pub use tls::TlsFiles;

@@ -69,7 +69,7 @@ impl Service {
         if config.max_chain_len == 0 || config.max_jobs == 0 || config.max_connections == 0 {
             return bad("the chain length, job and connection limits must be at least 1");
         }
-        super::conn::check_config(&config)?;
+        super::config::check_connections(&config)?;
         if config.retention.is_zero() {
             return bad("the retention time must be positive");
         }

@@ -14,15 +14,6 @@ use tokio_rustls::TlsAcceptor;
 use super::config::Config;
 use super::error::{Error, Result};
 
-/// Where the server's certificate chain and private key are (PEM).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// The certificate chain, the server's own certificate first.
-    pub cert: PathBuf,
-    /// The private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
-}
-
 /// The acceptor for [`Config::tls`], or `None` for plain HTTP.
 pub(super) fn acceptor(config: &Config) -> Result<Option<TlsAcceptor>> {
     let Some(files) = &config.tls else {
@@ -75,6 +66,7 @@ pub(super) fn check_transport(addr: SocketAddr, config: &Config) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::config::TlsFiles;
 
     #[test]
     fn plain_http_only_on_loopback_unless_allowed() {
