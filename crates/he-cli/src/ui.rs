@@ -318,6 +318,28 @@ pub(crate) fn noise_picture(payload: &[u8], width: u32) -> image::RgbImage {
         .unwrap_or_else(|| image::RgbImage::new(width, height))
 }
 
+/// Writes a checked result to `out` and the picture of `seen` (the
+/// ciphertext bytes the server got) to `view`, `width` pixels wide, and
+/// says so: the last step of `he blur` and `he submit`.
+pub(crate) fn write_result_and_view(
+    out: &Path,
+    view: &Path,
+    result: &DynamicImage,
+    seen: &[u8],
+    width: usize,
+    force: bool,
+) -> Result<()> {
+    files::write_image(out, result, force)?;
+    let picture = noise_picture(seen, width as u32);
+    files::write_image(view, &DynamicImage::ImageRgb8(picture), false)?;
+    println!(
+        "wrote {} and {} (what the server saw)",
+        out.display(),
+        view.display()
+    );
+    Ok(())
+}
+
 /// Number of samples that differ between two images of the same size (or
 /// all of them if the sizes differ).
 pub(crate) fn count_differences(a: &PixelImage, b: &PixelImage) -> usize {

@@ -26,9 +26,9 @@ use paillier::{Keypair, PublicKey};
 use crate::VerificationFailed;
 use crate::chain::{self, ChainSpec};
 use crate::cli::BlurArgs;
-use crate::files;
 use crate::ui::{
-    Bar, Input, JobBar, bytes, count_value_differences, noise_picture, output_paths, secs, timed,
+    Bar, Input, JobBar, bytes, count_value_differences, output_paths, secs, timed,
+    write_result_and_view,
 };
 
 /// The server's side: bytes in, bytes out, no secret.
@@ -101,15 +101,14 @@ pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
     } else {
         run_whole(&img, &spec, &kp, &opts)?
     };
-    files::write_image(&out_path, &outcome.result.to_dynamic()?, a.force)?;
-    let view = noise_picture(&outcome.seen, img.width() as u32);
-    files::write_image(&view_path, &image::DynamicImage::ImageRgb8(view), false)?;
-    println!(
-        "wrote {} and {} (what the server saw)",
-        out_path.display(),
-        view_path.display()
-    );
-    Ok(())
+    write_result_and_view(
+        &out_path,
+        &view_path,
+        &outcome.result.to_dynamic()?,
+        &outcome.seen,
+        img.width(),
+        a.force,
+    )
 }
 
 /// The error for decrypted values that differ from the plaintext chain.

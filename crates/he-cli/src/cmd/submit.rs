@@ -22,7 +22,7 @@ use crate::chain;
 use crate::cli::SubmitArgs;
 use crate::files;
 use crate::ui::{
-    Bar, Input, bytes, count_value_differences, noise_picture, output_paths, secs, timed,
+    Bar, Input, bytes, count_value_differences, output_paths, secs, timed, write_result_and_view,
 };
 
 /// The key pair: loaded from --key, or generated (and saved to --key);
@@ -203,20 +203,12 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
             .into());
         }
     }
-    files::write_image(
+    write_result_and_view(
         &out_path,
+        &view_path,
         &exact.to_pixels_with(spec.mapping).to_dynamic()?,
-        a.force,
-    )?;
-    let view = noise_picture(
         EncryptedImage::payload_of(&image_bytes).unwrap_or(&image_bytes),
-        img.width() as u32,
-    );
-    files::write_image(&view_path, &image::DynamicImage::ImageRgb8(view), false)?;
-    println!(
-        "wrote {} and {} (what the server saw)",
-        out_path.display(),
-        view_path.display()
-    );
-    Ok(())
+        img.width(),
+        a.force,
+    )
 }
