@@ -286,9 +286,14 @@ pub(crate) struct ServeArgs {
     /// Most open connections.
     #[arg(long, value_name = "N")]
     pub(crate) max_connections: Option<usize>,
-    /// Jobs filtered at once, each on all workers.
+    /// Jobs filtered at once in each lane (light and heavy), each on all
+    /// workers.
     #[arg(long, value_name = "N")]
     pub(crate) concurrent_jobs: Option<usize>,
+    /// Jobs estimated at this many cost units or more run in the heavy
+    /// lane, on a pool of their own, so they never hold back small jobs.
+    #[arg(long, value_name = "UNITS")]
+    pub(crate) heavy_job_units: Option<u64>,
     /// API tokens file (`he token create NAME --tokens FILE`): every job
     /// request needs one of its tokens. Without it, only a loopback
     /// address is served (anonymously) unless --anonymous.

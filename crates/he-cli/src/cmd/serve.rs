@@ -51,6 +51,9 @@ pub(crate) fn config(a: &ServeArgs) -> Result<Config> {
     if let Some(n) = a.concurrent_jobs {
         c.concurrent_jobs = n;
     }
+    if let Some(n) = a.heavy_job_units {
+        c.heavy_job_units = n;
+    }
     // connections and TLS
     if let Some(s) = a.header_timeout {
         c.header_timeout = Duration::from_secs(s);

@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 use super::config::Config;
 use super::error::{Error, Result};
 use super::jobs::{JobStore, StoreLimits, new_instance};
-use super::pools::{Dispatch, start_dispatchers};
+use super::pools::{Dispatch, Lanes, start_dispatchers};
 use super::quota::Quota;
 use super::tokens::Authenticator;
 
@@ -99,7 +99,14 @@ impl Service {
             return bad("a token must be allowed at least one job");
         }
         let shared = Shared {
-            dispatch: start_dispatchers(config.concurrent_jobs, pool(workers, "he-filter")?)?,
+            dispatch: start_dispatchers(
+                &Lanes {
+                    concurrent_jobs: config.concurrent_jobs,
+                    heavy_job_units: config.heavy_job_units,
+                },
+                pool(workers, "he-filter")?,
+                pool(workers, "he-heavy")?,
+            )?,
             check_pool: pool((workers / 2).max(1), "he-check")?,
             queue: Arc::new(Semaphore::new(config.queue_capacity)),
             jobs: JobStore::new(
