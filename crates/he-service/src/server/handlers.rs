@@ -95,7 +95,7 @@ fn caller(s: &Service, headers: &HeaderMap) -> Result<Caller> {
                 .map_err(|_| Error::Unauthorized("the Authorization header is not text".into()))
         })
         .transpose()?;
-    s.shared.auth.caller(auth)
+    s.shared.caller(auth)
 }
 
 async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Response> {

@@ -50,6 +50,7 @@ impl Service {
     ) -> Result<()> {
         let c = &self.shared.config;
         tls::check_transport(listener.local_addr()?, c)?;
+        super::service::check_anonymous(listener.local_addr()?, c)?;
         let acceptor = tls::acceptor(c)?;
         info!(
             addr = %listener.local_addr()?,
