@@ -67,6 +67,7 @@ fn every_route_and_field_is_documented() {
         result_bytes: None,
         expires_in_seconds: None,
         error: None,
+        tiles: None,
     };
     keys(&serde_json::to_value(status).unwrap(), &mut fields);
     let mut error = he_service::wire::ErrorBody::new(String::new());
