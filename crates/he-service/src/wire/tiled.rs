@@ -41,9 +41,10 @@ pub const MANIFEST_FORMAT: Format<8> =
     Format::new(*b"HETILED\0", MANIFEST_VERSION, "tiled job manifest");
 
 /// Bytes of an encrypted image beyond its ciphertexts, at most: its
-/// framing and JSON description (the history is bounded by the chain).
-/// Bounds what a client downloads for a tile and what a server expects.
-pub const IMAGE_HEADER_ROOM: u64 = 64 * 1024;
+/// framing and JSON description (about 1 KiB; the history adds the
+/// chain's labels, which the manifest bounds). Bounds what a server
+/// accepts for a tile and what a client downloads.
+pub const IMAGE_HEADER_ROOM: u64 = 16 * 1024;
 
 /// How the tiles are encrypted: the packing and the border (the wire form
 /// of [`EncryptOptions`]).
@@ -301,5 +302,23 @@ mod tests {
                 .contains("3 tiles")
         );
         assert!(TiledManifest::tile_bytes(&last) > IMAGE_HEADER_ROOM);
+        // The room is ample for a real tile's header.
+        let kp = paillier::Keypair::generate_insecure_for_tests(512).unwrap();
+        let img = enc_image::PixelImage::new(20, 9, ColorLayout::Rgb8, vec![7; 540]).unwrap();
+        let enc = enc_image::EncryptedImage::encrypt_tile(
+            &img,
+            &m.plan,
+            2,
+            kp.private_key(),
+            &m.encryption.options(),
+            &enc_image::NoProgress,
+        )
+        .unwrap();
+        let meta = m.tile_meta(2, 512, kp.public_key().fingerprint()).unwrap();
+        assert_eq!(enc.meta(), &meta);
+        let size = enc.to_bytes().len() as u64;
+        assert!(size <= TiledManifest::tile_bytes(&meta), "{size}");
+        let header = size + IMAGE_HEADER_ROOM - TiledManifest::tile_bytes(&meta);
+        assert!(header < 4096, "a header of {header} bytes");
     }
 }
