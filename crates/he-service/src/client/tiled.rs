@@ -451,6 +451,21 @@ impl TileServer for TiledSession<'_> {
     }
 }
 
+/// A session whose uploads are shown to a hook first.
+struct Watched<'s, 'a> {
+    session: &'s TiledSession<'a>,
+    on_upload: &'s (dyn Fn(usize, &[u8]) + Sync),
+}
+
+impl TileServer for Watched<'_, '_> {
+    type Error = Error;
+
+    fn filter_tile(&self, tile: EncryptedTile, progress: &dyn Progress) -> Result<Vec<u8>> {
+        (self.on_upload)(tile.index, &tile.bytes);
+        self.session.filter_tile(tile, progress)
+    }
+}
+
 /// Checks that job `st` is a tiled job of `manifest`'s image and chain.
 fn check_attached(st: &JobStatus, manifest: &TiledManifest) -> Result<()> {
     let plan = &manifest.plan;
@@ -508,6 +523,9 @@ pub struct TiledRequest<'a> {
     /// Told about every job created, the first one and any created again
     /// when the server no longer knew the job (default: nothing).
     pub on_job: &'a (dyn Fn(&JobStatus) + Sync),
+    /// Sees each tile's bytes (index, encrypted image) just before they
+    /// are sent, as the server will see them (default: nothing).
+    pub on_upload: &'a (dyn Fn(usize, &[u8]) + Sync),
 }
 
 impl<'a> TiledRequest<'a> {
@@ -526,6 +544,7 @@ impl<'a> TiledRequest<'a> {
             job: None,
             skip: &[],
             on_job: &|_| {},
+            on_upload: &|_, _| {},
         }
     }
 
@@ -607,6 +626,7 @@ impl Client {
             job,
             skip,
             on_job,
+            on_upload,
         } = *request;
         let opts = he_filter::encrypt_options(&spec.filters)?.border(border);
         let pk = keypair.public_key();
@@ -615,9 +635,13 @@ impl Client {
         let manifest = TiledManifest::new(spec.filters.clone(), image.color(), plan, &opts);
         keypair.private_key().precompute();
         let session = TiledSession::open(self, &manifest, pk, job, timeout, on_job)?;
+        let server = Watched {
+            session: &session,
+            on_upload,
+        };
         let todo: Vec<usize> = (0..plan.count()).filter(|i| !skip.contains(i)).collect();
         let (mut pixels, mut values, mut ciphertexts) = (0, 0, 0);
-        tiled.run_tiles(&todo, keypair.private_key(), &session, progress, |tile| {
+        tiled.run_tiles(&todo, keypair.private_key(), &server, progress, |tile| {
             let report = he_filter::spot_check_rows(
                 image,
                 &spec.filters,

@@ -138,10 +138,35 @@ fn check_manifest(config: &Config, body: &[u8]) -> Result<(TileSpec, u64)> {
             config.max_side
         )));
     }
+    let (full, last, whole) = check_tiles(config, &manifest, pk.bits(), pk.fingerprint())?;
+    Ok((
+        TileSpec {
+            pk,
+            chain,
+            manifest,
+            full,
+            last,
+        },
+        whole,
+    ))
+}
+
+/// The limits a tiled job is held to, for a key of `bits` bits and
+/// fingerprint `fp`: the plan against the encryption, every tile within
+/// one upload and the ciphertext limit, the chain against the tiles, and
+/// the whole job's estimated cost (every tile's, halo rows included)
+/// within the per-job budget. Returns the full and last tiles'
+/// descriptions and the cost in whole units.
+fn check_tiles(
+    config: &Config,
+    manifest: &TiledManifest,
+    bits: u32,
+    fp: [u8; 32],
+) -> Result<(ImageMeta, ImageMeta, u64)> {
+    let (plan, chain) = (manifest.plan, &manifest.filters);
     manifest
-        .check_plan(pk.bits())
+        .check_plan(bits)
         .map_err(|e| Error::Unprocessable(format!("tile plan: {e}")))?;
-    let (bits, fp) = (pk.bits(), pk.fingerprint());
     let meta = |i| {
         manifest
             .tile_meta(i, bits, fp)
@@ -168,9 +193,9 @@ fn check_manifest(config: &Config, body: &[u8]) -> Result<(TileSpec, u64)> {
                 config.max_body_bytes
             )));
         }
-        he_filter::check_chain(m, &chain).map_err(|e| Error::Unprocessable(e.to_string()))?;
+        he_filter::check_chain(m, chain).map_err(|e| Error::Unprocessable(e.to_string()))?;
         let cost =
-            he_filter::estimate_cost(m, &chain).map_err(|e| Error::Unprocessable(e.to_string()))?;
+            he_filter::estimate_cost(m, chain).map_err(|e| Error::Unprocessable(e.to_string()))?;
         units += cost.units() * n as f64;
     }
     let whole = units.ceil() as u64;
@@ -184,16 +209,7 @@ fn check_manifest(config: &Config, body: &[u8]) -> Result<(TileSpec, u64)> {
             ),
         });
     }
-    Ok((
-        TileSpec {
-            pk,
-            chain,
-            manifest,
-            full,
-            last,
-        },
-        whole,
-    ))
+    Ok((full, last, whole))
 }
 
 /// A tile index from the path (`404` if it is not a number).
@@ -415,5 +431,51 @@ pub(super) async fn get_tile(
                     tokio::time::timeout(left.min(Duration::from_secs(3600)), rx.changed()).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use enc_image::{ColorLayout, TilePlan};
+    use he_filter::Filter;
+
+    /// Every built-in filter with a kernel of at most 7x7.
+    fn builtins_up_to_7x7() -> Vec<Filter> {
+        let mut all = Filter::every_builtin();
+        all.extend([
+            Filter::Mean { k: 7 },
+            Filter::Gaussian { k: 7, sigma: None },
+            Filter::MotionH { k: 7 },
+            Filter::MotionV { k: 7 },
+        ]);
+        all.retain(|f| f.radius().is_ok_and(|r| r <= 3));
+        all
+    }
+
+    #[test]
+    fn the_defaults_admit_a_48_mp_photo_at_3072_bits_in_default_tiles() {
+        let config = Config::default();
+        let mut worst = 0;
+        for f in builtins_up_to_7x7() {
+            let chain = vec![f.clone()];
+            let opts = he_filter::encrypt_options(&chain).unwrap();
+            let plan =
+                TilePlan::for_encryption(8000, 6000, ColorLayout::Rgb8, 3072, &opts, None).unwrap();
+            let m = TiledManifest::new(chain, ColorLayout::Rgb8, plan, &opts);
+            let (full, _, units) = check_tiles(&config, &m, 3072, [0; 32])
+                .unwrap_or_else(|e| panic!("{}: {e}", f.label()));
+            assert!(TiledManifest::tile_bytes(&full) <= config.max_body_bytes as u64);
+            worst = worst.max(units);
+        }
+        assert!(worst > 0 && worst <= config.max_job_cost, "{worst}");
+        // Each tile is a small fraction of the body limit: a few MiB.
+        let chain = vec![Filter::Mean { k: 7 }];
+        let opts = he_filter::encrypt_options(&chain).unwrap();
+        let plan =
+            TilePlan::for_encryption(8000, 6000, ColorLayout::Rgb8, 3072, &opts, None).unwrap();
+        let m = TiledManifest::new(chain, ColorLayout::Rgb8, plan, &opts);
+        let (full, _, _) = check_tiles(&config, &m, 3072, [0; 32]).unwrap();
+        assert!(TiledManifest::tile_bytes(&full) < 8 << 20);
     }
 }
