@@ -16,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use tokio::sync::oneshot;
 
 use super::error::{Error, Result};
+use super::metrics::Metrics;
 
 /// A job's work, run by a dispatcher on the filter pool.
 pub(super) type Task = Box<dyn FnOnce() + Send>;
@@ -130,8 +131,7 @@ impl Dispatch {
     }
 
     /// Jobs waiting, all tokens together.
-    #[cfg(test)]
-    fn waiting(&self) -> usize {
+    pub(super) fn waiting(&self) -> usize {
         self.queue.lock().queues.values().map(VecDeque::len).sum()
     }
 }
@@ -148,15 +148,22 @@ impl Drop for Dispatch {
 /// filter pool (`install`), so that jobs finish one after the other, each
 /// as fast as the pool allows, instead of all sharing the cores and
 /// finishing late together. They stop when the [`Dispatch`] is dropped.
-pub(super) fn start_dispatchers(n: usize, pool: rayon::ThreadPool) -> Result<Dispatch> {
+/// Each job counts as running in `metrics` while it runs, and its time
+/// goes into the duration histogram.
+pub(super) fn start_dispatchers(
+    n: usize,
+    pool: rayon::ThreadPool,
+    metrics: Arc<Metrics>,
+) -> Result<Dispatch> {
     let queue = Arc::new(FairQueue::default());
     let pool = Arc::new(pool);
     for i in 0..n {
-        let (queue, pool) = (Arc::clone(&queue), Arc::clone(&pool));
+        let (queue, pool, metrics) = (Arc::clone(&queue), Arc::clone(&pool), Arc::clone(&metrics));
         std::thread::Builder::new()
             .name(format!("he-dispatch-{i}"))
             .spawn(move || {
                 while let Some(task) = queue.pop() {
+                    let _running = metrics.job_running();
                     // run_job catches its own panics; this keeps the thread anyway.
                     let _ = catch_unwind(AssertUnwindSafe(|| pool.install(task)));
                 }
