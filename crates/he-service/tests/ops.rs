@@ -170,3 +170,40 @@ fn metrics_answer_loopback_clients_that_come_directly_or_the_token() {
     );
     assert!(!text.contains(token));
 }
+
+#[test]
+fn a_drained_server_stops_once_its_jobs_are_collected_or_at_the_timeout() {
+    // Nothing held: the drain ends at once, far before its timeout.
+    let idle = server(|c| c.drain_timeout = Duration::from_secs(60));
+    let addr = idle.addr();
+    let t = Instant::now();
+    idle.drain().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "still listening"
+    );
+
+    // A finished job nobody collects: the drain lasts its timeout.
+    let held = server(|c| c.drain_timeout = Duration::from_millis(600));
+    let client = Client::new(&held.url()).unwrap();
+    let kp = key();
+    let spec = spec(vec![Filter::Mean { k: 3 }]);
+    let enc = encrypt(
+        &image(4, 4, ColorLayout::Luma8, 1),
+        &kp,
+        &spec,
+        BorderMode::Replicate,
+    );
+    let job = client
+        .submit(kp.public_key(), &spec, &enc, &NoProgress)
+        .unwrap();
+    client.wait(&job.id, &NoProgress, TIMEOUT).unwrap();
+    let t = Instant::now();
+    held.drain().unwrap();
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(550) && took < Duration::from_secs(20),
+        "{took:?}"
+    );
+}

@@ -177,7 +177,7 @@ pub(crate) fn config(a: &ServeArgs) -> Result<Config> {
 }
 
 /// Reads the metrics token; refuses a file others can read (on Unix).
-fn load_metrics_token(path: &PathBuf) -> Result<MetricsToken> {
+fn load_metrics_token(path: &Path) -> Result<MetricsToken> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
