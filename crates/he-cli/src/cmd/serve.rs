@@ -4,7 +4,7 @@
 //! Logs go to standard error (`RUST_LOG=debug` for more, `RUST_LOG=warn`
 //! for less).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -230,6 +230,7 @@ mod tests {
     use super::*;
     use clap::{CommandFactory, FromArgMatches};
     use std::net::{IpAddr, SocketAddr};
+    use std::path::PathBuf;
 
     use crate::cli::Cli;
 
