@@ -43,7 +43,8 @@ impl Service {
     /// new connections or jobs, up to
     /// [`Config::drain_timeout`](super::Config::drain_timeout) for the
     /// jobs held to be collected) and lets requests in progress finish.
-    /// Also sweeps expired jobs. HTTPS if
+    /// Also sweeps expired jobs. A service that has stopped does not
+    /// serve again: build a new one. HTTPS if
     /// [`Config::tls`](super::Config::tls) says so; plain HTTP on an
     /// address other than loopback is refused unless
     /// [`Config::allow_plain_http`](super::Config::allow_plain_http).
