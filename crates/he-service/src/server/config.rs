@@ -5,6 +5,7 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use super::error::{Error, Result};
+use super::metrics::MetricsToken;
 use super::quota::Quota;
 use super::tokens::TokenFile;
 use crate::wire::DEFAULT_PORT;
@@ -131,6 +132,17 @@ pub struct Config {
     /// Serve plain HTTP on an address other than loopback (default
     /// false: refused). For a TLS-terminating proxy in front.
     pub allow_plain_http: bool,
+    // --- operations (docs/OPERATIONS.md; server/drain.rs, metrics.rs) ---
+    /// Once told to stop gracefully (SIGTERM, Ctrl-C,
+    /// [`ServerHandle::drain`](super::ServerHandle::drain)), the longest
+    /// the server waits for jobs in flight to finish and their results to
+    /// be collected, refusing new jobs with `503` meanwhile (default
+    /// 30 s). Zero stops at once.
+    pub drain_timeout: Duration,
+    /// The bearer token `GET /metrics` needs (default none: then
+    /// `/metrics` is served only to clients on loopback that come
+    /// directly, not through a proxy).
+    pub metrics_token: Option<MetricsToken>,
 }
 
 impl Default for Config {
@@ -166,6 +178,8 @@ impl Default for Config {
             tls: None,
             tls_handshake_timeout: Duration::from_secs(10),
             allow_plain_http: false,
+            drain_timeout: Duration::from_secs(30),
+            metrics_token: None,
         }
     }
 }

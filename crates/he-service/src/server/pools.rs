@@ -24,6 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use tokio::sync::oneshot;
 
 use super::error::{Error, Result};
+use super::metrics::Metrics;
 
 /// A job's work, run by a dispatcher on the filter pool.
 pub(super) type Task = Box<dyn FnOnce() + Send>;
@@ -132,7 +133,6 @@ impl FairQueue {
     }
 
     /// Jobs waiting, all tokens together.
-    #[cfg(test)]
     fn waiting(&self) -> usize {
         self.lock().queues.values().map(VecDeque::len).sum()
     }
@@ -170,6 +170,11 @@ impl Dispatch {
     pub(super) fn remove(&self, id: &str) -> Option<Task> {
         self.light.remove(id).or_else(|| self.heavy.remove(id))
     }
+
+    /// Jobs waiting, both lanes and all tokens together.
+    pub(super) fn waiting(&self) -> usize {
+        self.light.waiting() + self.heavy.waiting()
+    }
 }
 
 impl Drop for Dispatch {
@@ -193,11 +198,13 @@ pub(super) struct Lanes {
 /// it on the lane's whole pool (`install`), so that the jobs of a lane
 /// finish one after the other, each as fast as the pool allows, instead of
 /// all sharing the cores and finishing late together. They stop when the
-/// [`Dispatch`] is dropped.
+/// [`Dispatch`] is dropped. Each job counts as running in `metrics` while
+/// it runs, and its time goes into the duration histogram.
 pub(super) fn start_dispatchers(
     lanes: &Lanes,
     light_pool: rayon::ThreadPool,
     heavy_pool: rayon::ThreadPool,
+    metrics: &Arc<Metrics>,
 ) -> Result<Dispatch> {
     let dispatch = Dispatch {
         light: Arc::new(FairQueue::default()),
@@ -210,11 +217,13 @@ pub(super) fn start_dispatchers(
     ] {
         let pool = Arc::new(pool);
         for i in 0..lanes.concurrent_jobs {
-            let (queue, pool) = (Arc::clone(queue), Arc::clone(&pool));
+            let (queue, pool, metrics) =
+                (Arc::clone(queue), Arc::clone(&pool), Arc::clone(metrics));
             std::thread::Builder::new()
                 .name(format!("he-{lane}-{i}"))
                 .spawn(move || {
                     while let Some(task) = queue.pop() {
+                        let _running = metrics.job_running();
                         // run_job catches its own panics; this keeps the thread anyway.
                         let _ = catch_unwind(AssertUnwindSafe(|| pool.install(task)));
                     }
@@ -296,7 +305,8 @@ mod tests {
             concurrent_jobs: 1,
             heavy_job_units: 100,
         };
-        let d = start_dispatchers(&lanes, one_thread_pool(), one_thread_pool()).unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let d = start_dispatchers(&lanes, one_thread_pool(), one_thread_pool(), &metrics).unwrap();
         let (light_done, light_seen) = std::sync::mpsc::channel();
         let (heavy_started, heavy_running) = std::sync::mpsc::channel();
         let (release, released) = std::sync::mpsc::channel::<()>();

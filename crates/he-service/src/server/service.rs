@@ -9,8 +9,10 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::config::Config;
+use super::drain::Drain;
 use super::error::{Error, Result};
 use super::jobs::{JobStore, StoreLimits, new_instance};
+use super::metrics::{Gauges, Metrics};
 use super::pools::{Dispatch, Lanes, start_dispatchers};
 use super::quota::Quota;
 use super::tokens::{Authenticator, Caller, FileStamp, TokenFile};
@@ -32,6 +34,10 @@ pub(super) struct Shared {
     /// One permit per job in flight.
     pub(super) queue: Arc<Semaphore>,
     pub(super) jobs: JobStore,
+    /// The counters of `/metrics`.
+    pub(super) metrics: Arc<Metrics>,
+    /// Serving, draining or stopping.
+    pub(super) drain: Drain,
 }
 
 impl Shared {
@@ -44,6 +50,37 @@ impl Shared {
     pub(super) fn caller(&self, authorization: Option<&str>) -> Result<Caller> {
         let auth = Arc::clone(&self.auth.read().unwrap_or_else(PoisonError::into_inner));
         auth.caller(authorization)
+    }
+
+    /// Jobs admitted and not yet filtered (queue slots taken).
+    pub(super) fn in_flight(&self) -> usize {
+        self.config
+            .queue_capacity
+            .saturating_sub(self.queue.available_permits())
+    }
+
+    /// Whether a draining server may stop: no job in flight, and every
+    /// job collected (deleted by its client) or expired.
+    pub(super) fn drained(&self) -> bool {
+        self.in_flight() == 0 && self.jobs.len() == 0
+    }
+
+    /// What `/metrics` reports besides its own counters, read from the
+    /// queue, the dispatchers and the store.
+    pub(super) fn gauges(&self) -> Gauges<'_> {
+        let (stored_bytes, inflight_bytes) = self.jobs.bytes();
+        Gauges {
+            instance: self.instance(),
+            in_flight: self.in_flight(),
+            queue_capacity: self.config.queue_capacity,
+            queued: self.dispatch.waiting(),
+            stored_jobs: self.jobs.len(),
+            stored_bytes,
+            max_stored_bytes: self.config.max_stored_bytes,
+            inflight_bytes,
+            max_inflight_bytes: self.config.max_inflight_bytes,
+            draining: self.drain.stage() != super::drain::Stage::Serving,
+        }
     }
 }
 
@@ -154,6 +191,7 @@ impl Service {
         if config.quota.concurrent_jobs == 0 || config.quota.stored_jobs == 0 {
             return bad("a token must be allowed at least one job");
         }
+        let metrics = Arc::new(Metrics::default());
         let shared = Shared {
             dispatch: start_dispatchers(
                 &Lanes {
@@ -162,6 +200,7 @@ impl Service {
                 },
                 pool(workers, "he-filter")?,
                 pool(workers, "he-heavy")?,
+                &metrics,
             )?,
             check_pool: pool((workers / 2).max(1), "he-check")?,
             queue: Arc::new(Semaphore::new(config.queue_capacity)),
@@ -186,6 +225,8 @@ impl Service {
                     ..config.quota
                 },
             ))),
+            metrics,
+            drain: Drain::default(),
             workers,
             config,
         };
