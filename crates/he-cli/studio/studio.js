@@ -323,7 +323,8 @@ function updateJob(card, j) {
 function drawResult(box, j) {
   const base = '/api/jobs/' + j.id + '/';
   const fig = (src, caption) => el('figure', {},
-    el('img', { src: base + src, alt: caption + ' of ' + j.name }),
+    el('img', { src: base + src, alt: caption + ' of ' + j.name,
+      class: src === 'server-view.png' ? 'seen' : null }),
     el('figcaption', { text: caption }));
   const sliderId = nextId('slider');
   const before = el('img', { src: base + 'original.png', alt: '', class: 'before' });

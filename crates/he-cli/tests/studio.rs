@@ -36,13 +36,24 @@ fn preview_is_the_plaintext_chain() {
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/astronaut-256.png");
     let out = dir.join("p.png");
     let o = he(&[
-        "preview", src, "--resize", "40x30", "--filter", "gaussian", "--filter", "sobel-y",
-        "--map", "abs", "-o", out.to_str().unwrap(),
+        "preview",
+        src,
+        "--resize",
+        "40x30",
+        "--filter",
+        "gaussian",
+        "--filter",
+        "sobel-y",
+        "--map",
+        "abs",
+        "-o",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let input = image::open(src)
-        .unwrap()
-        .resize_exact(40, 30, image::imageops::FilterType::Lanczos3);
+    let input =
+        image::open(src)
+            .unwrap()
+            .resize_exact(40, 30, image::imageops::FilterType::Lanczos3);
     let want = reference::apply_chain(
         &PixelImage::from_dynamic(&input),
         &[Filter::Gaussian { k: 3, sigma: None }, Filter::SobelY],

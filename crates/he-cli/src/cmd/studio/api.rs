@@ -126,8 +126,8 @@ struct ConnectionForm {
     token: Option<String>,
 }
 
-/// Checks a server (its `/v1/info`, and the token on a job route) and
-/// sends the next jobs there if it answers.
+/// Sends the next jobs to a server (and token) and checks it: its
+/// `/v1/info`, and the token on a job route.
 async fn connection(
     State(s): State<Arc<Studio>>,
     Json(form): Json<ConnectionForm>,
@@ -147,8 +147,11 @@ async fn connection(
         server,
         token,
     };
+    // The next jobs go where the page's fields say, answering or not, so
+    // that what the page shows is what is used.
+    s.set_connection(c.clone());
     let studio = Arc::clone(&s);
-    let checked = c.clone();
+    let checked = c;
     let info = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let client = studio.client(&checked)?;
         let info = client.info()?;
@@ -161,7 +164,6 @@ async fn connection(
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, plain_error(&e)))?;
-    s.set_connection(c);
     Ok(Json(json!({
         "service": info.service,
         "version": info.version,

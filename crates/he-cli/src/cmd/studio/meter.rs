@@ -12,6 +12,8 @@ pub(super) const PHASES: [&str; 6] = ["key", "encrypt", "upload", "server", "dow
 
 /// The key phase: a key of the chosen size is generated (once per size).
 pub(super) const KEY: usize = 0;
+const UPLOAD: usize = 2;
+const SERVER: usize = 3;
 const NONE: usize = usize::MAX;
 
 #[derive(Debug, Default)]
@@ -74,9 +76,16 @@ impl Meter {
         s.total.store(total, Ordering::SeqCst);
         s.done.store(0, Ordering::SeqCst);
         s.ended.store(0, Ordering::SeqCst);
+        // The server's work starts when the upload ends, not when the
+        // first status that counts it comes back.
+        let from = match self.slots[UPLOAD].ended.load(Ordering::SeqCst) {
+            0 => self.now(),
+            upload_end if i == SERVER => upload_end,
+            _ => self.now(),
+        };
         let _ = s
             .started
-            .compare_exchange(0, self.now(), Ordering::SeqCst, Ordering::SeqCst);
+            .compare_exchange(0, from, Ordering::SeqCst, Ordering::SeqCst);
     }
 
     /// The current phase ends.
@@ -156,8 +165,8 @@ impl Meter {
 fn slot(phase: Phase) -> Option<usize> {
     Some(match phase {
         Phase::Encrypt => 1,
-        Phase::Upload => 2,
-        Phase::Filter => 3,
+        Phase::Upload => UPLOAD,
+        Phase::Filter => SERVER,
         Phase::Download => 4,
         Phase::Decrypt => 5,
         _ => return None,
