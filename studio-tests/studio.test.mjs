@@ -162,7 +162,29 @@ test('a reload during a job reattaches to it and it finishes', async () => {
   await downloadAndCompare(id, reference('reload', ['-k', '5']), 'reload');
 });
 
-test('a queued job can be cancelled', async () => {
+test('a region keeps the filter inside its rectangle only', async () => {
+  await setChain([{ name: 'mean', params: { k: '5' } }], 'saturate');
+  await choosePhoto();
+  const photo = page.locator('li.photo').last();
+  const region = { x: 40, y: 30, w: 100, h: 80 };
+  for (const [k, v] of Object.entries(region)) {
+    await photo.getByLabel(k, { exact: true }).fill(String(v));
+  }
+  await photo.getByRole('button', { name: 'Add region' }).click();
+  await photo.getByText('1 region(s)').waitFor();
+  const id = await filterPrivately();
+  // Expected: the plaintext 5x5 mean inside the rectangle, the photo outside.
+  const filtered = reference('region', ['-k', '5']);
+  const original = decodePng(readFileSync(PHOTO));
+  const want = { ...original, data: Buffer.from(original.data) };
+  for (let y = region.y; y < region.y + region.h; y++) {
+    const from = (y * original.width + region.x) * original.channels;
+    filtered.data.copy(want.data, from, from, from + region.w * original.channels);
+  }
+  await downloadAndCompare(id, want, 'region');
+});
+
+test('a queued or running job can be cancelled', async () => {
   await setChain([{ name: 'mean', params: { k: '3' } }], 'saturate');
   await page.getByLabel('Key size').selectOption('2048');
   await choosePhoto();

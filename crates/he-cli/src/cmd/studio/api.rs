@@ -209,7 +209,7 @@ async fn photo(
     let name = safe_name(q.name.as_deref());
     let what = format!("the photo {name}");
     let decoded = tokio::task::spawn_blocking(move || {
-        files::decode_image(body.to_vec(), &what)
+        files::decode_image(Vec::from(body), &what)
             .map(|img| enc_image::PixelImage::from_dynamic(&img))
     })
     .await
