@@ -518,3 +518,65 @@ fn a_wrong_token_is_told_in_words() {
     );
     srv.stop().unwrap();
 }
+
+#[test]
+fn progress_is_pushed_and_jobs_can_be_cancelled() {
+    let srv = server(None);
+    let st = TestStudio::start(&srv, None);
+    // The event stream needs the secret like every route.
+    let host = st.guard.host().to_string();
+    assert_eq!(
+        http(st.addr, "GET", "/api/events", &[("Host", &host)], b"").status,
+        403
+    );
+    // A larger photo first, so that the last job is surely still queued
+    // when it is cancelled.
+    let big = st.photo(&image(192, 160, 4));
+    let photo = st.photo(&image(9, 7, 5));
+    let form = |p: &str| serde_json::json!({ "photo": p, "filters": [{ "name": "mean" }], "key_bits": 2048 });
+    let ids: Vec<String> = [&big, &photo, &photo]
+        .iter()
+        .map(|p| {
+            st.json("POST", "/api/jobs", &form(p)).value()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    // The last one is still queued behind the others: cancel it.
+    assert_eq!(
+        st.call("DELETE", &format!("/api/jobs/{}", ids[2]), &[], b"")
+            .status,
+        204
+    );
+    let job = st.wait(&ids[2]);
+    assert_eq!(job["state"], "cancelled", "{job}");
+    assert_eq!(
+        st.call("GET", &format!("/api/jobs/{}/result.png", ids[2]), &[], b"")
+            .status,
+        404
+    );
+    assert_eq!(st.wait(&ids[0])["state"], "done");
+    assert_eq!(st.wait(&ids[1])["state"], "done");
+    assert_eq!(st.call("DELETE", "/api/jobs/nope", &[], b"").status, 404);
+
+    // Server-sent events: the job list, at once.
+    let mut s = TcpStream::connect(st.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let req = format!(
+        "GET /api/events HTTP/1.1\r\nHost: {host}\r\nCookie: {}\r\n\r\n",
+        st.guard.cookie()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains(&ids[1]) {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(text.contains("content-type: text/event-stream"), "{text}");
+    assert!(text.contains("event: jobs"), "{text}");
+    srv.stop().unwrap();
+}
