@@ -19,8 +19,10 @@ mod remote;
 #[cfg(test)]
 mod tests;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use he_service::server::{Config, ServerHandle};
@@ -28,6 +30,9 @@ use he_service::server::{Config, ServerHandle};
 use crate::cli::StudioArgs;
 use crate::files;
 use jobs::{Connection, Studio};
+
+/// How long requests in progress get after Ctrl-C.
+const SHUTDOWN: Duration = Duration::from_secs(2);
 
 /// Refuses an address that is not loopback: the page reaches the holder
 /// of the private key, so nothing but this machine may open it.
@@ -121,7 +126,7 @@ pub(crate) fn run(a: StudioArgs) -> Result<()> {
     } else {
         ""
     };
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(a.listen)
             .await
             .with_context(|| format!("cannot listen on {}", a.listen))?;
@@ -137,15 +142,19 @@ pub(crate) fn run(a: StudioArgs) -> Result<()> {
         if a.open {
             open_browser(&guard.url());
         }
-        axum::serve(listener, api::router(studio, guard))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("the studio stopped")
-    })?;
+        // Ctrl-C stops at once: the page's event stream never ends, so a
+        // graceful shutdown would wait for ever, and the jobs live in this
+        // process only.
+        tokio::select! {
+            served = axum::serve(listener, api::router(studio, guard)).into_future() => {
+                served.context("the studio stopped")
+            }
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    });
+    rt.shutdown_timeout(SHUTDOWN);
     if let Some(h) = embedded {
-        h.stop().context("stopping the embedded server")?;
+        h.kill().context("stopping the embedded server")?;
     }
-    Ok(())
+    served
 }
