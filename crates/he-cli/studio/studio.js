@@ -256,6 +256,7 @@ function phaseText(p) {
     t += ', about ' + fmtSecs(p.eta) + ' left';
   }
   if (p.state === 'done') t += ' (done)';
+  if (p.state === 'stopped') t += ' (stopped)';
   return t;
 }
 
@@ -304,8 +305,8 @@ function updateJob(card, j) {
     const li = card.querySelector('[data-phase="' + p.name + '"]');
     li.querySelector('label').textContent = phaseText(p);
     const bar = li.querySelector('progress');
-    if (p.state === 'done') bar.value = 1;
-    else if (p.total) bar.value = Math.min(1, p.done / p.total);
+    if (p.total) bar.value = Math.min(1, p.done / p.total);
+    else if (p.state === 'done') bar.value = 1;
     else if (p.state === 'running') bar.removeAttribute('value');
   }
   const error = card.querySelector('.error');

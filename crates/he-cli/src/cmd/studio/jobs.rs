@@ -490,7 +490,7 @@ pub(super) fn work(studio: &Weak<Studio>) {
             continue;
         };
         let outcome = s.run(&meter, &work.request, &work.input, &work.connection);
-        meter.end();
+        meter.end_all();
         s.settle(&id, outcome);
     }
 }

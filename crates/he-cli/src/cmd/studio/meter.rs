@@ -44,7 +44,8 @@ pub(super) struct PhaseView {
     pub(super) done: u64,
     /// Units in all (0: not known yet).
     pub(super) total: u64,
-    /// `"waiting"`, `"running"` or `"done"`.
+    /// `"waiting"`, `"running"`, `"done"`, or `"stopped"` (ended before
+    /// all its units were done: the job failed or was cancelled).
     pub(super) state: &'static str,
     /// Seconds spent so far (or in all, once done).
     pub(super) seconds: f64,
@@ -66,12 +67,12 @@ impl Meter {
         u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
     }
 
-    /// Phase `i` starts with `total` units; the one before it ends.
+    /// Phase `i` starts with `total` units and becomes the one
+    /// [`Progress::advance`] counts. Phases may overlap (a tiled job runs
+    /// them at once): a phase ends when [`Meter::end`] says so, when all
+    /// its units are done, or when the job ends ([`Meter::end_all`]).
     pub(super) fn begin(&self, i: usize, total: u64) {
-        let before = self.current.swap(i, Ordering::SeqCst);
-        if before != i {
-            self.end_slot(before);
-        }
+        self.current.store(i, Ordering::SeqCst);
         let s = &self.slots[i];
         s.total.store(total, Ordering::SeqCst);
         s.done.store(0, Ordering::SeqCst);
@@ -79,13 +80,33 @@ impl Meter {
         // The server's work starts when the upload ends, not when the
         // first status that counts it comes back.
         let from = match self.slots[UPLOAD].ended.load(Ordering::SeqCst) {
-            0 => self.now(),
-            upload_end if i == SERVER => upload_end,
+            upload_end if i == SERVER && upload_end != 0 => upload_end,
             _ => self.now(),
         };
         let _ = s
             .started
             .compare_exchange(0, from, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// `n` more units of phase `i`; the phase ends when all are done.
+    fn count(&self, i: usize, n: u64) {
+        if let Some(s) = self.slots.get(i) {
+            let done = s.done.fetch_add(n, Ordering::SeqCst) + n;
+            let total = s.total.load(Ordering::SeqCst);
+            if total > 0 && done >= total {
+                self.end_slot(i);
+            }
+        }
+    }
+
+    /// Every phase started and not ended ends: the job is over.
+    pub(super) fn end_all(&self) {
+        self.current.store(NONE, Ordering::SeqCst);
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.started.load(Ordering::SeqCst) != 0 {
+                self.end_slot(i);
+            }
+        }
     }
 
     /// The current phase ends.
@@ -95,8 +116,6 @@ impl Meter {
 
     fn end_slot(&self, i: usize) {
         if let Some(s) = self.slots.get(i) {
-            s.done
-                .fetch_max(s.total.load(Ordering::SeqCst), Ordering::SeqCst);
             let _ = s
                 .ended
                 .compare_exchange(0, self.now(), Ordering::SeqCst, Ordering::SeqCst);
@@ -144,7 +163,8 @@ impl Meter {
                 let state = match (started, ended) {
                     (false, _) => "waiting",
                     (true, false) => "running",
-                    (true, true) => "done",
+                    (true, true) if total == 0 || done >= total => "done",
+                    (true, true) => "stopped",
                 };
                 let eta = (state == "running" && done > 0 && total >= done)
                     .then(|| seconds * (total - done) as f64 / done as f64);
@@ -181,14 +201,12 @@ impl Progress for Meter {
     }
 
     fn advance(&self, n: u64) {
-        if let Some(s) = self.slots.get(self.current.load(Ordering::SeqCst)) {
-            s.done.fetch_add(n, Ordering::SeqCst);
-        }
+        self.count(self.current.load(Ordering::SeqCst), n);
     }
 
     fn advance_phase(&self, phase: Phase, n: u64) {
         if let Some(i) = slot(phase) {
-            self.slots[i].done.fetch_add(n, Ordering::SeqCst);
+            self.count(i, n);
         }
     }
 
@@ -209,21 +227,56 @@ mod tests {
     fn phases_start_count_and_end_in_order() {
         let m = Meter::new();
         m.begin(KEY, 0);
+        m.end();
         m.start(Phase::Encrypt, 10);
         m.advance(4);
         let v = m.view();
         assert_eq!(v[KEY].state, "done");
         assert_eq!((v[1].done, v[1].total, v[1].state), (4, 10, "running"));
+        assert!(v[1].eta.is_some());
         assert_eq!(v[2].state, "waiting");
         m.advance(6);
-        m.finish();
         let v = m.view();
         assert_eq!((v[1].done, v[1].state, v[1].eta), (10, "done", None));
         m.start(Phase::Upload, 100);
-        m.advance_phase(Phase::Upload, 50);
-        assert_eq!(m.view()[2].done, 50);
+        m.advance(50);
+        m.finish(); // a cut upload: ended with half its bytes
+        assert_eq!((m.view()[2].done, m.view()[2].state), (50, "stopped"));
+        // A phase of unknown size ends when told.
+        m.start(Phase::Download, 0);
+        m.advance(7);
+        assert_eq!(m.view()[4].state, "running");
+        m.start(Phase::Decrypt, 9);
+        m.advance(3);
+        m.end_all();
+        assert_eq!(m.view()[4].state, "done");
+        assert_eq!((m.view()[5].done, m.view()[5].state), (3, "stopped"));
+        assert_eq!(m.view()[3].state, "waiting", "never started");
         assert!(!m.cancelled());
         m.cancel();
         assert!(m.cancelled());
+    }
+
+    /// A pipelined job starts every phase first and counts each one's
+    /// units apart: the phases run at once and each ends when all its
+    /// units are done.
+    #[test]
+    fn overlapping_phases_count_apart() {
+        let m = Meter::new();
+        for (p, n) in [(Phase::Encrypt, 4), (Phase::Filter, 4), (Phase::Decrypt, 2)] {
+            m.start(p, n);
+        }
+        m.advance_phase(Phase::Encrypt, 4);
+        m.advance_phase(Phase::Filter, 1);
+        let v = m.view();
+        assert_eq!(
+            (v[1].state, v[3].state, v[5].state),
+            ("done", "running", "running")
+        );
+        assert_eq!((v[3].done, v[5].done), (1, 0));
+        m.advance_phase(Phase::Filter, 3);
+        m.advance_phase(Phase::Decrypt, 2);
+        let v = m.view();
+        assert_eq!((v[3].state, v[5].state), ("done", "done"));
     }
 }
