@@ -54,9 +54,20 @@ pub(crate) fn from_matches(m: &ArgMatches) -> Result<ChainSpec> {
         }
     }
     given.sort_by_key(|(i, _, _)| *i);
+    from_flags(given.into_iter().map(|(_, flag, value)| (flag, value)))
+}
+
+/// A chain from `(flag, value)` pairs in the order typed, e.g.
+/// `("--filter", "mean"), ("-k", "5"), ("--map", "abs")`: what
+/// [`from_matches`] builds from the command line and the studio from the
+/// page's form.
+pub(crate) fn from_flags<'a>(
+    given: impl IntoIterator<Item = (&'a str, String)>,
+) -> Result<ChainSpec> {
     let mut b = Builder::default();
-    let any = given.iter().any(|(_, flag, _)| *flag != "--map");
-    for (_, flag, value) in given {
+    let mut any = false;
+    for (flag, value) in given {
+        any |= flag != "--map";
         b.accept(flag, value)?;
     }
     let (filters, mapping) = b.finish()?;
@@ -65,6 +76,16 @@ pub(crate) fn from_matches(m: &ArgMatches) -> Result<ChainSpec> {
         mapping,
         given: any,
     })
+}
+
+/// The flag of a filter parameter named as in
+/// [`Builtin::params`](he_filter::Builtin::params) (`"k"` is `-k`, `"sigma"` is
+/// `--sigma`), or `None` for a name that is not a parameter.
+pub(crate) fn param_flag(param: &str) -> Option<&'static str> {
+    OPTIONS
+        .iter()
+        .find(|(id, _)| *id == param && !matches!(*id, "filter" | "kernel" | "map"))
+        .map(|(_, flag)| *flag)
 }
 
 /// Collects filter options in order.

@@ -47,6 +47,12 @@ pub(crate) enum Command {
     Loadtest(LoadtestArgs),
     /// Every built-in filter under encryption, on one contact sheet.
     Gallery(GalleryArgs),
+    /// Apply a filter chain to a plain image, no encryption: the exact
+    /// result a private job must give.
+    Preview(PreviewArgs),
+    /// A local web page that filters photos privately: the key stays in
+    /// this process, the server gets ciphertexts only (docs/STUDIO.md).
+    Studio(StudioArgs),
     /// List the built-in filters and their parameters.
     Filters,
     /// Print a shell completion script.
@@ -519,6 +525,54 @@ pub(crate) struct GalleryArgs {
     /// Overwrite files already in the directory.
     #[arg(long)]
     pub(crate) force: bool,
+}
+
+/// `he preview`.
+#[derive(Debug, Args)]
+pub(crate) struct PreviewArgs {
+    /// The image to filter (PNG or JPEG).
+    #[arg(value_hint = ValueHint::FilePath)]
+    pub(crate) image: PathBuf,
+    /// The image to write (PNG or JPEG, by extension).
+    #[arg(short, long, value_name = "IMAGE", value_hint = ValueHint::FilePath)]
+    pub(crate) output: PathBuf,
+    #[command(flatten)]
+    pub(crate) image_opts: ImageArgs,
+    #[command(flatten)]
+    pub(crate) chain: ChainArgs,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+/// `he studio`.
+#[derive(Debug, Args)]
+pub(crate) struct StudioArgs {
+    /// Loopback address and port of the page (port 0: any free port).
+    /// Other addresses are refused: the page reaches the private key.
+    #[arg(long, default_value = "127.0.0.1:8766")]
+    pub(crate) listen: SocketAddr,
+    /// The server's URL (default: a server started in this process on
+    /// loopback).
+    #[arg(long, value_name = "URL")]
+    pub(crate) server: Option<String>,
+    /// API token for a server with tokens (`he token create`).
+    #[arg(long, value_name = "TOKEN", env = "HE_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<Secret>,
+    /// Trust the CA certificates (PEM) in FILE for an https:// server,
+    /// instead of the system's roots.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) ca: Option<PathBuf>,
+    /// Use the key pair in FILE for every job (default: a new key of the
+    /// size chosen on the page, kept in memory only).
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) key: Option<PathBuf>,
+    /// Load a --key FILE that others can read (refused otherwise).
+    #[arg(long)]
+    pub(crate) allow_readable_key: bool,
+    /// Open the page in the browser.
+    #[arg(long)]
+    pub(crate) open: bool,
 }
 
 /// `he completions`.

@@ -72,9 +72,22 @@ pub(crate) fn read_text(path: &Path, max: u64, what: &str) -> Result<String> {
 /// so that a portrait photo from a phone comes out upright.
 pub(crate) fn read_image(path: &Path) -> Result<DynamicImage> {
     let bytes = read_capped(path, MAX_IMAGE_FILE, "image")?;
+    decode_image(bytes, &format!("image {}", path.display()))
+}
+
+/// Decodes the bytes of an encoded image (PNG or JPEG, at most
+/// [`MAX_IMAGE_FILE`]) under explicit limits and applies its EXIF
+/// orientation; `what` names it in errors.
+pub(crate) fn decode_image(bytes: Vec<u8>, what: &str) -> Result<DynamicImage> {
+    if bytes.len() as u64 > MAX_IMAGE_FILE {
+        bail!(
+            "{what} is {} bytes; at most {MAX_IMAGE_FILE} are accepted",
+            bytes.len()
+        );
+    }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .with_context(|| format!("cannot read image {}", path.display()))?;
+        .with_context(|| format!("cannot read {what}"))?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
@@ -82,14 +95,13 @@ pub(crate) fn read_image(path: &Path) -> Result<DynamicImage> {
     reader.limits(limits);
     let mut decoder = reader
         .into_decoder()
-        .with_context(|| format!("cannot decode image {}", path.display()))?;
+        .with_context(|| format!("cannot decode {what}"))?;
     let orientation = decoder
         .orientation()
-        .with_context(|| format!("cannot decode image {}", path.display()))?;
+        .with_context(|| format!("cannot decode {what}"))?;
     let mut img = DynamicImage::from_decoder(decoder).with_context(|| {
         format!(
-            "cannot decode image {} (limits: {MAX_IMAGE_SIDE} px a side, {} MiB)",
-            path.display(),
+            "cannot decode {what} (limits: {MAX_IMAGE_SIDE} px a side, {} MiB)",
             MAX_IMAGE_ALLOC >> 20
         )
     })?;

@@ -56,6 +56,8 @@ fn main() -> ExitCode {
         Command::Token(c) => cmd::token::run(c),
         Command::Loadtest(a) => cmd::loadtest::run(a, &sub),
         Command::Gallery(a) => cmd::gallery::run(a),
+        Command::Preview(a) => cmd::preview::run(a, &sub),
+        Command::Studio(a) => cmd::studio::run(a),
         Command::Filters => cmd::docs::filters(),
         Command::Completions(a) => cmd::docs::completions(a),
         Command::Man(a) => cmd::docs::man(a),

@@ -186,6 +186,8 @@ fn bad_usage_exits_2_and_help_lists_every_command() {
         "token",
         "loadtest",
         "gallery",
+        "preview",
+        "studio",
         "filters",
         "completions",
         "man",

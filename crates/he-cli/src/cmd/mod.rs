@@ -8,8 +8,10 @@ pub(crate) mod filter;
 pub(crate) mod gallery;
 pub(crate) mod keygen;
 pub(crate) mod loadtest;
+pub(crate) mod preview;
 pub(crate) mod serve;
 pub(crate) mod siege;
+pub(crate) mod studio;
 pub(crate) mod submit;
 pub(crate) mod token;
 
