@@ -202,6 +202,10 @@ pub(crate) struct DecryptArgs {
     /// The image to write (PNG or JPEG, by extension).
     #[arg(short, long, value_name = "IMAGE", value_hint = ValueHint::FilePath)]
     pub(crate) output: PathBuf,
+    /// JPEG quality of the output, 1 to 100 (default 90); for a .jpg or
+    /// .jpeg output only. No metadata of the input is ever copied.
+    #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub(crate) quality: Option<u8>,
     /// The original image: checks that it is the one encrypted, and every
     /// decrypted value against the chain computed in plain.
     #[arg(long = "input", value_name = "IMAGE", value_hint = ValueHint::FilePath)]
@@ -227,6 +231,10 @@ pub(crate) struct BlurArgs {
     /// IMAGE-FILTER.png for another filter, never overwriting).
     #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub(crate) output: Option<PathBuf>,
+    /// JPEG quality of the output, 1 to 100 (default 90); for a .jpg or
+    /// .jpeg output only. No metadata of the input is ever copied.
+    #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub(crate) quality: Option<u8>,
     /// Key size in bits, 2048 or more.
     #[arg(long, default_value_t = paillier::Keypair::default_bits())]
     pub(crate) key_bits: u32,
@@ -369,6 +377,10 @@ pub(crate) struct SubmitArgs {
     /// Where to write the result (default: IMAGE-FILTER.png, never overwriting).
     #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub(crate) output: Option<PathBuf>,
+    /// JPEG quality of the output, 1 to 100 (default 90); for a .jpg or
+    /// .jpeg output only. No metadata of the input is ever copied.
+    #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub(crate) quality: Option<u8>,
     /// The server's URL.
     #[arg(long, default_value_t = format!("http://127.0.0.1:{}", he_service::wire::DEFAULT_PORT))]
     pub(crate) server: String,

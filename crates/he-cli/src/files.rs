@@ -185,6 +185,26 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], force: bool, secret: bool)
 /// JPEG quality when none is asked for (`--quality`).
 pub(crate) const DEFAULT_JPEG_QUALITY: u8 = 90;
 
+/// The JPEG quality to write `path` with: `quality` (`--quality`) if
+/// given, which only a JPEG output (`.jpg`, `.jpeg`) takes, else
+/// [`DEFAULT_JPEG_QUALITY`]. Checked before any work is done.
+pub(crate) fn jpeg_quality(path: &Path, quality: Option<u8>) -> Result<u8> {
+    let Some(q) = quality else {
+        return Ok(DEFAULT_JPEG_QUALITY);
+    };
+    if ImageFormat::from_path(path).ok() != Some(ImageFormat::Jpeg) {
+        bail!(
+            "--quality applies to JPEG output only, and {} is not written as JPEG \
+             (name it .jpg for a JPEG, or drop --quality)",
+            path.display()
+        );
+    }
+    if !(1..=100).contains(&q) {
+        bail!("--quality must be between 1 and 100, not {q}");
+    }
+    Ok(q)
+}
+
 /// Encodes `img` in the format its path's extension names (PNG or JPEG,
 /// at [`DEFAULT_JPEG_QUALITY`]) and writes it atomically.
 pub(crate) fn write_image(path: &Path, img: &DynamicImage, force: bool) -> Result<()> {
@@ -370,6 +390,11 @@ mod tests {
         let size = |p: &Path| std::fs::metadata(p).unwrap().len();
         assert!(size(&lo) < size(&hi), "{} !< {}", size(&lo), size(&hi));
         assert!(write_image(&dir.join("x.unknown"), &img, false).is_err());
+        assert_eq!(jpeg_quality(&lo, Some(10)).unwrap(), 10);
+        assert_eq!(jpeg_quality(&png, None).unwrap(), DEFAULT_JPEG_QUALITY);
+        let e = jpeg_quality(&png, Some(80)).unwrap_err();
+        assert!(e.to_string().contains("JPEG output only"), "{e}");
+        assert!(jpeg_quality(&hi, Some(0)).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

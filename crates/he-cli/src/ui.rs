@@ -318,9 +318,10 @@ pub(crate) fn noise_picture(payload: &[u8], width: u32) -> image::RgbImage {
         .unwrap_or_else(|| image::RgbImage::new(width, height))
 }
 
-/// Writes a checked result to `out` and the picture of `seen` (the
-/// ciphertext bytes the server got) to `view`, `width` pixels wide, and
-/// says so: the last step of `he blur` and `he submit`.
+/// Writes a checked result to `out` (a JPEG at `quality`, see
+/// [`files::jpeg_quality`]) and the picture of `seen` (the ciphertext
+/// bytes the server got) to `view`, `width` pixels wide, and says so: the
+/// last step of `he blur` and `he submit`.
 pub(crate) fn write_result_and_view(
     out: &Path,
     view: &Path,
@@ -328,8 +329,9 @@ pub(crate) fn write_result_and_view(
     seen: &[u8],
     width: usize,
     force: bool,
+    quality: u8,
 ) -> Result<()> {
-    files::write_image(out, result, force)?;
+    files::write_image_with(out, result, force, quality)?;
     let picture = noise_picture(seen, width as u32);
     files::write_image(view, &DynamicImage::ImageRgb8(picture), false)?;
     println!(

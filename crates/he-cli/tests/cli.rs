@@ -495,3 +495,111 @@ fn keygen_never_writes_the_public_key_over_the_key_pair() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// `jpeg` with an EXIF block (orientation 1, and a maker string) inserted
+/// after its start marker, as a phone writes it.
+fn with_exif(jpeg: &[u8], maker: &[u8]) -> Vec<u8> {
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
+    tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_le_bytes());
+    tiff.extend_from_slice(&[1, 0, 0, 0]); // upright
+    tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    tiff.extend_from_slice(maker);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec(); // SOI
+    out.extend_from_slice(&[0xff, 0xe1]);
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn jpeg_outputs_take_a_quality_and_carry_no_input_metadata() {
+    let d = scratch("quality");
+    let png = small_photo(&d);
+    let mut jpeg = Vec::new();
+    image::open(&png)
+        .unwrap()
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let photo = d.join("phone.jpg");
+    let maker = b"SECRET-PHONE-SERIAL-4711";
+    std::fs::write(&photo, with_exif(&jpeg, maker)).unwrap();
+    let blur = |out: &Path, quality: &str| {
+        ok(&[
+            "blur",
+            s(&photo),
+            "--key-bits",
+            "2048",
+            "--tile-rows",
+            "4",
+            "-o",
+            s(out),
+            "--quality",
+            quality,
+        ]);
+        std::fs::read(out).unwrap()
+    };
+    let (lo, hi) = (
+        blur(&d.join("lo.jpg"), "5"),
+        blur(&d.join("hi.jpeg"), "100"),
+    );
+    for bytes in [&lo, &hi] {
+        assert_eq!(
+            image::guess_format(bytes).unwrap(),
+            image::ImageFormat::Jpeg
+        );
+        assert!(!contains(bytes, b"Exif\0\0"), "EXIF copied to the output");
+        assert!(
+            !contains(bytes, maker),
+            "the maker string reached the output"
+        );
+    }
+    assert!(lo.len() < hi.len(), "{} !< {}", lo.len(), hi.len());
+    // A PNG output takes no quality: refused before any work.
+    let e = he(&[
+        "blur",
+        s(&photo),
+        "-o",
+        s(&d.join("x.png")),
+        "--quality",
+        "80",
+    ]);
+    assert_eq!(e.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("JPEG output only"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+    assert!(!d.join("x.png").exists());
+    let e = he(&[
+        "decrypt",
+        s(&d.join("none.he")),
+        "--key",
+        s(&d.join("none.key")),
+        "-o",
+        s(&d.join("y.png")),
+        "--quality",
+        "80",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("JPEG output only"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+    // Out of range is bad usage.
+    let e = he(&["blur", "-o", s(&d.join("z.jpg")), "--quality", "0"]);
+    assert_eq!(e.status.code(), Some(2));
+    std::fs::remove_dir_all(&d).unwrap();
+}

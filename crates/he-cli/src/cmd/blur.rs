@@ -26,6 +26,7 @@ use paillier::{Keypair, PublicKey};
 use crate::VerificationFailed;
 use crate::chain::{self, ChainSpec};
 use crate::cli::BlurArgs;
+use crate::files;
 use crate::ui::{
     Bar, Input, JobBar, bytes, count_value_differences, output_paths, secs, timed,
     write_result_and_view,
@@ -57,6 +58,7 @@ pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
     let border = super::border(&a.image_opts.border)?;
     let input = Input::load(a.image.as_deref(), a.image_opts.resize.as_deref())?;
     let (out_path, view_path) = output_paths(a.output.as_deref(), &input, &spec.filters, a.force)?;
+    let quality = files::jpeg_quality(&out_path, a.quality)?;
     let img = input.pixels();
     let labels: Vec<String> = spec.filters.iter().map(Filter::label).collect();
     let tiled = !(a.unpacked || a.untiled);
@@ -108,6 +110,7 @@ pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
         &outcome.seen,
         img.width(),
         a.force,
+        quality,
     )
 }
 

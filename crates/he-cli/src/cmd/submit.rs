@@ -62,6 +62,7 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
     let border = super::border(&a.image_opts.border)?;
     let input = Input::load(a.image.as_deref(), a.image_opts.resize.as_deref())?;
     let (out_path, view_path) = output_paths(a.output.as_deref(), &input, &spec.filters, a.force)?;
+    let quality = files::jpeg_quality(&out_path, a.quality)?;
     let mut options = ClientOptions::default();
     if let Some(s) = a.io_timeout {
         options.io_timeout = Duration::from_secs(s);
@@ -210,5 +211,6 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
         EncryptedImage::payload_of(&image_bytes).unwrap_or(&image_bytes),
         img.width(),
         a.force,
+        quality,
     )
 }
