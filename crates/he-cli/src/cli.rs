@@ -257,6 +257,19 @@ pub(crate) struct BlurArgs {
     /// the other (the path before tiles, for comparison).
     #[arg(long, conflicts_with = "tile_rows")]
     pub(crate) untiled: bool,
+    /// Keep the key pair in FILE: loaded if it exists, else generated and
+    /// written with owner-only permissions. A tiled run with a kept key
+    /// saves each finished tile in OUT.he-partial, so that the same command
+    /// run again after an interruption resumes where it stopped.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) key: Option<PathBuf>,
+    /// Load a --key FILE that others can read (refused otherwise).
+    #[arg(long)]
+    pub(crate) allow_readable_key: bool,
+    /// Delete the state of an interrupted run (OUT.he-partial) and start
+    /// over instead of resuming it.
+    #[arg(long)]
+    pub(crate) restart: bool,
     #[command(flatten)]
     pub(crate) chain: ChainArgs,
     /// Overwrite the output if it exists.

@@ -182,6 +182,40 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], force: bool, secret: bool)
     result
 }
 
+/// Opens an existing regular file to read and to append to, never through
+/// a symlink: the name must be a regular file before the open and still
+/// the very file opened after it. `what` names it in errors.
+pub(crate) fn open_for_append(path: &Path, what: &str) -> Result<File> {
+    let before = path
+        .symlink_metadata()
+        .with_context(|| format!("cannot open {what} {}", path.display()))?;
+    if !before.file_type().is_file() {
+        bail!(
+            "{what} {} is not a regular file (a symlink, directory or device); refused",
+            path.display()
+        );
+    }
+    let f = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {what} {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let after = f
+            .metadata()
+            .with_context(|| format!("cannot open {what} {}", path.display()))?;
+        if (after.dev(), after.ino()) != (before.dev(), before.ino()) {
+            bail!(
+                "{what} {} was replaced while opened; refused",
+                path.display()
+            );
+        }
+    }
+    Ok(f)
+}
+
 /// JPEG quality when none is asked for (`--quality`).
 pub(crate) const DEFAULT_JPEG_QUALITY: u8 = 90;
 

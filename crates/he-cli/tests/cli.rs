@@ -603,3 +603,165 @@ fn jpeg_outputs_take_a_quality_and_carry_no_input_metadata() {
     assert_eq!(e.status.code(), Some(2));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// The bundled photo resized to `w`x`h`, written as PNG.
+fn photo_of(dir: &Path, w: u32, h: u32) -> PathBuf {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/astronaut-256.png");
+    let p = dir.join(format!("photo-{w}x{h}.png"));
+    image::open(src)
+        .unwrap()
+        .resize_exact(w, h, image::imageops::FilterType::Triangle)
+        .save(&p)
+        .unwrap();
+    p
+}
+
+/// The number after `prefix` in `text`.
+fn number_after(text: &str, prefix: &str) -> u64 {
+    let at = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix:?} in {text}"))
+        + prefix.len();
+    text[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_killed_blur_resumes_with_the_remaining_tiles_only_and_exactly() {
+    let d = scratch("resume");
+    let photo = photo_of(&d, 48, 80);
+    let key = d.join("key");
+    ok(&["keygen", "-o", s(&key), "--key-bits", "2048"]);
+    let args_with = |out: &Path, key: &Path| -> Vec<String> {
+        [
+            "blur",
+            s(&photo),
+            "--key",
+            s(key),
+            "--tile-rows",
+            "1",
+            "--threads",
+            "1",
+            "-o",
+            s(out),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let args = |out: &Path| args_with(out, &key);
+    // An uninterrupted run: the result to match and the work of 80 tiles.
+    let whole = d.join("whole.png");
+    let text = ok(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
+    let full = number_after(&text, "ciphertexts: ");
+    assert!(
+        !d.join("whole.png.he-partial").exists(),
+        "state left behind"
+    );
+    // The same run, killed (SIGKILL) once a few tiles are saved.
+    let out = d.join("out.png");
+    let state = d.join("out.png.he-partial");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_he"))
+        .args(args(&out))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let saved = |p: &Path| {
+        std::fs::read(p)
+            .map(|b| b.windows(8).filter(|w| w == b"HETILE\0\0").count())
+            .unwrap_or(0)
+    };
+    let t = std::time::Instant::now();
+    while saved(&state) < 3 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        assert!(t.elapsed().as_secs() < 120, "no tile saved in two minutes");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.exists());
+    let kept = std::fs::read(&state).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the state holds decrypted pixels");
+    }
+    // Runs that differ, or cannot resume, are refused and change nothing.
+    let refused = |extra: &[&str], want: &str| {
+        let mut a = args(&out);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        let e = he(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = String::from_utf8_lossy(&e.stderr);
+        assert_eq!(e.status.code(), Some(1), "{err}");
+        assert!(err.contains(want) && err.contains("--restart"), "{err}");
+        assert_eq!(std::fs::read(&state).unwrap(), kept);
+    };
+    refused(&["--filter", "mean", "-k", "5"], "filter chain");
+    refused(&["--border", "reflect101"], "border");
+    let e = he(&[
+        "blur",
+        s(&photo),
+        "--key",
+        s(&key),
+        "--untiled",
+        "-o",
+        s(&out),
+    ]);
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        err.contains("not tiled") && err.contains("--restart"),
+        "{err}"
+    );
+    let other = d.join("other-key");
+    ok(&["keygen", "-o", s(&other), "--key-bits", "2048"]);
+    let e = he(&args_with(&out, &other)
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        err.contains("the key is") && err.contains("--restart"),
+        "{err}"
+    );
+    let no_key: Vec<&str> = vec!["blur", s(&photo), "--tile-rows", "1", "-o", s(&out)];
+    let e = he(&no_key);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("keeps no key"));
+    // A changed byte anywhere is refused.
+    for at in [30, kept.len() / 2, kept.len() - 1] {
+        let mut bad = kept.clone();
+        bad[at] ^= 0x20;
+        std::fs::write(&state, &bad).unwrap();
+        let e = he(&args(&out).iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(e.status.code(), Some(1), "byte {at} changed, accepted");
+        assert!(String::from_utf8_lossy(&e.stderr).contains("--restart"));
+    }
+    std::fs::write(&state, &kept).unwrap();
+    // The same command resumes: only the remaining tiles are done, and the
+    // result is the uninterrupted one, exactly.
+    let text = ok(&args(&out).iter().map(String::as_str).collect::<Vec<_>>());
+    let resumed = number_after(&text, "resuming: ");
+    assert!((2..80).contains(&resumed), "{text}");
+    let rest = number_after(&text, "ciphertexts: ");
+    assert_eq!(rest * 80, full * (80 - resumed), "{text}");
+    assert!(text.contains(" 0 of "), "{text}");
+    assert_eq!(
+        image::open(&out).unwrap().to_rgb8(),
+        image::open(&whole).unwrap().to_rgb8()
+    );
+    assert!(!state.exists(), "the state outlived the output");
+    // --restart starts over.
+    let mut a = args(&d.join("again.png"));
+    a.push("--restart".into());
+    let text = ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(number_after(&text, "ciphertexts: "), full);
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -28,31 +28,14 @@ use crate::ui::{
 /// The key pair: loaded from --key, or generated (and saved to --key);
 /// what was done, and how long it took.
 fn keypair(a: &SubmitArgs) -> Result<(Keypair, String, Duration)> {
-    if let Some(path) = a.key.as_ref().filter(|p| p.exists() && !a.new_key) {
-        let (kp, t) = timed(|| files::load_keypair(path, a.allow_readable_key));
-        let kp = kp?;
-        let what = format!("{}-bit key from {}", kp.public_key().bits(), path.display());
-        return Ok((kp, what, t));
-    }
-    if let Some(path) = &a.key {
-        files::check_free(path, a.force)?;
-    }
-    let spin = Bar::spinner(&format!("generating a {}-bit key", a.key_bits));
-    let (kp, t) = timed(|| Keypair::generate(a.key_bits));
-    drop(spin);
-    let kp = kp?;
-    let what = match &a.key {
-        Some(path) => {
-            files::save_keypair(path, &kp, a.force)?;
-            format!(
-                "new {}-bit key, written to {} (owner-only)",
-                a.key_bits,
-                path.display()
-            )
-        }
-        None => format!("new {}-bit key, not kept (use --key FILE)", a.key_bits),
-    };
-    Ok((kp, what, t))
+    let used = super::keypair(&super::KeySource {
+        path: a.key.as_deref(),
+        new_key: a.new_key,
+        bits: a.key_bits,
+        allow_readable: a.allow_readable_key,
+        force: a.force,
+    })?;
+    Ok((used.keypair, used.what, used.took))
 }
 
 /// Runs `he submit`.
