@@ -188,18 +188,6 @@ pub struct JobTotals {
     pub decrypt: u64,
 }
 
-impl JobTotals {
-    /// The work of both.
-    #[must_use]
-    pub fn plus(self, other: JobTotals) -> JobTotals {
-        JobTotals {
-            encrypt: self.encrypt + other.encrypt,
-            filter: self.filter + other.filter,
-            decrypt: self.decrypt + other.decrypt,
-        }
-    }
-}
-
 /// A chain to run on an image tile by tile: the image, the chain, how it
 /// is encrypted and the tile plan, checked in full when made.
 #[derive(Debug)]
@@ -209,7 +197,7 @@ pub struct TiledJob<'a> {
     plan: TilePlan,
     window: usize,
     labels: Vec<String>,
-    tile_totals: Vec<JobTotals>,
+    totals: JobTotals,
 }
 
 impl<'a> TiledJob<'a> {
@@ -236,9 +224,8 @@ impl<'a> TiledJob<'a> {
             encrypt,
             options.tile_rows,
         )?;
-        let mut tile_totals = Vec::with_capacity(plan.count());
+        let mut totals = JobTotals::default();
         for rows in plan.iter() {
-            let mut totals = JobTotals::default();
             let mut m = ImageMeta::for_encryption(
                 img.width(),
                 rows.len(),
@@ -256,7 +243,6 @@ impl<'a> TiledJob<'a> {
                 Packing::Packed(g) => m.channels() * (g.band_rows * g.chunks) as usize,
                 Packing::Unpacked => m.ciphertext_count(),
             } as u64;
-            tile_totals.push(totals);
         }
         Ok(TiledJob {
             img,
@@ -264,7 +250,7 @@ impl<'a> TiledJob<'a> {
             plan,
             window: options.window,
             labels: chain.iter().map(Filter::label).collect(),
-            tile_totals,
+            totals,
         })
     }
 
@@ -277,26 +263,7 @@ impl<'a> TiledJob<'a> {
     /// The work of the whole job, per phase.
     #[must_use]
     pub fn totals(&self) -> JobTotals {
-        self.tile_totals
-            .iter()
-            .copied()
-            .fold(JobTotals::default(), JobTotals::plus)
-    }
-
-    /// The work of tile `index`, per phase (`None` outside the plan).
-    #[must_use]
-    pub fn tile_totals(&self, index: usize) -> Option<JobTotals> {
-        self.tile_totals.get(index).copied()
-    }
-
-    /// The work of the tiles `indices` (those outside the plan count
-    /// nothing), per phase: what [`Self::run_tiles`] reports.
-    #[must_use]
-    pub fn totals_of(&self, indices: &[usize]) -> JobTotals {
-        indices
-            .iter()
-            .filter_map(|&i| self.tile_totals(i))
-            .fold(JobTotals::default(), JobTotals::plus)
+        self.totals
     }
 
     /// Encrypts tile `index` (the client's side; `sk` makes it fast).
@@ -361,42 +328,12 @@ impl<'a> TiledJob<'a> {
         sk: &PrivateKey,
         server: &S,
         progress: &dyn Progress,
-        sink: impl FnMut(DecryptedTile) -> std::result::Result<(), S::Error>,
-    ) -> std::result::Result<(), S::Error> {
-        let all: Vec<usize> = (0..self.plan.count()).collect();
-        self.run_tiles(&all, sk, server, progress, sink)
-    }
-
-    /// [`Self::run`] for the tiles `indices` only (in increasing order,
-    /// each in the plan), to resume a job whose other tiles are done: the
-    /// others are neither encrypted, filtered nor decrypted, and the
-    /// progress totals are [`Self::totals_of`] these tiles. An empty list
-    /// does nothing.
-    pub fn run_tiles<S: TileServer>(
-        &self,
-        indices: &[usize],
-        sk: &PrivateKey,
-        server: &S,
-        progress: &dyn Progress,
         mut sink: impl FnMut(DecryptedTile) -> std::result::Result<(), S::Error>,
     ) -> std::result::Result<(), S::Error> {
-        for &i in indices {
-            enc_rows(&self.plan, i)?;
-        }
-        if indices.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(Error::Parameter(
-                "the tiles to run must be listed in increasing order, each once".into(),
-            )
-            .into());
-        }
-        let count = indices.len();
-        if count == 0 {
-            return Ok(());
-        }
-        let totals = self.totals_of(indices);
-        progress.start(Phase::Encrypt, totals.encrypt);
-        progress.start(Phase::Filter, totals.filter);
-        progress.start(Phase::Decrypt, totals.decrypt);
+        let count = self.plan.count();
+        progress.start(Phase::Encrypt, self.totals.encrypt);
+        progress.start(Phase::Filter, self.totals.filter);
+        progress.start(Phase::Decrypt, self.totals.decrypt);
         // A free place in the window is a token in this channel.
         let (free_tx, free_rx) = mpsc::sync_channel::<()>(self.window);
         for _ in 0..self.window {
@@ -412,7 +349,7 @@ impl<'a> TiledJob<'a> {
         let result = std::thread::scope(move |s| {
             s.spawn(move || {
                 let progress = InPhase(progress, Phase::Encrypt);
-                for &index in indices {
+                for index in 0..count {
                     if free_rx.recv().is_err() || stop.load(Ordering::Relaxed) {
                         return;
                     }
