@@ -96,7 +96,7 @@ pub use kernel::{Kernel, MAX_KERNEL_SIZE, MAX_WEIGHT};
 pub use names::FilterParams;
 pub use plan::{check_chain, encrypt_options};
 pub use post::gradient_magnitude;
-pub use verify::{DEFAULT_RANDOM_VALUES, SpotCheck, SpotCheckReport, spot_check};
+pub use verify::{DEFAULT_RANDOM_VALUES, SpotCheck, SpotCheckReport, spot_check, spot_check_rows};
 
 use enc_image::{EncryptedImage, NoProgress, Progress};
 use paillier::PublicKey;

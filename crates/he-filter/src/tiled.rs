@@ -115,6 +115,10 @@ pub struct DecryptedTile {
     pub rows: Range<usize>,
     /// The rows' exact values and scale (`rows.len()` rows high).
     pub image: DecryptedImage,
+    /// The public description of the filtered tile it was decrypted from:
+    /// which ciphertext held which value, for a spot check
+    /// ([`spot_check_rows`](crate::spot_check_rows)).
+    pub meta: ImageMeta,
 }
 
 /// Where tiles are filtered: [`LocalServer`] in this process, or a client
@@ -197,7 +201,8 @@ pub struct TiledJob<'a> {
     plan: TilePlan,
     window: usize,
     labels: Vec<String>,
-    totals: JobTotals,
+    /// The work of each tile.
+    per_tile: Vec<JobTotals>,
 }
 
 impl<'a> TiledJob<'a> {
@@ -224,8 +229,9 @@ impl<'a> TiledJob<'a> {
             encrypt,
             options.tile_rows,
         )?;
-        let mut totals = JobTotals::default();
+        let mut per_tile = Vec::with_capacity(plan.count());
         for rows in plan.iter() {
+            let mut totals = JobTotals::default();
             let mut m = ImageMeta::for_encryption(
                 img.width(),
                 rows.len(),
@@ -243,6 +249,7 @@ impl<'a> TiledJob<'a> {
                 Packing::Packed(g) => m.channels() * (g.band_rows * g.chunks) as usize,
                 Packing::Unpacked => m.ciphertext_count(),
             } as u64;
+            per_tile.push(totals);
         }
         Ok(TiledJob {
             img,
@@ -250,7 +257,7 @@ impl<'a> TiledJob<'a> {
             plan,
             window: options.window,
             labels: chain.iter().map(Filter::label).collect(),
-            totals,
+            per_tile,
         })
     }
 
@@ -263,7 +270,21 @@ impl<'a> TiledJob<'a> {
     /// The work of the whole job, per phase.
     #[must_use]
     pub fn totals(&self) -> JobTotals {
-        self.totals
+        self.totals_of(0..self.plan.count())
+    }
+
+    /// The work of the tiles `tiles` (indices past the plan count
+    /// nothing), per phase: what [`Self::run_tiles`] reports.
+    #[must_use]
+    pub fn totals_of(&self, tiles: impl IntoIterator<Item = usize>) -> JobTotals {
+        tiles
+            .into_iter()
+            .filter_map(|i| self.per_tile.get(i))
+            .fold(JobTotals::default(), |a, t| JobTotals {
+                encrypt: a.encrypt + t.encrypt,
+                filter: a.filter + t.filter,
+                decrypt: a.decrypt + t.decrypt,
+            })
     }
 
     /// Encrypts tile `index` (the client's side; `sk` makes it fast).
@@ -312,7 +333,12 @@ impl<'a> TiledJob<'a> {
             )));
         }
         let image = enc.decrypt(sk, progress)?;
-        Ok(DecryptedTile { index, rows, image })
+        Ok(DecryptedTile {
+            index,
+            rows,
+            image,
+            meta: m.clone(),
+        })
     }
 
     /// Runs the job as a pipeline (see the module docs): tiles are
@@ -328,12 +354,40 @@ impl<'a> TiledJob<'a> {
         sk: &PrivateKey,
         server: &S,
         progress: &dyn Progress,
+        sink: impl FnMut(DecryptedTile) -> std::result::Result<(), S::Error>,
+    ) -> std::result::Result<(), S::Error> {
+        let all: Vec<usize> = (0..self.plan.count()).collect();
+        self.run_tiles(&all, sk, server, progress, sink)
+    }
+
+    /// [`Self::run`] for the tiles `tiles` only, in the order given (to
+    /// resume a job whose other tiles are decrypted already): each is
+    /// encrypted, filtered and decrypted as `run` does, and the progress
+    /// totals are [`Self::totals_of`] these tiles. An index past the plan
+    /// or given twice is an error before any work.
+    pub fn run_tiles<S: TileServer>(
+        &self,
+        tiles: &[usize],
+        sk: &PrivateKey,
+        server: &S,
+        progress: &dyn Progress,
         mut sink: impl FnMut(DecryptedTile) -> std::result::Result<(), S::Error>,
     ) -> std::result::Result<(), S::Error> {
-        let count = self.plan.count();
-        progress.start(Phase::Encrypt, self.totals.encrypt);
-        progress.start(Phase::Filter, self.totals.filter);
-        progress.start(Phase::Decrypt, self.totals.decrypt);
+        let mut seen = vec![false; self.plan.count()];
+        for &i in tiles {
+            enc_rows(&self.plan, i)?;
+            if std::mem::replace(&mut seen[i], true) {
+                return Err(Error::Parameter(format!("tile {i} is asked for twice")).into());
+            }
+        }
+        let count = tiles.len();
+        if count == 0 {
+            return Ok(());
+        }
+        let totals = self.totals_of(tiles.iter().copied());
+        progress.start(Phase::Encrypt, totals.encrypt);
+        progress.start(Phase::Filter, totals.filter);
+        progress.start(Phase::Decrypt, totals.decrypt);
         // A free place in the window is a token in this channel.
         let (free_tx, free_rx) = mpsc::sync_channel::<()>(self.window);
         for _ in 0..self.window {
@@ -349,7 +403,7 @@ impl<'a> TiledJob<'a> {
         let result = std::thread::scope(move |s| {
             s.spawn(move || {
                 let progress = InPhase(progress, Phase::Encrypt);
-                for index in 0..count {
+                for &index in tiles {
                     if free_rx.recv().is_err() || stop.load(Ordering::Relaxed) {
                         return;
                     }

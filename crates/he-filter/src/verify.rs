@@ -146,9 +146,43 @@ pub fn spot_check(
     result: &DecryptedImage,
     options: &SpotCheck,
 ) -> Result<SpotCheckReport> {
+    spot_check_rows(
+        input,
+        chain,
+        border,
+        meta,
+        result,
+        0..input.height(),
+        options,
+    )
+}
+
+/// [`spot_check`] of a result that is the rows `rows` of the whole
+/// image's result (a decrypted tile, [`enc_image::TilePlan`]): `meta` and
+/// `result` are `rows.len()` rows high, and their row `y` is compared with
+/// the chain on `input` at image row `rows.start + y` (the border applies
+/// at the image's edges only, as for the whole image). Sampling is per
+/// result as `spot_check`'s: one value of every ciphertext and
+/// `options.random_values` values of these rows. A [`Mismatch::Value`]
+/// names the image row.
+pub fn spot_check_rows(
+    input: &PixelImage,
+    chain: &[Filter],
+    border: BorderMode,
+    meta: &ImageMeta,
+    result: &DecryptedImage,
+    rows: std::ops::Range<usize>,
+    options: &SpotCheck,
+) -> Result<SpotCheckReport> {
+    if rows.is_empty() || rows.end > input.height() {
+        return Err(Error::Parameter(format!(
+            "rows {rows:?} are not within the image's {} rows",
+            input.height()
+        )));
+    }
     let reference = Windowed::new(input, chain, border)?;
     let shape = |w: usize, h: usize, c: enc_image::ColorLayout| format!("{w}x{h} {c:?}");
-    let expected = shape(input.width(), input.height(), reference.color());
+    let expected = shape(input.width(), rows.len(), reference.color());
     for found in [
         shape(result.width(), result.height(), result.color()),
         shape(meta.width(), meta.height(), meta.color()),
@@ -197,13 +231,13 @@ pub fn spot_check(
     pixels.dedup();
     let mismatch = pixels.par_iter().find_map_any(|&p| {
         let (x, y) = (p % w, p / w);
-        let want = reference.values_at(x, y);
+        let want = reference.values_at(x, rows.start + y);
         let got = &result.values()[p * ch..(p + 1) * ch];
         (0..ch)
             .find(|&c| want[c] != got[c])
             .map(|c| Mismatch::Value {
                 x,
-                y,
+                y: rows.start + y,
                 channel: c,
                 ciphertext: meta.ciphertext_of(x, y, c),
                 expected: want[c],

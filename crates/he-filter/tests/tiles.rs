@@ -405,3 +405,107 @@ fn progress_reports_every_unit_of_each_phase() {
     .totals();
     assert!(totals.encrypt > one.encrypt && totals.decrypt >= one.decrypt);
 }
+
+/// Each decrypted tile passes the spot check of its own rows, and fails
+/// that of another tile's rows (a server returning the wrong tile).
+#[test]
+fn each_tile_is_spot_checked_against_its_rows() {
+    let kp = keypair();
+    let img = photo(23, 9, ColorLayout::Rgb8);
+    let chain = [Filter::Mean { k: 3 }, Filter::Sharpen];
+    let opts = he_filter::encrypt_options(&chain).unwrap();
+    let job = TiledJob::new(
+        &img,
+        &chain,
+        &opts,
+        kp.public_key(),
+        &TileOptions::default().tile_rows(3),
+    )
+    .unwrap();
+    let server =
+        LocalServer::from_bytes(&kp.public_key().to_bytes(), &chain, Limits::default()).unwrap();
+    let mut tiles = Vec::new();
+    job.run(kp.private_key(), &server, &NoProgress, |t| {
+        tiles.push(t);
+        Ok(())
+    })
+    .unwrap();
+    let check = he_filter::SpotCheck::default();
+    for t in &tiles {
+        he_filter::spot_check_rows(
+            &img,
+            &chain,
+            opts.border,
+            &t.meta,
+            &t.image,
+            t.rows.clone(),
+            &check,
+        )
+        .unwrap();
+    }
+    let e = he_filter::spot_check_rows(
+        &img,
+        &chain,
+        opts.border,
+        &tiles[0].meta,
+        &tiles[0].image,
+        tiles[1].rows.clone(),
+        &check,
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Verification(_)), "{e}");
+    assert!(
+        he_filter::spot_check_rows(
+            &img,
+            &chain,
+            opts.border,
+            &tiles[0].meta,
+            &tiles[0].image,
+            8..10,
+            &check
+        )
+        .is_err()
+    );
+}
+
+/// Running a subset of the tiles delivers those tiles only, with their
+/// own totals, and refuses unknown or repeated indices before any work.
+#[test]
+fn a_subset_of_the_tiles_runs_alone() {
+    let kp = keypair();
+    let img = photo(11, 7, ColorLayout::Luma8);
+    let chain = [Filter::Mean { k: 3 }];
+    let opts = he_filter::encrypt_options(&chain).unwrap();
+    let job = TiledJob::new(
+        &img,
+        &chain,
+        &opts,
+        kp.public_key(),
+        &TileOptions::default().tile_rows(2),
+    )
+    .unwrap();
+    let server =
+        LocalServer::from_bytes(&kp.public_key().to_bytes(), &chain, Limits::default()).unwrap();
+    let whole = reference::apply_chain(&img, &chain, opts.border).unwrap();
+    let mut got = Vec::new();
+    job.run_tiles(&[3, 1], kp.private_key(), &server, &NoProgress, |t| {
+        let w = img.width();
+        assert_eq!(
+            t.image.values(),
+            &whole.values()[t.rows.start * w..t.rows.end * w]
+        );
+        got.push(t.index);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(got, [3, 1]);
+    let sum = job.totals_of([0, 1, 2, 3]);
+    assert_eq!(sum, job.totals());
+    assert!(job.totals_of([1]).encrypt < sum.encrypt);
+    for bad in [&[4][..], &[1, 1]] {
+        let e = job
+            .run_tiles(bad, kp.private_key(), &server, &NoProgress, |_| Ok(()))
+            .unwrap_err();
+        assert!(matches!(e, Error::Parameter(_)), "{e}");
+    }
+}
