@@ -289,7 +289,7 @@ fn run_tiled(
         Ok(e) => VerificationFailed(format!("decryption: {e}")).into(),
         Err(e) => e,
     })?;
-    let totals = job.totals_of(&todo);
+    let totals = job.totals_of(todo.iter().copied());
     let (up, down) = (
         server.uploaded.load(Ordering::Relaxed),
         server.downloaded.load(Ordering::Relaxed),
