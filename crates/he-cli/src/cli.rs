@@ -270,6 +270,9 @@ pub(crate) struct BlurArgs {
     /// over instead of resuming it.
     #[arg(long)]
     pub(crate) restart: bool,
+    /// No progress bar or progress lines (the summary still prints).
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
     #[command(flatten)]
     pub(crate) chain: ChainArgs,
     /// Overwrite the output if it exists.
@@ -446,6 +449,9 @@ pub(crate) struct SubmitArgs {
     /// Overwrite the output (and with --new-key, the key file) if it exists.
     #[arg(long)]
     pub(crate) force: bool,
+    /// No progress bar or progress lines (the summary still prints).
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
 }
 
 /// `he loadtest`.

@@ -765,3 +765,45 @@ fn a_killed_blur_resumes_with_the_remaining_tiles_only_and_exactly() {
     assert_eq!(number_after(&text, "ciphertexts: "), full);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn progress_without_a_terminal_is_a_few_lines_and_quiet_is_none() {
+    let d = scratch("progress");
+    let photo = photo_of(&d, 40, 60);
+    let run = |out: &str, extra: &[&str]| {
+        let out = d.join(out);
+        let mut args = vec![
+            "blur",
+            s(&photo),
+            "--key-bits",
+            "2048",
+            "--tile-rows",
+            "1",
+            "-o",
+            s(&out),
+        ];
+        args.extend_from_slice(extra);
+        let o = he(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    // Standard error is a pipe here: 60 tiles give a line at the start and
+    // one per tenth, not one per tile.
+    let err = run("a.png", &[]);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("progress:")).collect();
+    assert!((3..=12).contains(&lines.len()), "{err}");
+    assert!(lines[0].contains("60 of 60 tiles to do"), "{err}");
+    let last = lines[lines.len() - 1];
+    assert!(
+        last.contains("60/60 tiles (100%)") && last.contains("P/s"),
+        "{err}"
+    );
+    assert!(lines[1..].iter().all(|l| l.contains("tiles (")), "{err}");
+    assert!(
+        !err.contains('\r') && !err.contains('\u{1b}'),
+        "bar drawn to a pipe: {err:?}"
+    );
+    // --quiet: nothing at all on standard error.
+    assert_eq!(run("b.png", &["--quiet"]), "");
+    std::fs::remove_dir_all(&d).unwrap();
+}

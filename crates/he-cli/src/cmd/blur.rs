@@ -58,6 +58,7 @@ struct Outcome {
 pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
     let spec = chain::from_matches(m)?;
     super::set_threads(a.threads)?;
+    crate::ui::set_quiet(a.quiet);
     let border = super::border(&a.image_opts.border)?;
     let input = Input::load(a.image.as_deref(), a.image_opts.resize.as_deref())?;
     let (out_path, view_path) = output_paths(a.output.as_deref(), &input, &spec.filters, a.force)?;
@@ -253,7 +254,12 @@ fn run_tiled(
         seen_max: img.len(),
     };
     let (mut differing, mut compared, mut t_reference) = (0, 0, Duration::ZERO);
-    let bar = JobBar::new(todo.len());
+    let pixels_todo = todo
+        .iter()
+        .filter_map(|&i| plan.rows(i))
+        .map(|r| (r.len() * plan.width()) as u64)
+        .sum();
+    let bar = JobBar::new(plan.count(), plan.count() - todo.len(), pixels_todo);
     let (done, t_all) = timed(|| {
         kp.private_key().precompute();
         job.run_tiles(&todo, kp.private_key(), &server, &bar, |tile| {
@@ -278,7 +284,7 @@ fn run_tiled(
                 state.save(tile.index, part.color(), part.data())?;
             }
             parts[tile.index] = Some(part.data().to_vec());
-            bar.tile_done();
+            bar.tile_done((tile.rows.len() * plan.width()) as u64);
             Ok(())
         })
     });

@@ -42,6 +42,7 @@ fn keypair(a: &SubmitArgs) -> Result<(Keypair, String, Duration)> {
 pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
     let spec = chain::from_matches(m)?;
     super::set_threads(a.threads)?;
+    crate::ui::set_quiet(a.quiet);
     let border = super::border(&a.image_opts.border)?;
     let input = Input::load(a.image.as_deref(), a.image_opts.resize.as_deref())?;
     let (out_path, view_path) = output_paths(a.output.as_deref(), &input, &spec.filters, a.force)?;
