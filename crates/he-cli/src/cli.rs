@@ -442,10 +442,20 @@ pub(crate) struct SubmitArgs {
     #[arg(long, value_name = "N", default_value_t = he_filter::DEFAULT_RANDOM_VALUES)]
     pub(crate) spot_checks: usize,
     /// Compare every value with the chain computed in plain on the whole
-    /// image, after the spot check (slower; the spot check alone is the
-    /// default).
+    /// image (tile by tile), after the spot check (slower; the spot check
+    /// alone is the default).
     #[arg(long)]
     pub(crate) full_check: bool,
+    /// Rows per tile: the image goes to the server as a tiled job, bands
+    /// of rows encrypted, uploaded, filtered, downloaded and decrypted as
+    /// a pipeline, each spot-checked (default: about 4 MiB of ciphertexts
+    /// per tile, at least 16 rows).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) tile_rows: Option<u32>,
+    /// Send the whole encrypted image in one upload instead of tiles (the
+    /// path before tiles; refused by the server above its body limit).
+    #[arg(long, conflicts_with = "tile_rows")]
+    pub(crate) single_upload: bool,
     /// Overwrite the output (and with --new-key, the key file) if it exists.
     #[arg(long)]
     pub(crate) force: bool,

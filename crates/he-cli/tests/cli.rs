@@ -807,3 +807,58 @@ fn progress_without_a_terminal_is_a_few_lines_and_quiet_is_none() {
     assert_eq!(run("b.png", &["--quiet"]), "");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn submit_in_tiles_and_in_one_upload_write_the_same_picture() {
+    let d = scratch("submit-tiles");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_he"))
+        .args(["serve", "--listen", &listen])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://{listen}");
+    let t = std::time::Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(t.elapsed().as_secs() < 30, "he serve did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let photo = small_photo(&d);
+    let key = d.join("key.json");
+    let submit = |out: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_he"))
+            .args(["submit", s(&photo), "--server", &url, "--key-bits", "2048"])
+            .args(["--key", s(&key), "-o", s(&d.join(out))])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let tiled = submit("tiled.png", &["--tile-rows", "3", "--full-check"]);
+    let single = submit("single.png", &["--single-upload"]);
+    server.kill().unwrap();
+    let _ = server.wait();
+    for out in [&tiled, &single] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let said = String::from_utf8_lossy(&tiled.stdout);
+    assert!(said.contains("tiles of 3 rows"), "{said}");
+    assert!(
+        said.contains("0 of") && said.contains("values differ"),
+        "{said}"
+    );
+    let (a, b) = (
+        image::open(d.join("tiled.png")).unwrap(),
+        image::open(d.join("single.png")).unwrap(),
+    );
+    assert_eq!(a.as_bytes(), b.as_bytes());
+    std::fs::remove_dir_all(&d).unwrap();
+}

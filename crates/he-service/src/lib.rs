@@ -10,6 +10,12 @@
 //! DELETE /v1/jobs/{id}; decrypt, check
 //! ```
 //!
+//! An image too large for one upload goes as a tiled job: `POST /v1/jobs`
+//! with a manifest ([`wire::TiledManifest`]), then each tile `PUT
+//! /v1/jobs/{id}/tiles/{i}` (checked against the manifest, filtered as it
+//! arrives) and `GET /v1/jobs/{id}/tiles/{i}` (freed once fetched);
+//! `client::Client::filter_image_tiled` runs it as a pipeline.
+//!
 //! - [`wire`]: what both sides say, depending on neither: the job
 //!   envelope (magic, version, length-prefixed JSON spec, public key and
 //!   encrypted image, digest), the filter spec ([`wire::JobSpec`], a chain

@@ -33,6 +33,7 @@ fn every_route_and_field_is_documented() {
         "/v1/jobs",
         "/v1/jobs/{id}",
         "/v1/jobs/{id}/result",
+        "/v1/jobs/{id}/tiles/{index}",
     ] {
         assert!(
             openapi.contains(&format!("  {route}:")),
@@ -67,8 +68,39 @@ fn every_route_and_field_is_documented() {
         result_bytes: None,
         expires_in_seconds: None,
         error: None,
+        tiles: Some(he_service::wire::TilesStatus {
+            tile_rows: 1,
+            halo_rows: 1,
+            states: vec![],
+        }),
     };
     keys(&serde_json::to_value(status).unwrap(), &mut fields);
+    // The manifest's JSON.
+    let chain = vec![he_filter::Filter::Mean { k: 3 }];
+    let opts = he_filter::encrypt_options(&chain).unwrap();
+    let manifest = he_service::wire::TiledManifest::new(
+        chain,
+        enc_image::ColorLayout::Rgb8,
+        enc_image::TilePlan::new(4, 4, 2, 1).unwrap(),
+        &opts,
+    );
+    let mut json = serde_json::to_value(manifest).unwrap();
+    json["filters"] = serde_json::Value::Null;
+    keys(&json, &mut fields);
+    for s in [
+        he_service::wire::MANIFEST_CONTENT_TYPE,
+        "missing, queued, running, done, fetched, failed",
+        "\"410\":",
+    ] {
+        assert!(openapi.contains(s), "openapi.yaml lacks {s}");
+    }
+    for s in [
+        he_service::wire::MANIFEST_CONTENT_TYPE,
+        "`fetched`",
+        "`410`",
+    ] {
+        assert!(guide.contains(s), "SERVICE.md lacks {s}");
+    }
     let mut error = he_service::wire::ErrorBody::new(String::new());
     error.instance = Some(String::new());
     error.quota = Some(String::new());

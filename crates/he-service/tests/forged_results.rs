@@ -82,6 +82,7 @@ fn forger(how: Forgery) -> String {
                     result_bytes: None,
                     expires_in_seconds: Some(600),
                     error: None,
+                    tiles: None,
                 };
                 let json = serde_json::to_vec(&st).unwrap();
                 *result.lock().unwrap() = Some((bad.to_bytes(), st));

@@ -37,6 +37,7 @@ fn status(state: JobState) -> JobStatus {
         result_bytes: Some(1 << 40),
         expires_in_seconds: Some(600),
         error: None,
+        tiles: None,
     }
 }
 

@@ -101,6 +101,7 @@ fn forgetful_server(health_instance: &'static str) -> (String, Arc<AtomicUsize>)
                     result_bytes: None,
                     expires_in_seconds: None,
                     error: None,
+                    tiles: None,
                 };
                 ("202 Accepted", serde_json::to_string(&st).unwrap())
             } else if request.starts_with("get /v1/health ") {

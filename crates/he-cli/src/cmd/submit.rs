@@ -5,24 +5,33 @@
 //! same chain recomputed on the input at one random value of every
 //! ciphertext and a few thousand more (with `--full-check`, on the whole
 //! image too), and writes the image only if every compared value matches.
+//!
+//! By default the image goes as a tiled job (`Client::filter_image_tiled`):
+//! bands of rows pipelined through encryption, the server and decryption,
+//! each tile checked as it arrives, so that any image size fits the
+//! server's body limit and the client's memory. `--single-upload` sends
+//! the whole image in one request, as before tiles.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::ArgMatches;
 use enc_image::{EncryptedImage, Limits};
+use he_filter::tiled::TileOptions;
 use he_filter::{Filter, reference};
 use he_service::client::check_history;
-use he_service::client::{Client, ClientOptions};
+use he_service::client::{self, Client, ClientOptions, TiledRequest};
 use he_service::wire::{Envelope, JobSpec};
 use paillier::Keypair;
 
 use crate::VerificationFailed;
-use crate::chain;
+use crate::chain::{self, ChainSpec};
 use crate::cli::SubmitArgs;
 use crate::files;
 use crate::ui::{
-    Bar, Input, bytes, count_value_differences, output_paths, secs, timed, write_result_and_view,
+    Bar, Input, JobBar, bytes, count_value_differences, output_paths, secs, timed,
+    write_result_and_view,
 };
 
 /// The key pair: loaded from --key, or generated (and saved to --key);
@@ -83,6 +92,18 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
 
     let (kp, key_what, t_key) = keypair(&a)?;
     println!("  key: {key_what} ({})", secs(t_key));
+    if !a.single_upload {
+        return run_tiled(
+            &a,
+            &client,
+            &spec,
+            border,
+            &kp,
+            &img,
+            (&out_path, &view_path),
+            quality,
+        );
+    }
     let opts = he_filter::encrypt_options(&spec.filters)?.border(border);
     let bar = Bar::new();
     let (enc, t_encrypt) = timed(|| {
@@ -193,6 +214,135 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
         &view_path,
         &exact.to_pixels_with(spec.mapping).to_dynamic()?,
         EncryptedImage::payload_of(&image_bytes).unwrap_or(&image_bytes),
+        img.width(),
+        a.force,
+        quality,
+    )
+}
+
+/// The tiled path: every tile encrypted, uploaded, filtered, downloaded,
+/// decrypted and spot-checked in a pipeline; the picture written only
+/// when every tile has passed.
+fn run_tiled(
+    a: &SubmitArgs,
+    client: &Client,
+    spec: &ChainSpec,
+    border: enc_image::BorderMode,
+    kp: &Keypair,
+    img: &enc_image::PixelImage,
+    (out_path, view_path): (&std::path::Path, &std::path::Path),
+    quality: u8,
+) -> Result<()> {
+    let job = JobSpec {
+        filters: spec.filters.clone(),
+    };
+    let seen = Mutex::new(Vec::new());
+    let on_upload = |_: usize, tile: &[u8]| {
+        if let Ok(mut seen) = seen.lock() {
+            let payload = EncryptedImage::payload_of(tile).unwrap_or(tile);
+            let room = img.len().saturating_sub(seen.len());
+            seen.extend_from_slice(&payload[..room.min(payload.len())]);
+        }
+    };
+    let request = TiledRequest {
+        border,
+        spot_check: he_filter::SpotCheck::with_random_values(a.spot_checks),
+        tiles: TileOptions {
+            tile_rows: a.tile_rows.map(|n| n as usize),
+            ..TileOptions::default()
+        },
+        timeout: Duration::from_secs(a.timeout),
+        on_upload: &on_upload,
+        ..TiledRequest::new(kp, img, &job)
+    };
+    let plan = request.plan()?;
+    let bar = JobBar::new(plan.count(), 0, (img.width() * img.height()) as u64);
+    let request = TiledRequest {
+        progress: &bar,
+        ..request
+    };
+    let mut pixels = Vec::with_capacity(img.len());
+    let mut color = None;
+    let (mut differing, mut compared, mut t_reference) = (0, 0, Duration::ZERO);
+    let (run, t_all) = timed(|| {
+        client.filter_image_tiled(&request, |tile, _report| {
+            if a.full_check {
+                let (want, t) = timed(|| {
+                    reference::apply_chain_rows(img, &spec.filters, border, tile.rows.clone())
+                });
+                t_reference += t;
+                differing += count_value_differences(&tile.image, &want?, spec.mapping);
+                compared += tile.image.values().len();
+            }
+            let part = tile.image.to_pixels_with(spec.mapping);
+            color = Some(part.color());
+            pixels.extend_from_slice(part.data());
+            bar.tile_done((tile.rows.len() * img.width()) as u64);
+            Ok(())
+        })
+    });
+    drop(bar);
+    // Whatever the server's results made fail on this side is a failed
+    // verification: nothing is written.
+    let run = run.map_err(|e| match e {
+        client::Error::Verification(m) => VerificationFailed(format!("spot check: {m}")).into(),
+        e @ (client::Error::Filter(_) | client::Error::Image(_)) => {
+            VerificationFailed(format!("the result from the server: {e}")).into()
+        }
+        e => anyhow::Error::from(e),
+    })?;
+    println!(
+        "  job {} on server instance {}: {} of {} rows (+{} halo rows each side){}",
+        run.job.id,
+        run.job.instance,
+        match plan.count() {
+            1 => "1 tile".to_string(),
+            n => format!("{n} tiles"),
+        },
+        plan.tile_rows(),
+        plan.halo_rows(),
+        if run.stats.retries > 0 || run.stats.jobs_created > 1 || run.stats.reuploads > 0 {
+            format!(
+                " ({} requests retried, {} jobs created, {} tiles uploaded again)",
+                run.stats.retries, run.stats.jobs_created, run.stats.reuploads
+            )
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "  encrypt+upload+filter+download+decrypt {:>8}   pipelined; uploaded {}, downloaded {}",
+        secs(t_all),
+        bytes(run.stats.uploaded as usize),
+        bytes(run.stats.downloaded as usize)
+    );
+    println!(
+        "  spot check (each tile): {} of {} pixels recomputed ({} ciphertexts sampled, {} random values per tile): all match",
+        run.pixels_checked,
+        img.width() * img.height(),
+        run.ciphertexts_checked,
+        a.spot_checks
+    );
+    if a.full_check {
+        println!(
+            "  plaintext reference ({}, tile by tile): {differing} of {compared} values differ",
+            secs(t_reference)
+        );
+        if differing != 0 {
+            return Err(VerificationFailed(format!(
+                "the server's result differs from the plaintext filter in {differing} values"
+            ))
+            .into());
+        }
+    }
+    let color = color.context("no tile came back")?;
+    let result = enc_image::PixelImage::new(img.width(), img.height(), color, pixels)?;
+    let seen = seen.into_inner().unwrap_or_default();
+    write_result_and_view(
+        out_path,
+        view_path,
+        &result.to_dynamic()?,
+        &seen,
         img.width(),
         a.force,
         quality,

@@ -73,9 +73,9 @@ impl<T> Step<T> {
 }
 
 /// Reads a byte slice, reporting progress (the upload bar).
-struct ProgressReader<'a> {
-    data: &'a [u8],
-    progress: &'a dyn Progress,
+pub(super) struct ProgressReader<'a> {
+    pub(super) data: &'a [u8],
+    pub(super) progress: &'a dyn Progress,
 }
 
 impl Read for ProgressReader<'_> {
@@ -138,6 +138,44 @@ pub(super) fn json<T: DeserializeOwned>(mut resp: Response<Body>) -> Result<T> {
         .limit(MAX_JSON)
         .read_to_string()?;
     serde_json::from_str(&text).map_err(|e| Error::Protocol(format!("{e} in {text:.200}")))
+}
+
+/// Reads an encrypted image of at most `max_bytes` from `resp`, whole,
+/// reporting the download in bytes: a larger announced length is refused
+/// without reading, a longer body is cut, and a body that ends before its
+/// announced length is an error, never a partial result.
+pub(super) fn read_bounded(
+    resp: &mut Response<Body>,
+    max_bytes: u64,
+    progress: &dyn Progress,
+) -> Result<Vec<u8>> {
+    let len = resp.body().content_length();
+    if let Some(n) = len.filter(|&n| n > max_bytes) {
+        return Err(Error::Protocol(format!(
+            "the server announced a result of {n} bytes; a result of this job is at most \
+             {max_bytes}: refused without reading it"
+        )));
+    }
+    progress.start(enc_image::Phase::Download, len.unwrap_or(0));
+    let mut reader = resp.body_mut().with_config().limit(max_bytes).reader();
+    let mut out = Vec::with_capacity(len.unwrap_or(0).min(max_bytes) as usize);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        progress.advance(n as u64);
+    }
+    if let Some(len) = len.filter(|&n| n != out.len() as u64) {
+        return Err(Error::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the download ended after {} of {len} bytes", out.len()),
+        )));
+    }
+    progress.finish();
+    Ok(out)
 }
 
 /// The CAs in `ca_pem`, or the system's roots.
@@ -238,7 +276,7 @@ impl Client {
     }
 
     /// The `Authorization` header's value, if the client has a token.
-    fn authorization(&self) -> Option<String> {
+    pub(super) fn authorization(&self) -> Option<String> {
         self.token.as_ref().map(|t| format!("Bearer {t}"))
     }
 
@@ -262,7 +300,7 @@ impl Client {
         &self.base
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
@@ -387,33 +425,7 @@ impl Client {
             Step::Got(resp) => resp,
             Step::Gone { instance, message } => return Ok(Step::Gone { instance, message }),
         };
-        let len = resp.body().content_length();
-        if let Some(n) = len.filter(|&n| n > max_bytes) {
-            return Err(Error::Protocol(format!(
-                "the server announced a result of {n} bytes; a result of this job is at most \
-                 {max_bytes}: refused without reading it"
-            )));
-        }
-        progress.start(enc_image::Phase::Download, len.unwrap_or(0));
-        let mut reader = resp.body_mut().with_config().limit(max_bytes).reader();
-        let mut out = Vec::with_capacity(len.unwrap_or(0).min(max_bytes) as usize);
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n]);
-            progress.advance(n as u64);
-        }
-        if let Some(len) = len.filter(|&n| n != out.len() as u64) {
-            return Err(Error::Io(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("the download ended after {} of {len} bytes", out.len()),
-            )));
-        }
-        progress.finish();
-        Ok(Step::Got(out))
+        read_bounded(&mut resp, max_bytes, progress).map(Step::Got)
     }
 
     /// `DELETE /v1/jobs/{id}`: frees the result on the server, or stops

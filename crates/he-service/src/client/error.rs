@@ -119,5 +119,16 @@ impl From<ureq::Error> for Error {
     }
 }
 
+impl From<he_filter::Error> for Error {
+    /// A failed verification as [`Error::Verification`], the rest as
+    /// [`Error::Filter`] (what the tiled pipeline's stages return).
+    fn from(e: he_filter::Error) -> Self {
+        match e {
+            he_filter::Error::Verification(m) => Error::Verification(m),
+            other => Error::Filter(other),
+        }
+    }
+}
+
 /// Shorthand for results of the client.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -478,6 +478,7 @@ mod tests {
             result_bytes: None,
             expires_in_seconds: None,
             error: None,
+            tiles: None,
         }
     }
 

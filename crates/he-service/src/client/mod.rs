@@ -6,6 +6,12 @@
 //!   [`Client::submit`], [`Client::status`], [`Client::result`], ...), and
 //!   the whole exchange of a job with [`Client::run_job`] (an encoded
 //!   envelope) or [`Client::filter`] (a typed [`FilterRequest`]).
+//! - Tiled jobs, for images whose single upload would be too large:
+//!   [`Client::filter_image_tiled`] (a [`TiledRequest`]) runs
+//!   `he_filter`'s tiled pipeline over HTTP through a [`TiledSession`],
+//!   checking every tile as it arrives; [`Client::create_tiled_job`],
+//!   [`Client::upload_tile`] and [`Client::download_tile`] are its three
+//!   requests.
 //! - [`ClientOptions`]: timeouts, retries and backoff.
 //! - [`Notice`]: what the client did by itself to get past a fault.
 //! - [`Error`]: what the server answered, what the client gave up on.
@@ -41,9 +47,11 @@ mod job;
 mod notice;
 mod options;
 mod retry;
+mod tiled;
 
 pub use endpoints::Client;
 pub use error::{Error, Result};
 pub use job::{FilterRequest, ImageRequest, JobRun, check_history};
 pub use notice::Notice;
 pub use options::ClientOptions;
+pub use tiled::{TileDownload, TiledRequest, TiledRun, TiledSession, TiledStats};

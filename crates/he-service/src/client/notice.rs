@@ -39,6 +39,28 @@ pub enum Notice {
         /// The pause before it.
         pause: Duration,
     },
+    /// A tiled job the server no longer knows (it expired, or the server
+    /// restarted): a new job is created from the same manifest, and the
+    /// tiles not yet decrypted are uploaded to it.
+    TiledJobRecreated {
+        /// The job that is gone.
+        old: String,
+        /// The new job.
+        new: String,
+        /// The server's words about the old one.
+        why: String,
+    },
+    /// A tile is uploaded again: its result was freed on the server
+    /// before it arrived whole (a download cut midway), or its upload was
+    /// lost.
+    TileUploadedAgain {
+        /// The job.
+        job: String,
+        /// The tile.
+        tile: usize,
+        /// The server's words.
+        why: String,
+    },
     /// The result was fetched, but deleting it on the server failed: it
     /// stays there until it expires.
     NotDeleted {
@@ -79,6 +101,14 @@ impl fmt::Display for Notice {
                     Some(n) => write!(f, "retry {retry} of {n})"),
                     None => write!(f, "retry {retry}, until the deadline)"),
                 }
+            }
+            Notice::TiledJobRecreated { old, new, why } => write!(
+                f,
+                "tiled job {old} is gone ({why}); continuing as job {new}, uploading the tiles \
+                 not yet decrypted"
+            ),
+            Notice::TileUploadedAgain { job, tile, why } => {
+                write!(f, "uploading tile {tile} of job {job} again: {why}")
             }
             Notice::NotDeleted { job, error } => write!(
                 f,

@@ -58,6 +58,10 @@ pub enum Error {
     /// A result asked for before the job finished (409).
     #[error("not ready: {0}")]
     NotReady(String),
+    /// A tile whose result was already downloaded and freed (410): upload
+    /// the tile again to filter it once more.
+    #[error("gone: {0}")]
+    Gone(String),
     /// The upload did not arrive within the configured time (408).
     #[error("timeout: {0}")]
     Timeout(String),
@@ -127,6 +131,7 @@ impl Error {
             Error::Quota { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::NotReady(_) => StatusCode::CONFLICT,
+            Error::Gone(_) => StatusCode::GONE,
             Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) | Error::Config(_) | Error::Io(_) => {

@@ -87,7 +87,7 @@ pub(super) async fn submit(
 
 /// The caller of a request, from its `Authorization` header (`401` if a
 /// token is needed and missing or unknown).
-fn caller(s: &Service, headers: &HeaderMap) -> Result<Caller> {
+pub(super) fn caller(s: &Service, headers: &HeaderMap) -> Result<Caller> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .map(|v| {
@@ -187,23 +187,37 @@ fn run_job(
     permit: OwnedSemaphorePermit,
 ) {
     let waited = shared.jobs.start(id);
+    let outcome = filter_logged(id, &job.image, &job.pk, &job.chain, progress, waited);
+    drop(job.image);
+    // The slot is free once the work is; waiters are woken after this.
+    drop(permit);
+    shared.jobs.finish(id, outcome);
+}
+
+/// Runs `chain` on a checked image (a job's or a tile's, named `what` in
+/// the log), drops the vertical halo and returns the result's bytes, or
+/// what went wrong in words (a panic included). Logs the outcome.
+pub(super) fn filter_logged(
+    what: &str,
+    image: &enc_image::EncryptedImage,
+    pk: &paillier::PublicKey,
+    chain: &[he_filter::Filter],
+    progress: &JobProgress,
+    waited: Duration,
+) -> std::result::Result<Bytes, String> {
     let t = Instant::now();
     let out = catch_unwind(AssertUnwindSafe(|| {
         if enc_image::Progress::cancelled(progress) {
             return Err(he_filter::Error::Cancelled);
         }
-        he_filter::apply_chain(&job.image, &job.pk, &job.chain, progress)
-            .map(|o| o.trim_halo().to_bytes())
+        he_filter::apply_chain(image, pk, chain, progress).map(|o| o.trim_halo().to_bytes())
     }));
     let took = t.elapsed();
-    let labels = job.labels;
-    drop(job.image);
-    // The slot is free once the work is; waiters are woken after this.
-    drop(permit);
-    let outcome = match out {
+    let labels: Vec<String> = chain.iter().map(he_filter::Filter::label).collect();
+    match out {
         Ok(Ok(bytes)) => {
             info!(
-                job = %id,
+                job = %what,
                 filters = ?labels,
                 queued_ms = waited.as_millis() as u64,
                 filter_ms = took.as_millis() as u64,
@@ -213,15 +227,14 @@ fn run_job(
             Ok(Bytes::from(bytes))
         }
         Ok(Err(e)) => {
-            warn!(job = %id, filters = ?labels, error = %e, "job failed");
+            warn!(job = %what, filters = ?labels, error = %e, "job failed");
             Err(e.to_string())
         }
         Err(_) => {
-            error!(job = %id, filters = ?labels, "the filter panicked");
+            error!(job = %what, filters = ?labels, "the filter panicked");
             Err("internal error while filtering".into())
         }
-    };
-    shared.jobs.finish(id, outcome);
+    }
 }
 
 /// The query of a status request: `?wait=S`, seconds to hold it.
@@ -230,7 +243,21 @@ pub(super) struct WaitQuery {
     wait: Option<f64>,
 }
 
-fn checked_id(id: &str) -> Result<&str> {
+impl WaitQuery {
+    /// The time asked for (0 without `?wait=`), at most an hour; `400` for
+    /// a negative or non-finite number.
+    pub(super) fn seconds(&self) -> Result<Duration> {
+        let wait = self.wait.unwrap_or(0.0);
+        if !wait.is_finite() || wait < 0.0 {
+            return Err(Error::BadRequest(
+                "wait must be a number of seconds, 0 or more".into(),
+            ));
+        }
+        Ok(Duration::from_secs_f64(wait.min(3600.0)))
+    }
+}
+
+pub(super) fn checked_id(id: &str) -> Result<&str> {
     if valid_id(id) {
         Ok(id)
     } else {
@@ -251,14 +278,8 @@ pub(super) async fn job_status(
     let wait = query
         .map_err(|e| Error::BadRequest(format!("query: {e}")))?
         .0
-        .wait
-        .unwrap_or(0.0);
-    if !wait.is_finite() || wait < 0.0 {
-        return Err(Error::BadRequest(
-            "wait must be a number of seconds, 0 or more".into(),
-        ));
-    }
-    let wait = Duration::from_secs_f64(wait.min(3600.0)).min(s.shared.config.max_wait);
+        .seconds()?
+        .min(s.shared.config.max_wait);
     match s.shared.jobs.snapshot(id, &who.name)? {
         Snapshot::Finished(st) => Ok(Json(st)),
         Snapshot::Pending(st, _) if wait.is_zero() => Ok(Json(st)),
@@ -319,7 +340,27 @@ pub(super) async fn delete_job(
                 Ok(StatusCode::ACCEPTED)
             }
         }
+        Deleted::Tiles(queued) => {
+            for i in queued {
+                if let Some(task) = s.shared.dispatch.remove(&tile_task_id(id, i)) {
+                    drop(task);
+                    s.shared.jobs.finish_tile(id, i, Err("cancelled".into()));
+                }
+            }
+            info!(job = %id, "tiled job cancelled");
+            // Gone at once unless a tile is still being filtered or read.
+            Ok(if s.shared.jobs.holds(id) {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::NO_CONTENT
+            })
+        }
     }
+}
+
+/// The id of tile `index` of job `id` in the dispatch queue.
+pub(super) fn tile_task_id(id: &str, index: usize) -> String {
+    format!("{id}/{index}")
 }
 
 /// Admission seen from a client: needs both halves of the crate.

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::error::{Error, Result};
 use super::quota::Usage;
+use super::tiles::{Slot, TileSpec, Tiles};
 use super::tokens::Caller;
 use crate::wire::{JobState, JobStatus};
 
@@ -105,10 +106,22 @@ struct Job {
     phase: Phase,
     progress: Arc<JobProgress>,
     finished_tx: watch::Sender<bool>,
+    /// A tiled job's tiles (`phase` then stays `Queued`); `None` for a
+    /// single upload.
+    tiles: Option<Tiles>,
 }
 
 impl Job {
     fn state(&self) -> JobState {
+        if let Some(t) = &self.tiles {
+            return if t.all_done() {
+                JobState::Done
+            } else if t.slots.iter().any(|s| matches!(s, Slot::Running(_))) {
+                JobState::Running
+            } else {
+                JobState::Queued
+            };
+        }
         match self.phase {
             Phase::Queued => JobState::Queued,
             Phase::Running => JobState::Running,
@@ -117,9 +130,34 @@ impl Job {
         }
     }
 
+    /// A single upload expires `retention` after it finished; a tiled job
+    /// `retention` after its last activity, when no tile is in flight.
     fn expired(&self, now: Instant, retention: Duration) -> bool {
-        self.finished
-            .is_some_and(|f| now.duration_since(f) >= retention)
+        match &self.tiles {
+            Some(t) => !t.in_flight() && now.duration_since(t.last_activity) >= retention,
+            None => self
+                .finished
+                .is_some_and(|f| now.duration_since(f) >= retention),
+        }
+    }
+
+    /// Bytes of results the job holds.
+    fn result_bytes(&self) -> usize {
+        match (&self.tiles, &self.phase) {
+            (Some(t), _) => t.result_bytes(),
+            (None, Phase::Done(b)) => b.len(),
+            _ => 0,
+        }
+    }
+
+    /// Seconds until the job expires, once it can.
+    fn expires_in(&self, now: Instant, retention: Duration) -> Option<u64> {
+        let since = match &self.tiles {
+            Some(t) if t.in_flight() => return None,
+            Some(t) => Some(t.last_activity),
+            None => self.finished,
+        };
+        since.map(|f| retention.saturating_sub(now.duration_since(f)).as_secs())
     }
 
     fn status(&self, id: &str, instance: &str, now: Instant, retention: Duration) -> JobStatus {
@@ -141,17 +179,18 @@ impl Job {
                 .started
                 .zip(self.finished)
                 .map(|(s, f)| secs(f.duration_since(s))),
-            result_bytes: match &self.phase {
-                Phase::Done(b) => Some(b.len() as u64),
+            result_bytes: match (&self.tiles, &self.phase) {
+                (Some(t), _) => Some(t.result_bytes() as u64),
+                (None, Phase::Done(b)) => Some(b.len() as u64),
                 _ => None,
             },
-            expires_in_seconds: self
-                .finished
-                .map(|f| retention.saturating_sub(now.duration_since(f)).as_secs()),
-            error: match &self.phase {
-                Phase::Failed(e) => Some(e.clone()),
+            expires_in_seconds: self.expires_in(now, retention),
+            error: match (&self.tiles, &self.phase) {
+                (Some(t), _) => t.last_error.clone(),
+                (None, Phase::Failed(e)) => Some(e.clone()),
                 _ => None,
             },
+            tiles: self.tiles.as_ref().map(Tiles::status),
         }
     }
 }
@@ -231,6 +270,10 @@ pub(super) enum Deleted {
     /// The job is in flight: its filter is told to stop, and the job goes
     /// when it has.
     Cancelling,
+    /// A tiled job with tiles in flight: its filters are told to stop,
+    /// the tiles listed are still queued (take them out and finish them
+    /// as cancelled), and the job goes when the last tile has stopped.
+    Tiles(Vec<usize>),
 }
 
 /// A job admitted before its upload is read: its place and bytes are
@@ -365,6 +408,7 @@ impl JobStore {
             phase: Phase::Queued,
             progress: Arc::clone(&progress),
             finished_tx,
+            tiles: None,
         };
         let status = job.status(&id, &self.instance, Instant::now(), self.retention);
         let mut g = self.lock();
@@ -449,6 +493,11 @@ impl JobStore {
         let now = Instant::now();
         let g = self.lock();
         let job = self.live(&g.jobs, id, owner, now)?;
+        if job.tiles.is_some() {
+            return Err(Error::BadRequest(format!(
+                "job {id} is tiled: download each tile with GET /v1/jobs/{id}/tiles/{{i}}"
+            )));
+        }
         match &job.phase {
             Phase::Done(b) => Ok(b.clone()),
             Phase::Failed(e) => Err(Error::Unprocessable(format!("job {id} failed: {e}"))),
@@ -468,7 +517,17 @@ impl JobStore {
         let now = Instant::now();
         let mut g = self.lock();
         let job = self.live(&g.jobs, id, owner, now)?;
-        if !job.state().is_finished() {
+        if let Some(t) = job.tiles.as_ref().filter(|t| t.in_flight()) {
+            job.progress.cancel();
+            let queued = (0..t.slots.len())
+                .filter(|&i| matches!(t.slots[i], Slot::Queued(_)))
+                .collect();
+            if let Some(j) = g.jobs.get_mut(id) {
+                j.deleted = true;
+            }
+            return Ok(Deleted::Tiles(queued));
+        }
+        if job.tiles.is_none() && !job.state().is_finished() {
             job.progress.cancel();
             if let Some(j) = g.jobs.get_mut(id) {
                 j.deleted = true;
@@ -476,11 +535,7 @@ impl JobStore {
             return Ok(Deleted::Cancelling);
         }
         if let Some(job) = g.jobs.remove(id) {
-            let bytes = match &job.phase {
-                Phase::Done(b) => b.len(),
-                _ => 0,
-            };
-            g.release_job(&job.owner, bytes);
+            g.release_job(&job.owner, job.result_bytes());
         }
         Ok(Deleted::Removed)
     }
@@ -498,11 +553,7 @@ impl JobStore {
             .collect();
         for id in &expired {
             if let Some(job) = g.jobs.remove(id) {
-                let bytes = match &job.phase {
-                    Phase::Done(b) => b.len(),
-                    _ => 0,
-                };
-                g.release_job(&job.owner, bytes);
+                g.release_job(&job.owner, job.result_bytes());
             }
         }
         expired.len()
@@ -514,9 +565,335 @@ impl JobStore {
         (g.stored_bytes, g.inflight_bytes)
     }
 
+    /// Whether job `id` is still in the store (a deleted job stays until
+    /// its work has stopped).
+    pub(super) fn holds(&self, id: &str) -> bool {
+        self.lock().jobs.contains_key(id)
+    }
+
     /// Jobs stored.
     pub(super) fn len(&self) -> usize {
         self.lock().jobs.len()
+    }
+}
+
+/// What a tile download found.
+pub(super) enum TileFetch {
+    /// The result, now freed on the server (the tile is `fetched`).
+    Ready(Bytes),
+    /// The tile is queued or running: wait on this for a change.
+    Pending(watch::Receiver<bool>),
+}
+
+/// A tile upload admitted before its body is read: its bytes and place
+/// in flight are held, and the tile goes back to its former state if
+/// this is dropped before [`JobStore::queue_tile`].
+#[derive(Debug)]
+pub(super) struct TileReservation<'a> {
+    store: &'a JobStore,
+    owner: Arc<str>,
+    id: String,
+    index: usize,
+    bytes: usize,
+    used: bool,
+}
+
+impl TileReservation<'_> {
+    /// Gives back what the upload did not use of the reservation.
+    pub(super) fn shrink_to(&mut self, bytes: usize) {
+        if bytes < self.bytes {
+            let mut g = self.store.lock();
+            let d = self.bytes - bytes;
+            g.inflight_bytes -= d;
+            g.usage(&self.owner).bytes -= d;
+            self.bytes = bytes;
+        }
+    }
+}
+
+impl Drop for TileReservation<'_> {
+    fn drop(&mut self) {
+        if self.used {
+            return;
+        }
+        let mut g = self.store.lock();
+        g.release_payload(&self.owner, self.bytes);
+        if let Some(slot) = g
+            .jobs
+            .get_mut(&self.id)
+            .and_then(|j| j.tiles.as_mut())
+            .and_then(|t| t.slots.get_mut(self.index))
+            && let Slot::Uploading(prev) = std::mem::replace(slot, Slot::Missing)
+        {
+            *slot = *prev;
+        }
+        g.settle_deleted(&self.id);
+        g.tidy(&self.owner);
+    }
+}
+
+impl Inner {
+    /// Removes a deleted tiled job once none of its tiles is in flight.
+    fn settle_deleted(&mut self, id: &str) {
+        let gone = self
+            .jobs
+            .get(id)
+            .is_some_and(|j| j.deleted && j.tiles.as_ref().is_some_and(|t| !t.in_flight()));
+        if gone && let Some(job) = self.jobs.remove(id) {
+            self.release_job(&job.owner, job.result_bytes());
+        }
+    }
+}
+
+impl JobStore {
+    /// Creates a tiled job of `caller` whose tiles are all missing: it
+    /// counts as one stored job until it expires or is deleted.
+    pub(super) fn create_tiled(
+        &self,
+        caller: &Caller,
+        info: JobInfo,
+        spec: Arc<TileSpec>,
+    ) -> Result<(String, JobStatus)> {
+        let id = new_id()?;
+        let (finished_tx, _) = watch::channel(false);
+        let now = Instant::now();
+        let job = Job {
+            info,
+            owner: Arc::clone(&caller.name),
+            payload_bytes: 0,
+            deleted: false,
+            created: now,
+            started: None,
+            finished: None,
+            phase: Phase::Queued,
+            progress: Arc::new(JobProgress::default()),
+            finished_tx,
+            tiles: Some(Tiles::new(spec)),
+        };
+        let status = job.status(&id, &self.instance, now, self.retention);
+        let mut g = self.lock();
+        g.usage(&caller.name).check_stored_jobs(&caller.quota)?;
+        let jobs = g.jobs.len() + g.reserved;
+        if jobs >= self.limits.max_jobs {
+            return Err(Error::Busy(format!(
+                "{jobs} jobs are stored, at most {}; retry later",
+                self.limits.max_jobs
+            )));
+        }
+        g.usage(&caller.name).jobs += 1;
+        g.jobs.insert(id.clone(), job);
+        Ok((id, status))
+    }
+
+    /// What the manifest of tiled job `id` of `owner` fixed, and its tile
+    /// `index`'s existence checked.
+    pub(super) fn tile_spec(&self, id: &str, owner: &str, index: usize) -> Result<Arc<TileSpec>> {
+        let g = self.lock();
+        let job = self.live(&g.jobs, id, owner, Instant::now())?;
+        let t = tiles_of(job, id)?;
+        check_index(t, id, index)?;
+        Ok(Arc::clone(&t.spec))
+    }
+
+    /// Admits an upload of tile `index` of job `id` that may take `bytes`:
+    /// the tile must be missing, fetched or failed (else `409`), then the
+    /// token's quotas (`429`) and the server's bytes in flight (`503`).
+    pub(super) fn reserve_tile(
+        &self,
+        caller: &Caller,
+        id: &str,
+        index: usize,
+        bytes: usize,
+    ) -> Result<TileReservation<'_>> {
+        let now = Instant::now();
+        let mut g = self.lock();
+        let job = self.live(&g.jobs, id, &caller.name, now)?;
+        let t = tiles_of(job, id)?;
+        check_index(t, id, index)?;
+        let state = t.slots[index].state();
+        if !state.accepts_upload() || matches!(t.slots[index], Slot::Uploading(_)) {
+            return Err(Error::NotReady(format!(
+                "tile {index} of job {id} is {} already; its result is GET \
+                 /v1/jobs/{id}/tiles/{index}",
+                if matches!(t.slots[index], Slot::Uploading(_)) {
+                    "being uploaded".to_string()
+                } else {
+                    format!("{state:?}").to_lowercase()
+                }
+            )));
+        }
+        let u = g.usage(&caller.name);
+        u.check_in_flight(&caller.quota)?;
+        u.check_bytes(&caller.quota, bytes)?;
+        if g.inflight_bytes.saturating_add(bytes) > self.limits.max_inflight_bytes {
+            return Err(Error::Busy(format!(
+                "{} bytes of uploads are in flight and this tile may take {bytes}, at most {} \
+                 in all; retry later",
+                g.inflight_bytes, self.limits.max_inflight_bytes
+            )));
+        }
+        g.inflight_bytes += bytes;
+        let u = g.usage(&caller.name);
+        u.in_flight += 1;
+        u.bytes += bytes;
+        if let Some(t) = g.jobs.get_mut(id).and_then(|j| j.tiles.as_mut()) {
+            let prev = std::mem::replace(&mut t.slots[index], Slot::Missing);
+            t.slots[index] = Slot::Uploading(Box::new(prev));
+            t.last_activity = now;
+        }
+        Ok(TileReservation {
+            store: self,
+            owner: Arc::clone(&caller.name),
+            id: id.to_string(),
+            index,
+            bytes,
+            used: false,
+        })
+    }
+
+    /// Queues a checked tile upload; returns the job's status and its
+    /// progress sink. A job deleted meanwhile is `404`.
+    pub(super) fn queue_tile(
+        &self,
+        mut reservation: TileReservation<'_>,
+    ) -> Result<(JobStatus, Arc<JobProgress>)> {
+        let now = Instant::now();
+        let (id, index) = (reservation.id.clone(), reservation.index);
+        let mut g = self.lock();
+        let job = match g.jobs.get_mut(&id) {
+            Some(j) if !j.deleted => j,
+            _ => {
+                drop(g);
+                return Err(self.not_found(&id));
+            }
+        };
+        if let Some(t) = job.tiles.as_mut() {
+            t.slots[index] = Slot::Queued(reservation.bytes);
+            t.last_activity = now;
+        }
+        reservation.used = true;
+        job.finished_tx.send_replace(false);
+        let status = job.status(&id, &self.instance, now, self.retention);
+        Ok((status, Arc::clone(&job.progress)))
+    }
+
+    /// Marks tile `index` of job `id` as being filtered.
+    pub(super) fn start_tile(&self, id: &str, index: usize) {
+        let mut g = self.lock();
+        if let Some(job) = g.jobs.get_mut(id) {
+            if let Some(slot) = job.tiles.as_mut().and_then(|t| t.slots.get_mut(index))
+                && let Slot::Queued(b) = *slot
+            {
+                *slot = Slot::Running(b);
+            }
+            job.finished_tx.send_replace(false);
+        }
+    }
+
+    /// Stores the outcome of tile `index` of job `id` and wakes its
+    /// waiters; its payload is no longer held. A deleted job goes once its
+    /// last tile in flight has stopped.
+    pub(super) fn finish_tile(
+        &self,
+        id: &str,
+        index: usize,
+        outcome: std::result::Result<Bytes, String>,
+    ) {
+        let now = Instant::now();
+        let mut g = self.lock();
+        let Some(job) = g.jobs.get_mut(id) else {
+            return;
+        };
+        let (owner, deleted) = (Arc::clone(&job.owner), job.deleted);
+        let Some(t) = job.tiles.as_mut() else {
+            return;
+        };
+        let payload = match t.slots.get(index) {
+            Some(Slot::Queued(b) | Slot::Running(b)) => *b,
+            _ => return,
+        };
+        let mut stored = 0;
+        t.slots[index] = match outcome {
+            Ok(b) if !deleted => {
+                stored = b.len();
+                Slot::Done(b)
+            }
+            Ok(_) => Slot::Failed,
+            Err(e) => {
+                t.last_error = Some(format!("tile {index}: {e}"));
+                Slot::Failed
+            }
+        };
+        t.last_activity = now;
+        let all_done = t.all_done();
+        job.finished_tx.send_replace(all_done);
+        g.release_payload(&owner, payload);
+        g.stored_bytes += stored;
+        g.usage(&owner).bytes += stored;
+        g.settle_deleted(id);
+    }
+
+    /// Downloads tile `index` of job `id`: its result, freed on the server
+    /// at once (the tile becomes `fetched`), or a receiver to wait on while
+    /// it is queued or running. A missing tile is `409`, a fetched one
+    /// `410`, a failed one `422`.
+    pub(super) fn tile_result(&self, id: &str, owner: &str, index: usize) -> Result<TileFetch> {
+        let now = Instant::now();
+        let mut g = self.lock();
+        let job = self.live(&g.jobs, id, owner, now)?;
+        let t = tiles_of(job, id)?;
+        check_index(t, id, index)?;
+        if !matches!(t.slots[index], Slot::Done(_)) {
+            return Err(match &t.slots[index] {
+                Slot::Queued(_) | Slot::Running(_) => {
+                    return Ok(TileFetch::Pending(job.finished_tx.subscribe()));
+                }
+                Slot::Fetched => Error::Gone(format!(
+                    "the result of tile {index} of job {id} was downloaded and freed; upload \
+                     the tile again to filter it once more"
+                )),
+                Slot::Failed => Error::Unprocessable(format!(
+                    "tile {index} of job {id} failed: {}",
+                    t.last_error.as_deref().unwrap_or("cancelled")
+                )),
+                _ => Error::NotReady(format!(
+                    "tile {index} of job {id} has not been uploaded; PUT \
+                     /v1/jobs/{id}/tiles/{index}"
+                )),
+            });
+        }
+        let owner = Arc::clone(&job.owner);
+        let Some(t) = g.jobs.get_mut(id).and_then(|j| j.tiles.as_mut()) else {
+            return Err(self.not_found(id));
+        };
+        let Slot::Done(b) = std::mem::replace(&mut t.slots[index], Slot::Fetched) else {
+            return Err(self.not_found(id));
+        };
+        t.last_activity = now;
+        g.stored_bytes -= b.len();
+        g.usage(&owner).bytes -= b.len();
+        Ok(TileFetch::Ready(b))
+    }
+}
+
+/// The tiles of `job`, or `400` for a single upload.
+fn tiles_of<'a>(job: &'a Job, id: &str) -> Result<&'a Tiles> {
+    job.tiles.as_ref().ok_or_else(|| {
+        Error::BadRequest(format!(
+            "job {id} is a single upload, not tiled: its result is GET /v1/jobs/{id}/result"
+        ))
+    })
+}
+
+/// `404` for a tile beyond the plan.
+fn check_index(t: &Tiles, id: &str, index: usize) -> Result<()> {
+    if index < t.slots.len() {
+        Ok(())
+    } else {
+        Err(Error::NotFound(format!(
+            "job {id} has {} tiles, numbered from 0; there is no tile {index}",
+            t.slots.len()
+        )))
     }
 }
 
@@ -524,6 +901,7 @@ impl JobStore {
 mod tests {
     use super::*;
     use crate::server::quota::Quota;
+    use crate::wire::TileState;
 
     fn info() -> JobInfo {
         JobInfo {
@@ -673,5 +1051,144 @@ mod tests {
             })
         ));
         store.reserve(&other, 1).unwrap();
+    }
+
+    fn tile_spec() -> Arc<TileSpec> {
+        use crate::wire::TiledManifest;
+        let kp = paillier::Keypair::generate_insecure_for_tests(512).unwrap();
+        let pk = kp.public_key().clone();
+        let chain = vec![he_filter::Filter::Mean { k: 3 }];
+        let opts = he_filter::encrypt_options(&chain).unwrap();
+        let plan = enc_image::TilePlan::new(8, 3, 2, 1).unwrap();
+        let manifest =
+            TiledManifest::new(chain.clone(), enc_image::ColorLayout::Luma8, plan, &opts);
+        let meta = |i| manifest.tile_meta(i, pk.bits(), pk.fingerprint()).unwrap();
+        let (full, last) = (meta(0), meta(1));
+        Arc::new(TileSpec {
+            pk,
+            chain,
+            manifest,
+            full,
+            last,
+        })
+    }
+
+    #[test]
+    fn tiles_move_through_their_states_and_the_job_expires_from_its_last_activity() {
+        let store = JobStore::new(
+            new_instance().unwrap(),
+            limits(Duration::from_secs(1), 8, 1000),
+        );
+        let alice = caller("alice", Quota::default());
+        let (id, st) = store.create_tiled(&alice, info(), tile_spec()).unwrap();
+        let states = |store: &JobStore| {
+            let (Snapshot::Finished(st) | Snapshot::Pending(st, _)) =
+                store.snapshot(&id, "alice").unwrap();
+            st.tiles.unwrap().states
+        };
+        assert_eq!(st.tiles.unwrap().states, [TileState::Missing; 2]);
+        assert!(matches!(
+            store.tile_result(&id, "alice", 0),
+            Err(Error::NotReady(_))
+        ));
+        assert!(matches!(
+            store.tile_result(&id, "alice", 2),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            store.reserve_tile(&alice, &id, 0, 1).map(|_| ()),
+            Ok(())
+        ));
+        // A dropped reservation gives the tile and its bytes back.
+        assert_eq!(
+            (states(&store)[0], store.bytes()),
+            (TileState::Missing, (0, 0))
+        );
+        let r = store.reserve_tile(&alice, &id, 0, 10).unwrap();
+        assert!(matches!(
+            store.reserve_tile(&alice, &id, 0, 10),
+            Err(Error::NotReady(_))
+        ));
+        let bob = caller("bob", Quota::default());
+        assert!(matches!(
+            store.reserve_tile(&bob, &id, 1, 10),
+            Err(Error::NotFound(_))
+        ));
+        store.queue_tile(r).unwrap();
+        assert_eq!(
+            (states(&store)[0], store.bytes()),
+            (TileState::Queued, (0, 10))
+        );
+        assert!(matches!(
+            store.tile_result(&id, "alice", 0),
+            Ok(TileFetch::Pending(_))
+        ));
+        store.start_tile(&id, 0);
+        assert_eq!(states(&store)[0], TileState::Running);
+        store.finish_tile(&id, 0, Ok(Bytes::from(vec![0u8; 30])));
+        assert_eq!(
+            (states(&store)[0], store.bytes()),
+            (TileState::Done, (30, 0))
+        );
+        // Downloaded once, then freed.
+        assert!(matches!(
+            store.tile_result(&id, "bob", 0),
+            Err(Error::NotFound(_))
+        ));
+        let Ok(TileFetch::Ready(b)) = store.tile_result(&id, "alice", 0) else {
+            panic!("tile 0 is done")
+        };
+        assert_eq!((b.len(), store.bytes()), (30, (0, 0)));
+        assert!(matches!(
+            store.tile_result(&id, "alice", 0),
+            Err(Error::Gone(_))
+        ));
+        assert_eq!(states(&store), [TileState::Fetched, TileState::Missing]);
+        // Activity keeps the job: idle 0.6 s twice, each under the 1 s
+        // retention, then 1.1 s.
+        std::thread::sleep(Duration::from_millis(600));
+        drop(store.reserve_tile(&alice, &id, 1, 1).unwrap());
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(store.sweep(), 0);
+        states(&store);
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(store.sweep(), 1);
+        assert!(matches!(
+            store.snapshot(&id, "alice"),
+            Err(Error::NotFound(_))
+        ));
+        assert!(store.lock().usage.is_empty());
+    }
+
+    #[test]
+    fn deleting_a_tiled_job_waits_for_its_running_tile() {
+        let store = JobStore::new(
+            new_instance().unwrap(),
+            limits(Duration::from_secs(60), 8, 1000),
+        );
+        let alice = caller("alice", Quota::default());
+        let (id, _) = store.create_tiled(&alice, info(), tile_spec()).unwrap();
+        let (_, progress) = store
+            .queue_tile(store.reserve_tile(&alice, &id, 0, 10).unwrap())
+            .unwrap();
+        store
+            .queue_tile(store.reserve_tile(&alice, &id, 1, 5).unwrap())
+            .unwrap();
+        store.start_tile(&id, 0);
+        let Ok(Deleted::Tiles(queued)) = store.delete(&id, "alice") else {
+            panic!("tiles in flight")
+        };
+        assert_eq!(queued, [1]);
+        assert!(enc_image::Progress::cancelled(&*progress));
+        assert!(matches!(
+            store.snapshot(&id, "alice"),
+            Err(Error::NotFound(_))
+        ));
+        store.finish_tile(&id, 1, Err("cancelled".into()));
+        assert!(store.holds(&id));
+        store.finish_tile(&id, 0, Ok(Bytes::from_static(b"late")));
+        assert!(!store.holds(&id));
+        assert_eq!(store.bytes(), (0, 0));
+        assert!(store.lock().usage.is_empty());
     }
 }

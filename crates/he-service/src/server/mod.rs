@@ -30,6 +30,8 @@ mod pools;
 mod quota;
 mod router;
 mod service;
+mod tiled_handlers;
+mod tiles;
 mod tls;
 pub mod tokens;
 

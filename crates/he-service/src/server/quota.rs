@@ -114,16 +114,13 @@ impl Usage {
 
     /// Refuses a new job of `bytes` beyond `quota`.
     pub(super) fn check_new_job(&self, quota: &Quota, bytes: usize) -> Result<(), Error> {
-        if self.in_flight >= quota.concurrent_jobs {
-            return Err(quota_error(
-                QuotaKind::ConcurrentJobs,
-                5,
-                format!(
-                    "this token has {} jobs in flight, at most {}; wait for one to finish",
-                    self.in_flight, quota.concurrent_jobs
-                ),
-            ));
-        }
+        self.check_in_flight(quota)?;
+        self.check_stored_jobs(quota)?;
+        self.check_bytes(quota, bytes)
+    }
+
+    /// Refuses one more job stored beyond `quota`.
+    pub(super) fn check_stored_jobs(&self, quota: &Quota) -> Result<(), Error> {
         if self.jobs >= quota.stored_jobs {
             return Err(quota_error(
                 QuotaKind::StoredJobs,
@@ -134,6 +131,26 @@ impl Usage {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Refuses a new upload (a job's or a tile's) beyond the jobs in flight.
+    pub(super) fn check_in_flight(&self, quota: &Quota) -> Result<(), Error> {
+        if self.in_flight >= quota.concurrent_jobs {
+            return Err(quota_error(
+                QuotaKind::ConcurrentJobs,
+                5,
+                format!(
+                    "this token has {} jobs in flight, at most {}; wait for one to finish",
+                    self.in_flight, quota.concurrent_jobs
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses an upload of `bytes` beyond the bytes held.
+    pub(super) fn check_bytes(&self, quota: &Quota, bytes: usize) -> Result<(), Error> {
         if self.bytes.saturating_add(bytes) > quota.stored_bytes {
             return Err(quota_error(
                 QuotaKind::StoredBytes,

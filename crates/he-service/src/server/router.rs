@@ -17,8 +17,9 @@ use tracing::info;
 use super::client_addr::ClientAddr;
 use super::conn;
 use super::error::{Error, ErrorMessage, Result, error_response};
-use super::handlers::{delete_job, health, job_result, job_status, service_info, submit};
+use super::handlers::{delete_job, health, job_result, job_status, service_info};
 use super::service::Service;
+use super::tiled_handlers::{get_tile, post_job, put_tile};
 use super::tls;
 
 impl Service {
@@ -28,9 +29,10 @@ impl Service {
         Router::new()
             .route("/v1/health", get(health))
             .route("/v1/info", get(service_info))
-            .route("/v1/jobs", post(submit))
+            .route("/v1/jobs", post(post_job))
             .route("/v1/jobs/{id}", get(job_status).delete(delete_job))
             .route("/v1/jobs/{id}/result", get(job_result))
+            .route("/v1/jobs/{id}/tiles/{index}", get(get_tile).put(put_tile))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(middleware::from_fn_with_state(self.clone(), stamp_errors))

@@ -1,7 +1,9 @@
 //! What client and server say to each other, shared by both and
 //! depending on neither: the job envelope a client uploads
 //! ([`Envelope`]), the filter spec inside it ([`JobSpec`]), the status of
-//! a job ([`JobStatus`]) and the other JSON documents of the API.
+//! a job ([`JobStatus`]), the manifest and tile states of a tiled job
+//! ([`TiledManifest`], [`TileState`]) and the other JSON documents of the
+//! API.
 //!
 //! `docs/SERVICE.md` at the root of the repository documents the API with
 //! examples, and `docs/openapi.yaml` describes it formally.
@@ -10,6 +12,7 @@ mod api;
 mod envelope;
 mod spec;
 mod status;
+mod tiled;
 
 pub use api::{
     DEFAULT_PORT, ErrorBody, FilterInfo, Health, IMAGE_CONTENT_TYPE, LimitsInfo, ServiceInfo,
@@ -20,3 +23,7 @@ pub use envelope::{
 };
 pub use spec::JobSpec;
 pub use status::{JobState, JobStatus};
+pub use tiled::{
+    IMAGE_HEADER_ROOM, MANIFEST_CONTENT_TYPE, MANIFEST_FORMAT, MANIFEST_VERSION, TileEncryption,
+    TileState, TiledManifest, TilesStatus,
+};

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::tiled::TilesStatus;
+
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,6 +64,10 @@ pub struct JobStatus {
     pub result_bytes: Option<u64>,
     /// Seconds until the finished job and its result are deleted.
     pub expires_in_seconds: Option<u64>,
-    /// What went wrong (state `failed`).
+    /// What went wrong (state `failed`; for a tiled job, the last tile
+    /// that failed).
     pub error: Option<String>,
+    /// A tiled job's tiles and their states; absent for a single upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiles: Option<TilesStatus>,
 }
