@@ -456,6 +456,11 @@ pub(crate) struct SubmitArgs {
     /// path before tiles; refused by the server above its body limit).
     #[arg(long, conflicts_with = "tile_rows")]
     pub(crate) single_upload: bool,
+    /// Delete the state of an interrupted run (OUT.he-partial) and start
+    /// over instead of resuming it. A tiled run with a kept --key saves
+    /// each finished tile there, and the same command run again resumes.
+    #[arg(long)]
+    pub(crate) restart: bool,
     /// Overwrite the output (and with --new-key, the key file) if it exists.
     #[arg(long)]
     pub(crate) force: bool,

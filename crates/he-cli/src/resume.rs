@@ -10,10 +10,11 @@
 //!
 //! ```text
 //! header   JSON of RunHeader: the input's SHA-256 and dimensions, the chain,
-//!          border and output mapping, the tile plan, the key's fingerprint,
-//!          and for the service its URL and job id
-//! record   the header's digest, the tile's index (u32 LE), its channels (u8),
+//!          border and output mapping, the tile plan, the key's fingerprint
+//! tile     the header's digest, the tile's index (u32 LE), its channels (u8),
 //!          its rows' pixels
+//! job      the header's digest, JSON of ServiceJob (server URL and job id),
+//!          for `he submit`: the last one counts
 //! ...
 //! ```
 //!
@@ -40,6 +41,10 @@ use crate::files;
 const HEADER: Format<8> = Format::new(*b"HEPARTL\0", 1, "resume state");
 /// One finished tile.
 const RECORD: Format<8> = Format::new(*b"HETILE\0\0", 1, "resume state tile");
+/// The job on a server that holds the run's other tiles.
+const JOB: Format<8> = Format::new(*b"HEJOBID\0", 1, "resume state job");
+/// Largest job record body (a URL and an id).
+const MAX_JOB: usize = 64 << 10;
 /// Largest header body accepted (a chain of custom kernels fits easily).
 const MAX_HEADER: usize = 1 << 20;
 
@@ -84,8 +89,6 @@ pub(crate) struct RunHeader {
     pub(crate) plan: TilePlan,
     /// SHA-256 fingerprint of the public key, hex.
     pub(crate) key_fingerprint: String,
-    /// The server job, for `he submit` (none in process).
-    pub(crate) service: Option<ServiceJob>,
 }
 
 impl RunHeader {
@@ -108,12 +111,11 @@ impl RunHeader {
             mapping,
             plan,
             key_fingerprint: hex(&pk.fingerprint()),
-            service: None,
         }
     }
 
     /// What differs between the run that wrote `self` and `now`, in words
-    /// (empty when they match; the service job is not compared).
+    /// (empty when they match).
     fn differences(&self, now: &RunHeader) -> Vec<String> {
         let mut out = Vec::new();
         if (self.width, self.height, self.color) != (now.width, now.height, now.color) {
@@ -199,6 +201,15 @@ pub(crate) struct DoneTile {
     pub(crate) pixels: Vec<u8>,
 }
 
+/// What an interrupted run left: its finished tiles and its server job.
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    /// The finished tiles, each checked.
+    pub(crate) tiles: Vec<DoneTile>,
+    /// The last job on a server it recorded.
+    pub(crate) job: Option<ServiceJob>,
+}
+
 /// The state of a run: its file, open for appending finished tiles.
 #[derive(Debug)]
 pub(crate) struct Partial {
@@ -238,14 +249,14 @@ fn remove(path: &Path) -> Result<()> {
 impl Partial {
     /// Opens the state of `header`'s run writing `output`: a new one (no
     /// state file yet, or `restart`, which deletes the old one), or the
-    /// one there if it is this run's, whose finished tiles are returned
-    /// after every check. A state of another run is refused with what
-    /// differs.
+    /// one there if it is this run's, whose finished tiles (and server
+    /// job) are returned after every check. A state of another run is
+    /// refused with what differs.
     pub(crate) fn open(
         output: &Path,
         header: &RunHeader,
         restart: bool,
-    ) -> Result<(Partial, Vec<DoneTile>)> {
+    ) -> Result<(Partial, Found)> {
         let path = state_path(output);
         if restart && path.symlink_metadata().is_ok() {
             remove(&path)?;
@@ -263,7 +274,7 @@ impl Partial {
                     header_digest,
                     plan: header.plan,
                 },
-                Vec::new(),
+                Found::default(),
             ));
         }
         let mut file = files::open_for_append(&path, "resume state")?;
@@ -275,9 +286,16 @@ impl Partial {
                 &format!("this run differs: {}", differs.join("; ")),
             ));
         }
-        let mut done: Vec<DoneTile> = Vec::new();
+        let mut found = Found::default();
         let mut seen = vec![false; header.plan.count()];
-        while let Some((record, len)) = read_record(&mut file, &path, &header.plan)? {
+        let max_tile = DIGEST_LEN + 5 + header.plan.tile_rows() * header.plan.width() * 4;
+        let kinds = [(&RECORD, max_tile), (&JOB, MAX_JOB)];
+        while let Some((kind, record)) = read_frame(&mut file, &path, &kinds)? {
+            at += record.len() as u64;
+            if kind == 1 {
+                found.job = Some(check_job(&record, &their_digest, &path)?);
+                continue;
+            }
             let tile = check_record(&record, &their_digest, &header.plan, &path)?;
             if std::mem::replace(&mut seen[tile.index], true) {
                 bail!(
@@ -287,7 +305,7 @@ impl Partial {
                     tile.index
                 );
             }
-            if let Some(first) = done.first()
+            if let Some(first) = found.tiles.first()
                 && first.color != tile.color
             {
                 bail!(
@@ -298,8 +316,7 @@ impl Partial {
                     tile.index
                 );
             }
-            done.push(tile);
-            at += len;
+            found.tiles.push(tile);
         }
         // A record cut short by an interruption is dropped: its tile is
         // done again.
@@ -312,7 +329,7 @@ impl Partial {
                 header_digest: their_digest,
                 plan: header.plan,
             },
-            done,
+            found,
         ))
     }
 
@@ -341,9 +358,22 @@ impl Partial {
         body.extend_from_slice(&u32::try_from(index)?.to_le_bytes());
         body.push(color.channels() as u8);
         body.extend_from_slice(pixels);
-        let record = w.finish();
+        self.append(&w.finish())
+    }
+
+    /// Records the job on a server that holds this run's tiles, so that a
+    /// resume attaches to it: appended and synced before this returns.
+    pub(crate) fn record_job(&mut self, job: &ServiceJob) -> Result<()> {
+        let json = serde_json::to_vec(job)?;
+        let mut w = JOB.writer(DIGEST_LEN + json.len());
+        w.body().extend_from_slice(&self.header_digest);
+        w.body().extend_from_slice(&json);
+        self.append(&w.finish())
+    }
+
+    fn append(&mut self, frame: &[u8]) -> Result<()> {
         self.file
-            .write_all(&record)
+            .write_all(frame)
             .and_then(|()| self.file.sync_data())
             .with_context(|| format!("cannot write {}", self.path.display()))
     }
@@ -362,17 +392,23 @@ fn digest_of(sealed: &[u8]) -> [u8; DIGEST_LEN] {
     d
 }
 
-/// Reads one frame of `format` at the file's position, of at most
-/// `max_body` bytes: `None` at the end of the file or when the frame is
-/// cut short there (an interrupted write), else the frame's bytes.
-fn read_frame<const M: usize>(
+/// Reads the next frame at the file's position, of one of `kinds` (a
+/// format and its largest body): `None` at the end of the file or when the
+/// frame is cut short there (an interrupted write), else which kind and
+/// the frame's bytes, checked.
+fn read_frame(
     file: &mut File,
     path: &Path,
-    format: &Format<M>,
-    max_body: usize,
-) -> Result<Option<Vec<u8>>> {
+    kinds: &[(&Format<8>, usize)],
+) -> Result<Option<(usize, Vec<u8>)>> {
     let what = || format!("cannot read {}", path.display());
-    let head_len = format.header_len();
+    let changed = |what: String| {
+        anyhow!(
+            "{}: {what}; the file was changed. Add --restart to delete it and start over",
+            path.display()
+        )
+    };
+    let head_len = HEADER.header_len();
     let mut buf = Vec::with_capacity(head_len);
     Read::by_ref(file)
         .take(head_len as u64)
@@ -381,24 +417,19 @@ fn read_frame<const M: usize>(
     if buf.len() < head_len {
         return Ok(None);
     }
-    if buf[..M] != format.magic()[..] {
-        bail!(
-            "{}: not a {} where one was expected; the file was changed. \
-             Add --restart to delete it and start over",
-            path.display(),
-            format.name()
-        );
-    }
+    let (kind, (format, max_body)) = kinds
+        .iter()
+        .enumerate()
+        .find(|(_, (f, _))| buf[..8] == f.magic()[..])
+        .ok_or_else(|| changed("a record of an unknown kind".into()))?;
     let mut len = [0u8; 8];
-    len.copy_from_slice(&buf[M + 2..M + 10]);
+    len.copy_from_slice(&buf[10..18]);
     let len = u64::from_le_bytes(len);
-    if len > max_body as u64 {
-        bail!(
-            "{}: a {} of {len} bytes, at most {max_body} expected; the file was changed. \
-             Add --restart to delete it and start over",
-            path.display(),
+    if len > *max_body as u64 {
+        return Err(changed(format!(
+            "a {} of {len} bytes, at most {max_body} expected",
             format.name()
-        );
+        )));
     }
     let rest = len + DIGEST_LEN as u64;
     Read::by_ref(file)
@@ -408,18 +439,15 @@ fn read_frame<const M: usize>(
     if (buf.len() as u64) < head_len as u64 + rest {
         return Ok(None);
     }
-    format.open(&buf, max_body).map_err(|e| {
-        anyhow!(
-            "{}: {e}. Add --restart to delete it and start over",
-            path.display()
-        )
-    })?;
-    Ok(Some(buf))
+    format
+        .open(&buf, *max_body)
+        .map_err(|e| changed(e.to_string()))?;
+    Ok(Some((kind, buf)))
 }
 
 /// The header at the start of the file, its digest and its length.
 fn read_header(file: &mut File, path: &Path) -> Result<(RunHeader, [u8; DIGEST_LEN], u64)> {
-    let sealed = read_frame(file, path, &HEADER, MAX_HEADER)?.ok_or_else(|| {
+    let (_, sealed) = read_frame(file, path, &[(&HEADER, MAX_HEADER)])?.ok_or_else(|| {
         anyhow!(
             "{} is cut short: no header. Add --restart to delete it and start over",
             path.display()
@@ -435,13 +463,22 @@ fn read_header(file: &mut File, path: &Path) -> Result<(RunHeader, [u8; DIGEST_L
     Ok((header, digest_of(&sealed), sealed.len() as u64))
 }
 
-/// The next whole record and its length in the file, or `None` at the end.
-fn read_record(file: &mut File, path: &Path, plan: &TilePlan) -> Result<Option<(Vec<u8>, u64)>> {
-    let max = DIGEST_LEN + 5 + plan.tile_rows() * plan.width() * 4;
-    Ok(read_frame(file, path, &RECORD, max)?.map(|r| {
-        let len = r.len() as u64;
-        (r, len)
-    }))
+/// A job record's job, after checking it belongs to this state.
+fn check_job(sealed: &[u8], header_digest: &[u8; DIGEST_LEN], path: &Path) -> Result<ServiceJob> {
+    let body = JOB.open(sealed, MAX_JOB)?;
+    if body.len() < DIGEST_LEN || body[..DIGEST_LEN] != header_digest[..] {
+        bail!(
+            "{}: a job record of another run; the file was changed. \
+             Add --restart to delete it and start over",
+            path.display()
+        );
+    }
+    serde_json::from_slice(&body[DIGEST_LEN..]).with_context(|| {
+        format!(
+            "{}: a job record cannot be read. Add --restart to delete it and start over",
+            path.display()
+        )
+    })
 }
 
 /// A record's tile, after checking it belongs to this state and plan.
@@ -514,8 +551,8 @@ mod tests {
         let d = scratch("roundtrip");
         let out = d.join("out.png");
         let h = header(kp.public_key());
-        let (mut p, done) = Partial::open(&out, &h, false).unwrap();
-        assert!(done.is_empty());
+        let (mut p, found) = Partial::open(&out, &h, false).unwrap();
+        assert!(found.tiles.is_empty() && found.job.is_none());
         assert_eq!(p.path(), d.join("out.png.he-partial"));
         #[cfg(unix)]
         {
@@ -523,8 +560,14 @@ mod tests {
             let mode = std::fs::metadata(p.path()).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
+        let job = |id: &str| ServiceJob {
+            url: "http://127.0.0.1:8787".into(),
+            job_id: id.into(),
+        };
         p.save(0, ColorLayout::Luma8, &[1; 8]).unwrap();
+        p.record_job(&job("first")).unwrap();
         p.save(2, ColorLayout::Luma8, &[3; 4]).unwrap();
+        p.record_job(&job("second")).unwrap();
         assert!(
             p.save(1, ColorLayout::Luma8, &[3; 4]).is_err(),
             "wrong size"
@@ -537,20 +580,27 @@ mod tests {
             .append(true)
             .open(&path)
             .unwrap();
-        f.write_all(&RECORD.seal(&[7; 20])[..15]).unwrap();
+        f.write_all(&RECORD.seal(&[7; 60])[..40]).unwrap();
         drop(f);
-        let (mut p, done) = Partial::open(&out, &h, false).unwrap();
+        let (mut p, found) = Partial::open(&out, &h, false).unwrap();
         assert_eq!(
-            done.iter()
+            found
+                .tiles
+                .iter()
                 .map(|t| (t.index, t.pixels.clone()))
                 .collect::<Vec<_>>(),
             vec![(0, vec![1; 8]), (2, vec![3; 4])]
         );
-        assert_eq!(std::fs::read(&path).unwrap(), whole, "the cut record stays");
+        assert_eq!(found.job, Some(job("second")));
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            whole,
+            "the cut record is not dropped"
+        );
         p.save(1, ColorLayout::Luma8, &[2; 8]).unwrap();
         drop(p);
-        let (p, done) = Partial::open(&out, &h, false).unwrap();
-        assert_eq!(done.len(), 3);
+        let (p, found) = Partial::open(&out, &h, false).unwrap();
+        assert_eq!(found.tiles.len(), 3);
         p.finish().unwrap();
         assert!(!path.exists());
         std::fs::remove_dir_all(&d).unwrap();
@@ -594,8 +644,8 @@ mod tests {
         // refuse_stale names the file; --restart deletes it.
         let e = refuse_stale(&out, false, "this run keeps no key").unwrap_err();
         assert!(e.to_string().contains("he-partial"), "{e}");
-        let (_, done) = Partial::open(&out, &h, true).unwrap();
-        assert!(done.is_empty());
+        let (_, found) = Partial::open(&out, &h, true).unwrap();
+        assert!(found.tiles.is_empty());
         refuse_stale(&out, true, "").unwrap();
         assert!(!path.exists());
         std::fs::remove_dir_all(&d).unwrap();

@@ -862,3 +862,108 @@ fn submit_in_tiles_and_in_one_upload_write_the_same_picture() {
     assert_eq!(a.as_bytes(), b.as_bytes());
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A child process killed when dropped, a failed test included.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_killed_submit_resumes_on_its_server_job_and_writes_the_same_picture() {
+    let d = scratch("submit-resume");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = Served(
+        Command::new(env!("CARGO_BIN_EXE_he"))
+            .args(["serve", "--listen", &listen])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://{listen}");
+    let t = std::time::Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(t.elapsed().as_secs() < 30, "he serve did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let photo = photo_of(&d, 32, 60);
+    let key = d.join("key");
+    ok(&["keygen", "-o", s(&key), "--key-bits", "2048"]);
+    let submit = |out: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_he"));
+        c.args(["submit", s(&photo), "--server", &url, "--key", s(&key)])
+            .args(["--tile-rows", "1", "--threads", "1", "-o", s(out)]);
+        c
+    };
+    let whole = d.join("whole.png");
+    let o = submit(&whole).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Killed once a few tiles are saved.
+    let out = d.join("out.png");
+    let state = d.join("out.png.he-partial");
+    let mut child = submit(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let saved = |p: &Path| {
+        std::fs::read(p)
+            .map(|b| b.windows(8).filter(|w| w == b"HETILE\0\0").count())
+            .unwrap_or(0)
+    };
+    let t = std::time::Instant::now();
+    while saved(&state) < 3 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        assert!(t.elapsed().as_secs() < 120, "no tile saved in two minutes");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.exists());
+    // --single-upload cannot resume: refused, the state kept.
+    let o = Command::new(env!("CARGO_BIN_EXE_he"))
+        .args(["submit", s(&photo), "--server", &url, "--key", s(&key)])
+        .args(["--single-upload", "-o", s(&out)])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("not tiled") && err.contains("--restart"),
+        "{err}"
+    );
+    // The same command resumes: only the other tiles are done.
+    let o = submit(&out).output().unwrap();
+    drop(server);
+    let (text, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{err}");
+    let resumed = number_after(&text, "resuming: ");
+    assert!((2..60).contains(&resumed), "{text}");
+    let todo = number_after(&err, "progress: ");
+    assert_eq!(todo + resumed, 60, "{err}");
+    assert!(
+        err.contains(&format!("({resumed} done by an interrupted run)")),
+        "{err}"
+    );
+    assert_eq!(
+        image::open(&out).unwrap().to_rgb8(),
+        image::open(&whole).unwrap().to_rgb8()
+    );
+    assert!(!state.exists(), "the state outlived the output");
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -226,16 +226,16 @@ fn run_tiled(
                 plan,
                 kp.public_key(),
             );
-            let (state, done) = Partial::open(r.output, &header, r.restart)?;
-            if !done.is_empty() {
+            let (state, found) = Partial::open(r.output, &header, r.restart)?;
+            if !found.tiles.is_empty() {
                 println!(
                     "  resuming: {} of {} tiles were done by an interrupted run (kept in {})",
-                    done.len(),
+                    found.tiles.len(),
                     plan.count(),
                     state.path().display()
                 );
             }
-            for t in done {
+            for t in found.tiles {
                 color = Some(t.color);
                 parts[t.index] = Some(t.pixels);
             }
