@@ -280,12 +280,22 @@ pub(crate) struct BlurArgs {
     pub(crate) force: bool,
 }
 
-/// `he serve`.
-#[derive(Debug, Args)]
+/// `he serve`. Every flag but `--config` is also a key of the config
+/// file, with the same name (`-` as `_`) and the same unit
+/// (docs/OPERATIONS.md); a flag given on the command line wins.
+///
+/// Serialized, a field left unset on the command line (`None`, `false`,
+/// empty) is absent, so that it does not hide the file's value.
+#[derive(Debug, Default, Args, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub(crate) struct ServeArgs {
-    /// Address and port to listen on.
-    #[arg(long, default_value_t = he_service::server::Config::default().listen)]
-    pub(crate) listen: SocketAddr,
+    /// A config file (TOML) with any of the flags below as keys.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    #[serde(skip)]
+    pub(crate) config: Option<PathBuf>,
+    /// Address and port to listen on (default 127.0.0.1:8787).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<SocketAddr>,
     /// Largest request body, in MiB.
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..4096))]
     pub(crate) max_body: Option<u64>,
@@ -310,9 +320,14 @@ pub(crate) struct ServeArgs {
     /// Most open connections.
     #[arg(long, value_name = "N")]
     pub(crate) max_connections: Option<usize>,
-    /// Jobs filtered at once, each on all workers.
+    /// Jobs filtered at once in each lane (light and heavy), each on all
+    /// workers.
     #[arg(long, value_name = "N")]
     pub(crate) concurrent_jobs: Option<usize>,
+    /// Jobs estimated at this many cost units or more run in the heavy
+    /// lane, on a pool of their own, so they never hold back small jobs.
+    #[arg(long, value_name = "UNITS")]
+    pub(crate) heavy_job_units: Option<u64>,
     /// API tokens file (`he token create NAME --tokens FILE`): every job
     /// request needs one of its tokens. Without it, only a loopback
     /// address is served (anonymously) unless --anonymous.
@@ -321,6 +336,7 @@ pub(crate) struct ServeArgs {
     /// Serve without tokens on an address other than loopback: anyone who
     /// can reach it may use it.
     #[arg(long, conflicts_with = "tokens")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub(crate) anonymous: bool,
     /// Largest estimated cost of one job, in cost units (about 6
     /// core-seconds each; default 2000); larger jobs get 422.
@@ -344,6 +360,7 @@ pub(crate) struct ServeArgs {
     pub(crate) max_connections_per_client: Option<u64>,
     /// A reverse proxy whose X-Forwarded-For is believed (repeatable).
     #[arg(long = "trusted-proxy", value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, value_name = "FILE", requires = "tls_key", value_hint = ValueHint::FilePath)]
@@ -353,7 +370,18 @@ pub(crate) struct ServeArgs {
     pub(crate) tls_key: Option<PathBuf>,
     /// Serve plain HTTP on an address other than loopback (a TLS-terminating proxy is in front).
     #[arg(long, conflicts_with = "tls_cert")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub(crate) allow_plain_http: bool,
+    // --- operations (docs/OPERATIONS.md) ---
+    /// On SIGTERM or Ctrl-C, how long to wait for jobs in flight to finish
+    /// and their results to be collected before stopping anyway, in
+    /// seconds (default 30); new jobs get 503 meanwhile.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) drain_timeout: Option<u64>,
+    /// A file holding the bearer token that `GET /metrics` needs (one
+    /// line). Without it, /metrics is served to loopback clients only.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) metrics_token_file: Option<PathBuf>,
 }
 
 /// `he token`.

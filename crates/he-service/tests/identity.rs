@@ -267,3 +267,57 @@ fn uploads_in_flight_are_bounded_in_bytes_server_wide() {
     c.delete(&job.id).unwrap();
     assert_eq!(c.health().unwrap().stored_bytes, 0);
 }
+
+/// `he token revoke` and `he token create` take effect on a running
+/// server: it reads its tokens file again when the file changes, and a
+/// file that does not load leaves the tokens in force.
+#[test]
+fn a_changed_tokens_file_is_read_again_without_a_restart() {
+    let dir = std::env::temp_dir().join(format!("he-tokens-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tokens.json");
+    let mut tokens = TokenFile::default();
+    let alice = tokens.create("alice", 1).unwrap();
+    std::fs::write(&path, tokens.to_json()).unwrap();
+    let loaded = TokenFile::load(&path).unwrap();
+    let server = server(|c| c.tokens = Some(loaded));
+    let status = |token: &str| {
+        raw(
+            &server,
+            "GET",
+            "/v1/jobs/00000000000000000000000000000000",
+            Some(token),
+            None,
+        )
+        .status
+    };
+    // Known token, unknown job: 404; an unknown token: 401.
+    assert_eq!(status(&alice), 404);
+    let until = |want: u16, token: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while status(token) != want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not pick up the changed tokens file"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    // Revoked and a new token created, the file replaced as `he token` does.
+    tokens.revoke("alice");
+    let bob = tokens.create("bob", 2).unwrap();
+    let tmp = dir.join("tokens.json.tmp");
+    std::fs::write(&tmp, tokens.to_json()).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    until(404, &bob);
+    assert_eq!(status(&alice), 401, "a revoked token still works");
+
+    // A broken file keeps the tokens in force.
+    std::fs::write(&path, "{ not json").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(status(&bob), 404, "a broken tokens file locked bob out");
+    assert_eq!(status(&alice), 401);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

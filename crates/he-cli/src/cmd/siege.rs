@@ -6,12 +6,14 @@
 //!   sent, keep-alive connections left idle;
 //! - one token flooding the job store with tiny jobs;
 //! - one token submitting a job over the per-job cost budget;
-//! - one token running a heavy job within the budget;
+//! - one token running a heavy job within the budget (estimated at twice
+//!   the server's heavy-lane threshold, so it runs for minutes);
 //!
 //! and meanwhile a normal client with its own token asks `/v1/health`
-//! every 100 ms and runs a small job, which must decrypt exactly. The run
-//! fails unless the normal client's health p99 is under 1 s and its job is
-//! done within 30 s. Images for the attackers are encrypted trivially
+//! every 100 ms and, once the heavy job runs, a small job, which must
+//! decrypt exactly. The run fails unless the normal client's health p99 is
+//! under 1 s and its job is done within 30 s while the heavy job is still
+//! running. Images for the attackers are encrypted trivially
 //! (`1 + m n`, valid ciphertexts that cost nothing to make), since only
 //! the server's side of them matters.
 
@@ -44,6 +46,27 @@ impl Encryptor for Trivial<'_> {
     }
     fn encrypt_raw(&self, m: &Integer) -> paillier::Result<Ciphertext> {
         trivial_encrypt_raw(self.0, m)
+    }
+}
+
+/// The smallest square side, from 384 px up by halves, whose job for
+/// `chain` under `pk` is estimated at `units` or more (at most 8192).
+fn side_for_units(pk: &PublicKey, chain: &[Filter], units: u64) -> Result<usize> {
+    let opts = he_filter::encrypt_options(chain)?;
+    let mut side = 384;
+    loop {
+        let meta = enc_image::ImageMeta::for_encryption(
+            side,
+            side,
+            ColorLayout::Rgb8,
+            pk.bits(),
+            pk.fingerprint(),
+            &opts,
+        )?;
+        if he_filter::estimate_cost(&meta, chain)?.whole_units() >= units || side >= 8192 {
+            return Ok(side);
+        }
+        side += side / 2;
     }
 }
 
@@ -193,11 +216,13 @@ pub(crate) fn run(a: &LoadtestArgs) -> Result<()> {
     let flood = tokens.create("flood", now)?;
     let greedy = tokens.create("greedy", now)?;
     let heavy = tokens.create("heavy", now)?;
-    let server = ServerHandle::start(Config {
+    let config = Config {
         listen: "127.0.0.1:0".parse()?,
         tokens: Some(tokens),
         ..Config::default()
-    })?;
+    };
+    let heavy_units = 2 * config.heavy_job_units;
+    let server = ServerHandle::start(config)?;
     let url = server.url();
     let addr = server.addr();
     println!(
@@ -210,14 +235,12 @@ pub(crate) fn run(a: &LoadtestArgs) -> Result<()> {
     let kp = Keypair::generate(a.key_bits)?;
     let pk = kp.public_key();
     let tiny = cheap_envelope(pk, 8, vec![Filter::Mean { k: 3 }])?;
-    let heavy_env = cheap_envelope(
-        pk,
-        384,
-        vec![Filter::Gaussian {
-            k: 0,
-            sigma: Some(2.0),
-        }],
-    )?;
+    let heavy_chain = vec![Filter::Gaussian {
+        k: 0,
+        sigma: Some(2.0),
+    }];
+    let heavy_side = side_for_units(pk, &heavy_chain, heavy_units)?;
+    let heavy_env = cheap_envelope(pk, heavy_side, heavy_chain)?;
     let big_kernel = Filter::Kernel {
         size: 63,
         // Random 0/1 weights (xorshift): no two rows alike, nothing
@@ -263,6 +286,7 @@ pub(crate) fn run(a: &LoadtestArgs) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(a.seconds);
     let mut slow_result = (0, 0, 0);
     let mut normal_job: Result<(Duration, bool)> = Err(anyhow::anyhow!("not run"));
+    let heavy_running = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| slow_result = slow_and_idle(addr, a.slow as usize, &stop));
         s.spawn(|| {
@@ -313,7 +337,9 @@ pub(crate) fn run(a: &LoadtestArgs) -> Result<()> {
                             Ok(st) => last = st.state,
                             Err(_) => break,
                         }
+                        heavy_running.store(last == JobState::Running, Ordering::SeqCst);
                     }
+                    heavy_running.store(false, Ordering::SeqCst);
                     note(&heavy_t, format!("job {last:?} at the end of the run"));
                     let _ = c.delete(&st.id);
                 }
@@ -342,13 +368,26 @@ pub(crate) fn run(a: &LoadtestArgs) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
-        // The normal client's job, two seconds into the siege.
+        // The normal client's job, once the heavy job runs (at least two
+        // seconds into the siege, at most fifteen).
+        let start = Instant::now();
         std::thread::sleep(Duration::from_secs(2));
+        while !heavy_running.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(15) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         normal_job = (|| -> Result<(Duration, bool)> {
             let c = Client::new(&url)?.with_token(&normal)?;
             let t = Instant::now();
+            let ran_beside = heavy_running.load(Ordering::SeqCst);
             let run = c.run_job(&normal_env, &NoProgress, Duration::from_secs(60))?;
             let took = t.elapsed();
+            if !(ran_beside && heavy_running.load(Ordering::SeqCst)) {
+                bail!(
+                    "the heavy job was not running from the start to the end of the normal \
+                     client's job ({}), so the run shows nothing about it",
+                    secs(took)
+                );
+            }
             let out = EncryptedImage::from_bytes(&run.result, pk, &Limits::default())?;
             let got = out.decrypt(kp.private_key(), &NoProgress)?;
             Ok((took, got == want))
@@ -380,7 +419,7 @@ pub(crate) fn run(a: &LoadtestArgs) -> Result<()> {
         greedy_t.summary()
     );
     println!(
-        "| heavy token | one 384x384 RGB Gaussian sigma 2 job | {} |",
+        "| heavy token | one {heavy_side}x{heavy_side} RGB Gaussian sigma 2 job (estimated at {heavy_units} units or more: the heavy lane) | {} |",
         heavy_t.summary()
     );
     let (p50, p99, max) = (

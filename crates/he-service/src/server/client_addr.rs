@@ -18,26 +18,27 @@ pub(crate) struct ClientAddr(pub(crate) IpAddr);
 /// is a trusted proxy; then the client is the rightmost address in it
 /// that is not itself a trusted proxy (each proxy appends the address it
 /// got the request from, so everything left of the first untrusted hop
-/// may be made up). A header that does not parse is ignored: the peer is
-/// the client.
+/// may be made up). Only the hops up to that one are read: an entry that
+/// does not parse there stops the walk at the last trusted hop before it
+/// (the proxy that wrote it is the client we know), and anything a client
+/// put further left, parseable or not, changes nothing.
 pub(crate) fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
     if !trusted.contains(&peer) {
         return peer;
     }
-    let mut hops = Vec::new();
+    // Every hop in order; a header line that is not text is one bad hop.
+    let mut hops: Vec<Option<IpAddr>> = Vec::new();
     for v in headers.get_all("x-forwarded-for") {
-        let Ok(v) = v.to_str() else {
-            return peer;
-        };
-        for hop in v.split(',') {
-            match parse_hop(hop.trim()) {
-                Some(ip) => hops.push(ip),
-                None => return peer,
-            }
+        match v.to_str() {
+            Ok(v) => hops.extend(v.split(',').map(|hop| parse_hop(hop.trim()))),
+            Err(_) => hops.push(None),
         }
     }
     let mut client = peer;
-    for ip in hops.into_iter().rev() {
+    for hop in hops.into_iter().rev() {
+        let Some(ip) = hop else {
+            break;
+        };
         client = ip;
         if !trusted.contains(&ip) {
             break;
@@ -148,6 +149,13 @@ mod tests {
         );
         let h = xff(&["203.0.113.9, not-an-address"]);
         assert_eq!(resolve(ip("10.0.0.1"), &h, &proxies), ip("10.0.0.1"));
+        // Garbage behind a trusted hop: that hop is the client we know.
+        let h = xff(&["203.0.113.9, not-an-address, 10.0.0.2"]);
+        assert_eq!(resolve(ip("10.0.0.1"), &h, &proxies), ip("10.0.0.2"));
+        // Garbage a client wrote left of its own address changes nothing:
+        // it is not a way to be counted as the proxy.
+        let h = xff(&["not-an-address, 203.0.113.9", "10.0.0.2"]);
+        assert_eq!(resolve(ip("10.0.0.1"), &h, &proxies), ip("203.0.113.9"));
     }
 
     #[test]

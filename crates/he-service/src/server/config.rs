@@ -5,6 +5,7 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use super::error::{Error, Result};
+use super::metrics::MetricsToken;
 use super::quota::Quota;
 use super::tokens::TokenFile;
 use crate::wire::DEFAULT_PORT;
@@ -59,11 +60,14 @@ pub struct Config {
     /// when every connection is busy do further clients wait in the
     /// kernel's accept backlog.
     pub max_connections: usize,
-    /// Jobs filtered at once (default 1): each uses the whole filter pool,
-    /// and waiting jobs start in the order they were accepted. More than
-    /// one lets a small job overtake a large one, at the cost of both
-    /// sharing the cores.
+    /// Jobs filtered at once in each lane (default 1): each uses the whole
+    /// pool of its lane, and waiting jobs start round-robin between tokens.
     pub concurrent_jobs: usize,
+    /// Jobs estimated at this many cost units or more (default 30, about
+    /// three core-minutes) run in the heavy lane, on a pool of their own,
+    /// so that a long job never holds back a small one: while both run,
+    /// the cores are shared between them.
+    pub heavy_job_units: u64,
     /// Time allowed to upload a body (default 120 s); slower uploads get
     /// `408`. For large bodies this is the tighter bound, not
     /// `min_upload_rate`: a 64 MiB body must average about 546 KiB/s.
@@ -128,6 +132,17 @@ pub struct Config {
     /// Serve plain HTTP on an address other than loopback (default
     /// false: refused). For a TLS-terminating proxy in front.
     pub allow_plain_http: bool,
+    // --- operations (docs/OPERATIONS.md; server/drain.rs, metrics.rs) ---
+    /// Once told to stop gracefully (SIGTERM, Ctrl-C,
+    /// [`ServerHandle::drain`](super::ServerHandle::drain)), the longest
+    /// the server waits for jobs in flight to finish and their results to
+    /// be collected, refusing new jobs with `503` meanwhile (default
+    /// 30 s). Zero stops at once.
+    pub drain_timeout: Duration,
+    /// The bearer token `GET /metrics` needs (default none: then
+    /// `/metrics` is served only to clients on loopback that come
+    /// directly, not through a proxy).
+    pub metrics_token: Option<MetricsToken>,
 }
 
 impl Default for Config {
@@ -145,6 +160,7 @@ impl Default for Config {
             workers: None,
             max_connections: 512,
             concurrent_jobs: 1,
+            heavy_job_units: 30,
             upload_timeout: Duration::from_secs(120),
             max_wait: Duration::from_secs(30),
             tokens: None,
@@ -162,6 +178,8 @@ impl Default for Config {
             tls: None,
             tls_handshake_timeout: Duration::from_secs(10),
             allow_plain_http: false,
+            drain_timeout: Duration::from_secs(30),
+            metrics_token: None,
         }
     }
 }
@@ -240,6 +258,29 @@ mod tests {
         ]);
         all.retain(|f| f.radius().unwrap() <= 3);
         all
+    }
+
+    /// The default heavy-lane threshold sits between the jobs people run
+    /// every day (a 512x512 photo, a 1 MP photo at 3072 bits, any built-in
+    /// up to 7x7) and the photo-sized untiled jobs that take minutes.
+    #[test]
+    fn the_default_heavy_threshold_keeps_everyday_jobs_light() {
+        let heavy = Config::default().heavy_job_units;
+        for f in builtins_up_to_7x7() {
+            for (w, h, bits) in [(512, 512, 2048), (1000, 750, 3072)] {
+                let (units, _) = cost(w, h, ColorLayout::Rgb8, bits, std::slice::from_ref(&f));
+                println!("{w}x{h} at {bits} bits, {}: {units} units", f.label());
+                assert!(units < heavy, "{} on {w}x{h}: {units} units", f.label());
+            }
+        }
+        let (units, _) = cost(
+            4000,
+            3000,
+            ColorLayout::Rgb8,
+            3072,
+            &[Filter::Mean { k: 7 }],
+        );
+        assert!(units >= heavy, "12 MP, 7x7 at 3072 bits: {units} units");
     }
 
     #[test]

@@ -20,8 +20,13 @@
 //!   [`Config::min_upload_rate`] (`body.rs`), and a connection whose
 //!   client stops reading an answer for [`Config::body_read_timeout`] is
 //!   closed;
-//! - on shutdown, accepting stops, idle connections close, and requests in
-//!   progress finish.
+//! - on shutdown, the server drains (`drain.rs`): accepting stops at
+//!   once, new jobs and health checks on the open connections get `503`,
+//!   and once every job is collected or the drain timeout has passed,
+//!   idle connections close and requests in progress finish (at most
+//!   [`CLOSE_GRACE`] more);
+//! - every connection and every answer is counted for `/metrics`
+//!   (`metrics.rs`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -53,8 +58,10 @@ use tracing::{debug, info, warn};
 use super::body::{Holding, Pace, TimedBody};
 use super::client_addr::{ClientAddr, PerClient, Slot, resolve};
 use super::config::Config;
+use super::drain::{CLOSE_GRACE, DRAIN_RETRY_AFTER, Stage, refused_while_draining};
 use super::error::Result;
-use super::service::Service;
+use super::metrics::Refusal;
+use super::service::{Service, Shared};
 use crate::wire::ErrorBody;
 
 /// What every connection of one server shares.
@@ -73,6 +80,8 @@ struct Ctx {
     per_client: PerClient,
     tls: Option<TlsAcceptor>,
     open: Registry,
+    /// The stage and the counters.
+    shared: Arc<Shared>,
 }
 
 impl Ctx {
@@ -98,12 +107,13 @@ impl Ctx {
             per_client: PerClient::new(c.max_connections_per_client),
             tls,
             open: Registry::default(),
+            shared: Arc::clone(&service.shared),
         }
     }
 }
 
-/// Serves `service` on `listener` until `shutdown` completes, then lets
-/// requests in progress finish.
+/// Serves `service` on `listener` until `shutdown` completes (or the
+/// service is told to drain or stop otherwise), then drains and stops.
 pub(super) async fn serve(
     service: Service,
     listener: TcpListener,
@@ -114,17 +124,19 @@ pub(super) async fn serve(
     let ctx = Arc::new(Ctx::new(&service, tls));
     let permits = Arc::new(Semaphore::new(c.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopper = tokio::spawn(async move {
+    let shared = Arc::clone(&service.shared);
+    let signal = tokio::spawn(async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        shared.drain.begin();
     });
+    let supervisor = tokio::spawn(supervise_drain(Arc::clone(&service.shared)));
+    let mut stage = service.shared.drain.watch();
     let mut tasks = JoinSet::new();
-    let mut stop = stop_rx.clone();
     loop {
         while tasks.try_join_next().is_some() {}
         let (tcp, peer) = tokio::select! {
             biased;
-            _ = stop.wait_for(|s| *s) => break,
+            _ = stage.wait_for(|s| *s != Stage::Serving) => break,
             r = listener.accept() => match r {
                 Ok(a) => a,
                 // Out of file descriptors and the like: wait, do not spin.
@@ -142,6 +154,7 @@ pub(super) async fn serve(
             Some(slot)
         } else {
             debug!(%peer, "connection refused: too many from this address");
+            ctx.shared.metrics.connection_refused();
             drop(tcp);
             continue;
         };
@@ -153,11 +166,12 @@ pub(super) async fn serve(
                 // busy, wait for one to end.
                 if let Some(victim) = ctx.open.evict_oldest_unused() {
                     debug!(victim = %victim, "connection closed to make room");
+                    ctx.shared.metrics.connection_evicted();
                 }
                 // The semaphore is never closed, so acquiring only waits.
                 tokio::select! {
                     biased;
-                    _ = stop.wait_for(|s| *s) => break,
+                    _ = stage.wait_for(|s| *s != Stage::Serving) => break,
                     p = Arc::clone(&permits).acquire_owned() => match p {
                         Ok(p) => p,
                         Err(_) => break,
@@ -177,11 +191,66 @@ pub(super) async fn serve(
             (permit, slot),
         ));
     }
+    // Draining: no new connections; the open ones go on until the drain
+    // is over (supervise_drain).
     drop(listener);
+    let _ = stage.wait_for(|s| *s == Stage::Stopping).await;
+    let _ = stop_tx.send(true);
     info!(connections = tasks.len(), "finishing requests in progress");
-    while tasks.join_next().await.is_some() {}
-    stopper.abort();
+    let finished = tokio::time::timeout(CLOSE_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        warn!(
+            connections = tasks.len(),
+            grace_s = CLOSE_GRACE.as_secs(),
+            "requests still in progress after the grace time: their connections are closed"
+        );
+        tasks.abort_all();
+    }
+    signal.abort();
+    supervisor.abort();
     Ok(())
+}
+
+/// Once the server drains, stops it when every job is collected or the
+/// drain timeout has passed.
+async fn supervise_drain(shared: Arc<Shared>) {
+    let mut stage = shared.drain.watch();
+    if stage.wait_for(|s| *s != Stage::Serving).await.is_err() {
+        return;
+    }
+    if shared.drain.stage() == Stage::Stopping {
+        return;
+    }
+    let timeout = shared.config.drain_timeout;
+    info!(
+        jobs_in_flight = shared.in_flight(),
+        jobs_stored = shared.jobs.len(),
+        timeout_s = timeout.as_secs_f64(),
+        "draining: no new connections or jobs; waiting for the jobs held to finish and be collected"
+    );
+    let deadline = Instant::now() + timeout;
+    loop {
+        if shared.drained() {
+            info!("drained: every job finished and collected");
+            break;
+        }
+        if Instant::now() >= deadline {
+            warn!(
+                jobs_in_flight = shared.in_flight(),
+                jobs_stored = shared.jobs.len(),
+                "drain timeout: stopping with these jobs abandoned (their clients submit again)"
+            );
+            break;
+        }
+        tokio::select! {
+            _ = stage.wait_for(|s| *s == Stage::Stopping) => return,
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    shared.drain.stop_now();
 }
 
 /// An IPv4 peer seen through an IPv6 socket is the IPv4 address.
@@ -204,6 +273,7 @@ async fn connection(
     held: (OwnedSemaphorePermit, Option<Slot>),
 ) {
     let evicted = Arc::clone(&entry.evict);
+    let _open = ctx.shared.metrics.connection();
     let served = async {
         match ctx.tls.clone() {
             None => http(tcp, peer, &ctx, stop, &entry.activity).await,
@@ -292,33 +362,61 @@ async fn handle(
             Some(s) => Some(s),
             None => {
                 debug!(%peer, %client, "request refused: too many from this client");
-                let resp = too_many(&ctx.instance, client);
+                ctx.shared.metrics.refused(Refusal::TooManyRequests);
+                let resp = refusal(
+                    &ctx.instance,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    1,
+                    format!(
+                        "too many requests at once from {client}; retry when one of them has finished"
+                    ),
+                );
                 return Ok(resp.map(|b| Body::new(Holding::new(b, request))));
             }
         }
     } else {
         None
     };
+    if ctx.shared.drain.stage() != Stage::Serving
+        && refused_while_draining(req.method(), req.uri().path())
+    {
+        ctx.shared.metrics.refused(Refusal::Draining);
+        let resp = refusal(
+            &ctx.instance,
+            StatusCode::SERVICE_UNAVAILABLE,
+            DRAIN_RETRY_AFTER,
+            "this server is stopping: it takes no new jobs, and serves the jobs it holds \
+             until they are collected; retry, here after its restart or on another server"
+                .into(),
+        );
+        return Ok(resp.map(|b| Body::new(Holding::new(b, (request, slot)))));
+    }
     let mut req = req.map(|b| TimedBody::new(b, ctx.pace));
     req.extensions_mut().insert(ClientAddr(client));
     let resp = match ctx.router.clone().call(req).await {
         Ok(r) => r,
         Err(e) => match e {},
     };
+    ctx.shared.metrics.answered(resp.status());
     Ok(resp.map(|b| Body::new(Holding::new(b, (request, slot)))))
 }
 
-fn too_many(instance: &str, client: IpAddr) -> Response<Body> {
+/// An answer refused by the connection layer, before the API: `status`,
+/// `Retry-After` and the error body with the instance id.
+fn refusal(
+    instance: &str,
+    status: StatusCode,
+    retry_after: u64,
+    message: String,
+) -> Response<Body> {
     let body = ErrorBody {
         instance: Some(instance.to_string()),
-        retry_after_seconds: Some(1),
-        ..ErrorBody::new(format!(
-            "too many requests at once from {client}; retry when one of them has finished"
-        ))
+        retry_after_seconds: Some(retry_after),
+        ..ErrorBody::new(message)
     };
-    let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+    let mut resp = (status, Json(body)).into_response();
     resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     resp
 }
 

@@ -1,6 +1,7 @@
 //! Running the service: [`ServerHandle`] on its own thread and runtime
-//! (tests, the load test, embedding), or [`run_until_ctrl_c`] on the
-//! current thread (the server program).
+//! (tests, the load test, embedding), or [`run_until_stopped`] on the
+//! current thread (the server program), which drains on SIGTERM or
+//! Ctrl-C (`drain.rs`).
 
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
@@ -18,7 +19,6 @@ use super::service::Service;
 pub struct ServerHandle {
     addr: SocketAddr,
     service: Service,
-    shutdown: Option<oneshot::Sender<()>>,
     kill: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<Result<()>>>,
 }
@@ -39,7 +39,6 @@ impl ServerHandle {
         // Refused settings fail here, not later on the server's thread.
         super::tls::check_transport(addr, service.config())?;
         super::tls::acceptor(service.config())?;
-        let (tx, rx) = oneshot::channel::<()>();
         let (kill_tx, kill_rx) = oneshot::channel::<()>();
         let svc = service.clone();
         let thread = std::thread::Builder::new()
@@ -52,9 +51,8 @@ impl ServerHandle {
                     .build()?;
                 let served = rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
-                    let serve = svc.serve(listener, async {
-                        let _ = rx.await;
-                    });
+                    // Stopped and drained through the service's stage.
+                    let serve = svc.serve(listener, std::future::pending());
                     // Only a kill sent ends this early; a dropped sender does not.
                     let killed = async {
                         if kill_rx.await.is_err() {
@@ -77,7 +75,6 @@ impl ServerHandle {
         Ok(ServerHandle {
             addr,
             service,
-            shutdown: Some(tx),
             kill: Some(kill_tx),
             thread: Some(thread),
         })
@@ -107,9 +104,19 @@ impl ServerHandle {
     }
 
     /// Stops accepting connections, lets requests in progress finish, and
-    /// waits for the server thread.
+    /// waits for the server thread. Jobs held are not waited for (see
+    /// [`ServerHandle::drain`]).
     pub fn stop(mut self) -> Result<()> {
         self.stop_inner()
+    }
+
+    /// Stops gracefully, as on SIGTERM: accepting stops, new jobs get
+    /// `503`, and the server stops once the jobs it holds are finished and
+    /// collected, or after [`Config::drain_timeout`]; then waits for the
+    /// server thread.
+    pub fn drain(mut self) -> Result<()> {
+        self.service.shared.drain.begin();
+        self.join()
     }
 
     /// Stops at once, as a crash would: the listener and every open
@@ -125,9 +132,11 @@ impl ServerHandle {
     }
 
     fn stop_inner(&mut self) -> Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.service.shared.drain.stop_now();
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<()> {
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(r)) => r,
             Some(Err(_)) => Err(Error::Internal("the server thread panicked".into())),
@@ -142,24 +151,72 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Serves `config` on the current thread until Ctrl-C (the server example).
-pub fn run_until_ctrl_c(config: Config) -> Result<()> {
+/// Serves `config` on the current thread until SIGTERM or Ctrl-C, then
+/// drains (`drain.rs`: no new connections or jobs, up to
+/// [`Config::drain_timeout`] for the jobs held to finish and be
+/// collected) and returns. A second signal stops at once.
+pub fn run_until_stopped(config: Config) -> Result<()> {
     let service = Service::new(config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .thread_name("he-service-io")
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        // Listening for signals before the socket is bound: a signal sent
+        // once the port answers is never missed.
+        let signals = Signals::new()?;
         let listen = service.config().listen;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
-        service
-            .serve(listener, async {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    info!("Ctrl-C: finishing requests in progress");
-                }
-            })
-            .await
+        let shared = std::sync::Arc::clone(&service.shared);
+        let stopper = tokio::spawn(async move {
+            let mut signals = signals;
+            let first = signals.next().await;
+            if shared.drain.begin() {
+                info!(signal = first, "stopping gracefully: draining");
+            }
+            let second = signals.next().await;
+            warn!(signal = second, "second signal: stopping now");
+            shared.drain.stop_now();
+        });
+        let served = service.serve(listener, std::future::pending()).await;
+        stopper.abort();
+        served
     })
+}
+
+/// SIGTERM (on Unix) and Ctrl-C.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self> {
+        Ok(Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+        })
+    }
+
+    /// The next signal's name.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            // A stream that ended or a handler that failed is no signal.
+            tokio::select! {
+                Some(()) = self.term.recv() => "SIGTERM",
+                Ok(()) = tokio::signal::ctrl_c() => "Ctrl-C",
+                else => std::future::pending().await,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            match tokio::signal::ctrl_c().await {
+                Ok(()) => "Ctrl-C",
+                Err(_) => std::future::pending().await,
+            }
+        }
+    }
 }

@@ -95,7 +95,7 @@ pub(super) fn caller(s: &Service, headers: &HeaderMap) -> Result<Caller> {
                 .map_err(|_| Error::Unauthorized("the Authorization header is not text".into()))
         })
         .transpose()?;
-    s.shared.auth.caller(auth)
+    s.shared.caller(auth)
 }
 
 async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Response> {
@@ -167,7 +167,7 @@ async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Re
     let task: Task = Box::new(move || run_job(&shared, &job_id, checked, &progress, permit));
     s.shared
         .dispatch
-        .push(Arc::clone(&who.name), id.clone(), task);
+        .push(Arc::clone(&who.name), id.clone(), cost.whole_units(), task);
     let location = format!("/v1/jobs/{id}");
     Ok((
         StatusCode::ACCEPTED,

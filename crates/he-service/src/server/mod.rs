@@ -6,7 +6,10 @@
 //!   bounded queue and job store; [`Service::serve`] serves it on a
 //!   listener of yours.
 //! - [`ServerHandle`]: the service on its own thread and runtime;
-//!   [`run_until_ctrl_c`] on the current thread.
+//!   [`run_until_stopped`] on the current thread, until SIGTERM or
+//!   Ctrl-C, draining gracefully (`drain.rs`).
+//! - `GET /metrics`: Prometheus metrics (`metrics.rs`, `scrape.rs`),
+//!   behind [`MetricsToken`] or loopback only.
 //! - [`Config`]: every limit and setting, with safe defaults; the
 //!   connection limits and timeouts (`conn.rs`, `body.rs`), the client's
 //!   address behind a trusted proxy (`client_addr.rs`) and HTTPS
@@ -22,13 +25,16 @@ mod catalogue;
 mod client_addr;
 mod config;
 mod conn;
+mod drain;
 mod error;
 mod handle;
 mod handlers;
 mod jobs;
+mod metrics;
 mod pools;
 mod quota;
 mod router;
+mod scrape;
 mod service;
 mod tiled_handlers;
 mod tiles;
@@ -38,6 +44,7 @@ pub mod tokens;
 pub use config::Config;
 pub use config::TlsFiles;
 pub use error::{Error, QuotaKind, Result};
-pub use handle::{ServerHandle, run_until_ctrl_c};
+pub use handle::{ServerHandle, run_until_stopped};
+pub use metrics::MetricsToken;
 pub use quota::{Quota, QuotaOverrides};
 pub use service::Service;

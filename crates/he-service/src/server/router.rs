@@ -33,6 +33,7 @@ impl Service {
             .route("/v1/jobs/{id}", get(job_status).delete(delete_job))
             .route("/v1/jobs/{id}/result", get(job_result))
             .route("/v1/jobs/{id}/tiles/{index}", get(get_tile).put(put_tile))
+            .route("/metrics", get(super::scrape::metrics))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(middleware::from_fn_with_state(self.clone(), stamp_errors))
@@ -40,8 +41,12 @@ impl Service {
             .with_state(self.clone())
     }
 
-    /// Serves on `listener` until `shutdown` completes, then lets requests
-    /// in progress finish. Also sweeps expired jobs. HTTPS if
+    /// Serves on `listener` until `shutdown` completes, then drains (no
+    /// new connections or jobs, up to
+    /// [`Config::drain_timeout`](super::Config::drain_timeout) for the
+    /// jobs held to be collected) and lets requests in progress finish.
+    /// Also sweeps expired jobs. A service that has stopped does not
+    /// serve again: build a new one. HTTPS if
     /// [`Config::tls`](super::Config::tls) says so; plain HTTP on an
     /// address other than loopback is refused unless
     /// [`Config::allow_plain_http`](super::Config::allow_plain_http).
@@ -52,6 +57,7 @@ impl Service {
     ) -> Result<()> {
         let c = &self.shared.config;
         tls::check_transport(listener.local_addr()?, c)?;
+        super::service::check_anonymous(listener.local_addr()?, c)?;
         let acceptor = tls::acceptor(c)?;
         info!(
             addr = %listener.local_addr()?,

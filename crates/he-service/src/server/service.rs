@@ -2,16 +2,23 @@
 //! and the job store, shared by every handler.
 
 use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
 use super::config::Config;
+use super::drain::Drain;
 use super::error::{Error, Result};
 use super::jobs::{JobStore, StoreLimits, new_instance};
-use super::pools::{Dispatch, start_dispatchers};
+use super::metrics::{Gauges, Metrics};
+use super::pools::{Dispatch, Lanes, start_dispatchers};
 use super::quota::Quota;
-use super::tokens::Authenticator;
+use super::tokens::{Authenticator, Caller, FileStamp, TokenFile};
+
+/// How often a server started from a tokens file looks at it for changes.
+const TOKENS_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What every handler and every job shares.
 pub(super) struct Shared {
@@ -20,19 +27,112 @@ pub(super) struct Shared {
     pub(super) workers: usize,
     /// Jobs waiting for a dispatcher, one queue per token, round-robin.
     pub(super) dispatch: Dispatch,
-    /// Who presents which token.
-    pub(super) auth: Authenticator,
+    /// Who presents which token; replaced when the tokens file changes.
+    auth: RwLock<Arc<Authenticator>>,
     /// The pool that loads and checks uploads.
     pub(super) check_pool: rayon::ThreadPool,
     /// One permit per job in flight.
     pub(super) queue: Arc<Semaphore>,
     pub(super) jobs: JobStore,
+    /// The counters of `/metrics`.
+    pub(super) metrics: Arc<Metrics>,
+    /// Serving, draining or stopping.
+    pub(super) drain: Drain,
 }
 
 impl Shared {
     /// This server instance's id (see [`Service::instance`]).
     pub(super) fn instance(&self) -> &str {
         self.jobs.instance()
+    }
+
+    /// The caller presenting `authorization` (the header's value, if any).
+    pub(super) fn caller(&self, authorization: Option<&str>) -> Result<Caller> {
+        let auth = Arc::clone(&self.auth.read().unwrap_or_else(PoisonError::into_inner));
+        auth.caller(authorization)
+    }
+
+    /// Jobs admitted and not yet filtered (queue slots taken).
+    pub(super) fn in_flight(&self) -> usize {
+        self.config
+            .queue_capacity
+            .saturating_sub(self.queue.available_permits())
+    }
+
+    /// Whether a draining server may stop: no job in flight, and every
+    /// job collected (deleted by its client) or expired.
+    pub(super) fn drained(&self) -> bool {
+        self.in_flight() == 0 && self.jobs.len() == 0
+    }
+
+    /// What `/metrics` reports besides its own counters, read from the
+    /// queue, the dispatchers and the store.
+    pub(super) fn gauges(&self) -> Gauges<'_> {
+        let (stored_bytes, inflight_bytes) = self.jobs.bytes();
+        Gauges {
+            instance: self.instance(),
+            in_flight: self.in_flight(),
+            queue_capacity: self.config.queue_capacity,
+            queued: self.dispatch.waiting(),
+            stored_jobs: self.jobs.len(),
+            stored_bytes,
+            max_stored_bytes: self.config.max_stored_bytes,
+            inflight_bytes,
+            max_inflight_bytes: self.config.max_inflight_bytes,
+            draining: self.drain.stage() != super::drain::Stage::Serving,
+        }
+    }
+}
+
+/// Refuses to serve `addr` without tokens unless it is a loopback address
+/// or anonymous service was asked for. Checked on the configured address
+/// when the service is built and on the socket actually bound when it
+/// serves (a listener bound elsewhere than `listen`).
+pub(super) fn check_anonymous(addr: std::net::SocketAddr, config: &Config) -> Result<()> {
+    if config.tokens.is_none() && !config.allow_anonymous && !addr.ip().is_loopback() {
+        return Err(Error::Config(format!(
+            "refusing to serve {addr} without API tokens: anyone who can reach it could use it. \
+             Give a tokens file (he serve --tokens FILE; he token create NAME --tokens FILE \
+             makes one), or pass --anonymous to serve it to everyone on purpose"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads the tokens file at `path` again whenever it changes, until the
+/// service is gone. A file that does not load keeps the tokens in force
+/// (and says why in the log), so a half-edited file locks nobody out.
+fn watch_tokens(shared: Weak<Shared>, path: PathBuf) {
+    let mut seen = FileStamp::of(&path).ok();
+    loop {
+        std::thread::sleep(TOKENS_RELOAD_INTERVAL);
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let now = FileStamp::of(&path).ok();
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match TokenFile::load(&path) {
+            Ok(file) => {
+                let auth = shared
+                    .auth
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .with_tokens(&file);
+                *shared.auth.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(auth);
+                tracing::info!(
+                    tokens = file.tokens.len(),
+                    file = %path.display(),
+                    "tokens file changed: reloaded"
+                );
+            }
+            Err(e) => tracing::warn!(
+                file = %path.display(),
+                "tokens file changed but does not load, the tokens in force stay: {e}"
+            ),
+        }
     }
 }
 
@@ -87,19 +187,21 @@ impl Service {
         if config.concurrent_jobs == 0 {
             return bad("at least one job must run at a time");
         }
-        if config.tokens.is_none() && !config.allow_anonymous && !config.listen.ip().is_loopback() {
-            return Err(Error::Config(format!(
-                "refusing to serve {} without API tokens: anyone who can reach it could use it. \
-                 Give a tokens file (he serve --tokens FILE; he token create NAME --tokens FILE \
-                 makes one), or pass --anonymous to serve it to everyone on purpose",
-                config.listen
-            )));
-        }
+        check_anonymous(config.listen, &config)?;
         if config.quota.concurrent_jobs == 0 || config.quota.stored_jobs == 0 {
             return bad("a token must be allowed at least one job");
         }
+        let metrics = Arc::new(Metrics::default());
         let shared = Shared {
-            dispatch: start_dispatchers(config.concurrent_jobs, pool(workers, "he-filter")?)?,
+            dispatch: start_dispatchers(
+                &Lanes {
+                    concurrent_jobs: config.concurrent_jobs,
+                    heavy_job_units: config.heavy_job_units,
+                },
+                pool(workers, "he-filter")?,
+                pool(workers, "he-heavy")?,
+                &metrics,
+            )?,
             check_pool: pool((workers / 2).max(1), "he-check")?,
             queue: Arc::new(Semaphore::new(config.queue_capacity)),
             jobs: JobStore::new(
@@ -113,7 +215,7 @@ impl Service {
             ),
             // Without tokens there is one caller (a local demo): only the
             // server's own limits apply, and the compute quota.
-            auth: Authenticator::new(
+            auth: RwLock::new(Arc::new(Authenticator::new(
                 config.tokens.as_ref(),
                 config.quota,
                 Quota {
@@ -122,13 +224,24 @@ impl Service {
                     stored_bytes: usize::MAX,
                     ..config.quota
                 },
-            ),
+            ))),
+            metrics,
+            drain: Drain::default(),
             workers,
             config,
         };
-        Ok(Service {
-            shared: Arc::new(shared),
-        })
+        let watched = (shared.config.tokens.as_ref())
+            .and_then(TokenFile::source)
+            .map(PathBuf::from);
+        let shared = Arc::new(shared);
+        if let Some(path) = watched {
+            let weak = Arc::downgrade(&shared);
+            std::thread::Builder::new()
+                .name("he-tokens".into())
+                .spawn(move || watch_tokens(weak, path))
+                .map_err(|e| Error::Config(format!("cannot watch the tokens file: {e}")))?;
+        }
+        Ok(Service { shared })
     }
 
     /// The configuration.
@@ -200,5 +313,29 @@ mod tests {
             ..Config::default()
         };
         Service::new(with_tokens).unwrap();
+    }
+
+    /// The rule holds for the socket served, not only the address
+    /// configured: a loopback `listen` with a listener bound to every
+    /// address is refused without tokens.
+    #[test]
+    fn a_listener_bound_beyond_loopback_is_refused_without_tokens() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = Config {
+            allow_plain_http: true,
+            ..Config::default()
+        };
+        assert!(config.listen.ip().is_loopback());
+        let service = Service::new(config).unwrap();
+        let err = rt
+            .block_on(async {
+                let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+                service.serve(listener, std::future::ready(())).await
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("without API tokens"), "{err}");
     }
 }

@@ -281,6 +281,11 @@ async fn put_tile_inner(
         check_tile(&config, &check, index, &body)
     })
     .await?;
+    // A tile is a job of its own for the lanes: small by design, heavy
+    // only if a client chose tiles as large as the body limit allows.
+    let units = he_filter::estimate_cost(spec.expected(index), &spec.chain)
+        .map_err(|e| Error::Unprocessable(e.to_string()))?
+        .whole_units();
     let (status, progress) = s.shared.jobs.queue_tile(reservation)?;
     let shared = Arc::clone(&s.shared);
     let job_id = id.to_string();
@@ -292,7 +297,7 @@ async fn put_tile_inner(
     });
     s.shared
         .dispatch
-        .push(Arc::clone(&who.name), tile_task_id(id, index), task);
+        .push(Arc::clone(&who.name), tile_task_id(id, index), units, task);
     info!(job = %id, tile = index, "tile queued");
     Ok((StatusCode::ACCEPTED, Json(status)).into_response())
 }

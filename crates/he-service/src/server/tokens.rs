@@ -9,8 +9,9 @@
 //! cheap. Lookup is by hash, so no comparison of secrets leaks timing.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -49,6 +50,11 @@ pub struct TokenFile {
     pub version: u32,
     /// The tokens, in order of creation.
     pub tokens: Vec<TokenEntry>,
+    /// The file it was loaded from ([`TokenFile::load`]): a server given
+    /// such a file reads it again when it changes, so that `he token
+    /// revoke` and `he token create` take effect without a restart.
+    #[serde(skip)]
+    source: Option<PathBuf>,
 }
 
 impl Default for TokenFile {
@@ -56,7 +62,33 @@ impl Default for TokenFile {
         TokenFile {
             version: TOKENS_FILE_VERSION,
             tokens: Vec::new(),
+            source: None,
         }
+    }
+}
+
+/// What tells a tokens file changed: its modification time, length and
+/// inode (a file replaced by a rename has a new one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+impl FileStamp {
+    /// The stamp of the file at `path` now.
+    pub(super) fn of(path: &Path) -> std::io::Result<Self> {
+        let m = std::fs::metadata(path)?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&m);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Ok(FileStamp {
+            modified: m.modified().ok(),
+            len: m.len(),
+            inode,
+        })
     }
 }
 
@@ -108,6 +140,16 @@ impl TokenFile {
                     t.name
                 )));
             }
+            if let Some(o) = f.tokens[..i]
+                .iter()
+                .find(|o| o.sha256.eq_ignore_ascii_case(&t.sha256))
+            {
+                return Err(Error::Config(format!(
+                    "tokens file: {} and {} have the same token hash; a token must \
+                     name one holder (revoke one and create it again)",
+                    o.name, t.name
+                )));
+            }
         }
         Ok(f)
     }
@@ -124,7 +166,15 @@ impl TokenFile {
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("tokens file {}: {e}", path.display())))?;
-        Self::from_json(&text)
+        let mut f = Self::from_json(&text)?;
+        f.source = Some(path.to_path_buf());
+        Ok(f)
+    }
+
+    /// The file this was loaded from, if it was.
+    #[must_use]
+    pub fn source(&self) -> Option<&Path> {
+        self.source.as_deref()
     }
 
     /// The file as pretty JSON, ending with a newline.
@@ -187,6 +237,7 @@ pub(super) const ANONYMOUS: &str = "anonymous";
 pub(super) struct Authenticator {
     /// `None`: anonymous, every request is [`ANONYMOUS`]'s.
     by_hash: Option<HashMap<String, Caller>>,
+    defaults: Quota,
     anonymous: Quota,
 }
 
@@ -206,7 +257,17 @@ impl Authenticator {
                 })
                 .collect()
         });
-        Authenticator { by_hash, anonymous }
+        Authenticator {
+            by_hash,
+            defaults,
+            anonymous,
+        }
+    }
+
+    /// The same server's authenticator for a new version of its tokens
+    /// file (same default and anonymous limits).
+    pub(super) fn with_tokens(&self, tokens: &TokenFile) -> Self {
+        Self::new(Some(tokens), self.defaults, self.anonymous)
     }
 
     /// The caller presenting `authorization` (the header's value, if any).
@@ -252,6 +313,14 @@ mod tests {
         assert!(json.contains(&token_hash(&t)));
         assert!(f.create("alice", 0).is_err(), "a name twice");
         assert!(f.create("bad name", 0).is_err());
+        // One hash under two names is refused: which holder would it be?
+        let mut twice = f.clone();
+        let mut copy = twice.tokens[0].clone();
+        copy.name = "mallory".into();
+        copy.sha256 = copy.sha256.to_ascii_uppercase();
+        twice.tokens.push(copy);
+        let err = TokenFile::from_json(&twice.to_json()).unwrap_err();
+        assert!(err.to_string().contains("same token hash"), "{err}");
         let back = TokenFile::from_json(&json).unwrap();
         assert_eq!(back, f);
         let auth = Authenticator::new(Some(&back), Quota::default(), Quota::default());
