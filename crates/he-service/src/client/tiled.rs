@@ -229,6 +229,7 @@ impl<'a> TiledSession<'a> {
         let deadline = Deadline::after(timeout);
         let mut stats = TiledStats::default();
         let framed = manifest.encode(&pk.to_bytes());
+        let mut gone = None;
         let found = match attach {
             Some(id) => {
                 let doing = format!("asking for tiled job {id}");
@@ -240,11 +241,7 @@ impl<'a> TiledSession<'a> {
                         Some(st)
                     }
                     Step::Gone { message, .. } => {
-                        (client.notice)(&Notice::TiledJobRecreated {
-                            old: id.to_string(),
-                            new: "(new)".into(),
-                            why: message,
-                        });
+                        gone = Some((id.to_string(), message));
                         None
                     }
                 }
@@ -262,6 +259,13 @@ impl<'a> TiledSession<'a> {
                     |limit| client.create_within(&framed, Some(limit)),
                 )?;
                 stats.jobs_created += 1;
+                if let Some((old, why)) = gone {
+                    (client.notice)(&Notice::TiledJobRecreated {
+                        old,
+                        new: st.id.clone(),
+                        why,
+                    });
+                }
                 on_job(&st);
                 st
             }
