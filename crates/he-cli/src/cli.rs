@@ -208,6 +208,10 @@ pub(crate) struct DecryptArgs {
     /// The image to write (PNG or JPEG, by extension).
     #[arg(short, long, value_name = "IMAGE", value_hint = ValueHint::FilePath)]
     pub(crate) output: PathBuf,
+    /// JPEG quality of the output, 1 to 100 (default 90); for a .jpg or
+    /// .jpeg output only. No metadata of the input is ever copied.
+    #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub(crate) quality: Option<u8>,
     /// The original image: checks that it is the one encrypted, and every
     /// decrypted value against the chain computed in plain.
     #[arg(long = "input", value_name = "IMAGE", value_hint = ValueHint::FilePath)]
@@ -233,6 +237,10 @@ pub(crate) struct BlurArgs {
     /// IMAGE-FILTER.png for another filter, never overwriting).
     #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub(crate) output: Option<PathBuf>,
+    /// JPEG quality of the output, 1 to 100 (default 90); for a .jpg or
+    /// .jpeg output only. No metadata of the input is ever copied.
+    #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub(crate) quality: Option<u8>,
     /// Key size in bits, 2048 or more.
     #[arg(long, default_value_t = paillier::Keypair::default_bits())]
     pub(crate) key_bits: u32,
@@ -255,6 +263,22 @@ pub(crate) struct BlurArgs {
     /// the other (the path before tiles, for comparison).
     #[arg(long, conflicts_with = "tile_rows")]
     pub(crate) untiled: bool,
+    /// Keep the key pair in FILE: loaded if it exists, else generated and
+    /// written with owner-only permissions. A tiled run with a kept key
+    /// saves each finished tile in OUT.he-partial, so that the same command
+    /// run again after an interruption resumes where it stopped.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) key: Option<PathBuf>,
+    /// Load a --key FILE that others can read (refused otherwise).
+    #[arg(long)]
+    pub(crate) allow_readable_key: bool,
+    /// Delete the state of an interrupted run (OUT.he-partial) and start
+    /// over instead of resuming it.
+    #[arg(long)]
+    pub(crate) restart: bool,
+    /// No progress bar or progress lines (the summary still prints).
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
     #[command(flatten)]
     pub(crate) chain: ChainArgs,
     /// Overwrite the output if it exists.
@@ -403,6 +427,10 @@ pub(crate) struct SubmitArgs {
     /// Where to write the result (default: IMAGE-FILTER.png, never overwriting).
     #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub(crate) output: Option<PathBuf>,
+    /// JPEG quality of the output, 1 to 100 (default 90); for a .jpg or
+    /// .jpeg output only. No metadata of the input is ever copied.
+    #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub(crate) quality: Option<u8>,
     /// The server's URL.
     #[arg(long, default_value_t = format!("http://127.0.0.1:{}", he_service::wire::DEFAULT_PORT))]
     pub(crate) server: String,
@@ -462,9 +490,17 @@ pub(crate) struct SubmitArgs {
     /// path before tiles; refused by the server above its body limit).
     #[arg(long, conflicts_with = "tile_rows")]
     pub(crate) single_upload: bool,
+    /// Delete the state of an interrupted run (OUT.he-partial) and start
+    /// over instead of resuming it. A tiled run with a kept --key saves
+    /// each finished tile there, and the same command run again resumes.
+    #[arg(long)]
+    pub(crate) restart: bool,
     /// Overwrite the output (and with --new-key, the key file) if it exists.
     #[arg(long)]
     pub(crate) force: bool,
+    /// No progress bar or progress lines (the summary still prints).
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
 }
 
 /// `he loadtest`.

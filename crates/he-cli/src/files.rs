@@ -194,8 +194,62 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], force: bool, secret: bool)
     result
 }
 
+/// Opens an existing regular file to read and to append to, never through
+/// a symlink: the name must be a regular file before the open and still
+/// the very file opened after it. `what` names it in errors.
+pub(crate) fn open_for_append(path: &Path, what: &str) -> Result<File> {
+    let before = path
+        .symlink_metadata()
+        .with_context(|| format!("cannot open {what} {}", path.display()))?;
+    if !before.file_type().is_file() {
+        bail!(
+            "{what} {} is not a regular file (a symlink, directory or device); refused",
+            path.display()
+        );
+    }
+    let f = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {what} {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let after = f
+            .metadata()
+            .with_context(|| format!("cannot open {what} {}", path.display()))?;
+        if (after.dev(), after.ino()) != (before.dev(), before.ino()) {
+            bail!(
+                "{what} {} was replaced while opened; refused",
+                path.display()
+            );
+        }
+    }
+    Ok(f)
+}
+
 /// JPEG quality when none is asked for (`--quality`).
 pub(crate) const DEFAULT_JPEG_QUALITY: u8 = 90;
+
+/// The JPEG quality to write `path` with: `quality` (`--quality`) if
+/// given, which only a JPEG output (`.jpg`, `.jpeg`) takes, else
+/// [`DEFAULT_JPEG_QUALITY`]. Checked before any work is done.
+pub(crate) fn jpeg_quality(path: &Path, quality: Option<u8>) -> Result<u8> {
+    let Some(q) = quality else {
+        return Ok(DEFAULT_JPEG_QUALITY);
+    };
+    if ImageFormat::from_path(path).ok() != Some(ImageFormat::Jpeg) {
+        bail!(
+            "--quality applies to JPEG output only, and {} is not written as JPEG \
+             (name it .jpg for a JPEG, or drop --quality)",
+            path.display()
+        );
+    }
+    if !(1..=100).contains(&q) {
+        bail!("--quality must be between 1 and 100, not {q}");
+    }
+    Ok(q)
+}
 
 /// Encodes `img` in the format its path's extension names (PNG or JPEG,
 /// at [`DEFAULT_JPEG_QUALITY`]) and writes it atomically.
@@ -382,6 +436,11 @@ mod tests {
         let size = |p: &Path| std::fs::metadata(p).unwrap().len();
         assert!(size(&lo) < size(&hi), "{} !< {}", size(&lo), size(&hi));
         assert!(write_image(&dir.join("x.unknown"), &img, false).is_err());
+        assert_eq!(jpeg_quality(&lo, Some(10)).unwrap(), 10);
+        assert_eq!(jpeg_quality(&png, None).unwrap(), DEFAULT_JPEG_QUALITY);
+        let e = jpeg_quality(&png, Some(80)).unwrap_err();
+        assert!(e.to_string().contains("JPEG output only"), "{e}");
+        assert!(jpeg_quality(&hi, Some(0)).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -6,6 +6,7 @@ mod cli;
 mod cmd;
 mod files;
 mod jobfile;
+mod resume;
 mod ui;
 
 use std::process::ExitCode;

@@ -1,8 +1,9 @@
 //! What a person sees: progress bars, summaries, default output names and
 //! the picture of what the server saw.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -89,6 +90,9 @@ impl Bar {
 
     /// A spinner for work of unknown length (key generation).
     pub(crate) fn spinner(msg: &str) -> Self {
+        if QUIET.load(Ordering::Relaxed) {
+            return Bar::new();
+        }
         let bar = ProgressBar::new_spinner();
         bar.set_message(msg.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));
@@ -98,8 +102,10 @@ impl Bar {
 
 impl enc_image::Progress for Bar {
     fn start(&self, phase: Phase, total: u64) {
-        self.bar
-            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        if !QUIET.load(Ordering::Relaxed) {
+            self.bar
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
         self.bar.set_length(total);
         self.bar.set_position(0);
         let template = match phase {
@@ -131,43 +137,133 @@ impl Drop for Bar {
     }
 }
 
-/// One bar for a pipelined (tiled) job: the decrypted ciphertexts, the
-/// phase that paces it, with the tiles done and the encryption's lead in
-/// its message (hidden when standard error is not a terminal).
+/// Whether progress is shown at all (`--quiet` turns it off).
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// No progress bars, spinners or progress lines from now on (`--quiet`);
+/// summaries and errors still print.
+pub(crate) fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether progress is to be drawn as bars: standard error is a terminal
+/// and `--quiet` was not given.
+fn draw_bars() -> bool {
+    !QUIET.load(Ordering::Relaxed) && std::io::stderr().is_terminal()
+}
+
+/// A duration for people: `42 s`, `3 min 05 s`, `1 h 02 min`.
+pub(crate) fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// Pixels per second for people: `1.23 MP/s`, or `45.6 kP/s` below one
+/// megapixel per second.
+fn pixel_rate(per_sec: f64) -> String {
+    if per_sec >= 1e6 {
+        format!("{:.2} MP/s", per_sec / 1e6)
+    } else {
+        format!("{:.1} kP/s", per_sec / 1e3)
+    }
+}
+
+/// The progress of a pipelined (tiled) job, for the whole job: tiles done
+/// of the plan's (those of an interrupted run included), throughput in
+/// megapixels per second and the time left. On a terminal, one bar (its
+/// length the ciphertexts to decrypt, the phase that paces the job);
+/// otherwise one line on standard error when the job starts and at every
+/// tenth of its tiles, so that a log stays readable; nothing with
+/// `--quiet`.
 #[derive(Debug)]
 pub(crate) struct JobBar {
     bar: ProgressBar,
+    lines: bool,
     tiles: u64,
+    tiles_before: u64,
     tiles_done: AtomicU64,
+    pixels_todo: u64,
+    pixels_done: AtomicU64,
+    tenths_said: AtomicU64,
+    started: Instant,
     encrypted: AtomicU64,
     encrypt_total: AtomicU64,
 }
 
 impl JobBar {
-    /// A bar for a job of `tiles` tiles, drawn when the job starts.
-    pub(crate) fn new(tiles: usize) -> Self {
+    /// The progress of a job of `tiles` tiles of which `done` are done
+    /// already, with `pixels_todo` pixels in the others.
+    pub(crate) fn new(tiles: usize, done: usize, pixels_todo: u64) -> Self {
+        let lines = !QUIET.load(Ordering::Relaxed) && !std::io::stderr().is_terminal();
         JobBar {
             bar: ProgressBar::hidden(),
+            lines,
             tiles: tiles as u64,
-            tiles_done: AtomicU64::new(0),
+            tiles_before: done as u64,
+            tiles_done: AtomicU64::new(done as u64),
+            pixels_todo,
+            pixels_done: AtomicU64::new(0),
+            tenths_said: AtomicU64::new(0),
+            started: Instant::now(),
             encrypted: AtomicU64::new(0),
             encrypt_total: AtomicU64::new(0),
         }
     }
 
-    /// One more tile is done.
-    pub(crate) fn tile_done(&self) {
-        self.tiles_done.fetch_add(1, Ordering::Relaxed);
+    /// One more tile of `pixels` pixels is done (checked and saved).
+    pub(crate) fn tile_done(&self, pixels: u64) {
+        let done = self.tiles_done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.pixels_done.fetch_add(pixels, Ordering::Relaxed);
         self.show();
+        let todo = (self.tiles - self.tiles_before).max(1);
+        let tenths = 10 * (done - self.tiles_before) / todo;
+        if self.lines && self.tenths_said.fetch_max(tenths, Ordering::Relaxed) < tenths {
+            eprintln!("  progress: {}", self.status(done));
+        }
+    }
+
+    /// Tiles, share, throughput and time left, in words.
+    fn status(&self, done: u64) -> String {
+        let elapsed = self.started.elapsed();
+        let pixels = self.pixels_done.load(Ordering::Relaxed);
+        let rate = pixels as f64 / elapsed.as_secs_f64().max(1e-3);
+        let left = if pixels == 0 {
+            String::new()
+        } else if pixels >= self.pixels_todo {
+            ", done".into()
+        } else {
+            let secs = (self.pixels_todo - pixels) as f64 / rate.max(1e-9);
+            format!(
+                ", about {} left",
+                human_duration(Duration::from_secs_f64(secs))
+            )
+        };
+        format!(
+            "{done}/{} tiles ({}%), {}, {}{left}",
+            self.tiles,
+            100 * done / self.tiles.max(1),
+            human_duration(elapsed),
+            pixel_rate(rate)
+        )
     }
 
     fn show(&self) {
+        if self.bar.is_hidden() {
+            return;
+        }
         let total = self.encrypt_total.load(Ordering::Relaxed).max(1);
         let pct = 100 * self.encrypted.load(Ordering::Relaxed) / total;
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-3);
+        let rate = self.pixels_done.load(Ordering::Relaxed) as f64 / elapsed;
         self.bar.set_message(format!(
-            "tile {}/{}, encrypted {pct}%",
+            "tile {}/{}, {}, encrypted {pct}%",
             self.tiles_done.load(Ordering::Relaxed),
-            self.tiles
+            self.tiles,
+            pixel_rate(rate)
         ));
     }
 }
@@ -177,12 +273,26 @@ impl enc_image::Progress for JobBar {
         match phase {
             Phase::Encrypt => self.encrypt_total.store(total, Ordering::Relaxed),
             Phase::Decrypt => {
+                if self.lines {
+                    eprintln!(
+                        "  progress: {} of {} tiles to do{}",
+                        self.tiles - self.tiles_before,
+                        self.tiles,
+                        match self.tiles_before {
+                            0 => String::new(),
+                            n => format!(" ({n} done by an interrupted run)"),
+                        }
+                    );
+                }
+                if !draw_bars() {
+                    return;
+                }
                 self.bar
                     .set_draw_target(indicatif::ProgressDrawTarget::stderr());
                 self.bar.set_length(total);
                 self.bar.set_style(
                     ProgressStyle::with_template(
-                        "decrypt [{bar:40}] {pos}/{len} ciphertexts, {msg} ({eta} left)",
+                        "[{elapsed_precise}] [{bar:30}] {percent:>3}% {msg} ({eta} left)",
                     )
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
@@ -318,9 +428,10 @@ pub(crate) fn noise_picture(payload: &[u8], width: u32) -> image::RgbImage {
         .unwrap_or_else(|| image::RgbImage::new(width, height))
 }
 
-/// Writes a checked result to `out` and the picture of `seen` (the
-/// ciphertext bytes the server got) to `view`, `width` pixels wide, and
-/// says so: the last step of `he blur` and `he submit`.
+/// Writes a checked result to `out` (a JPEG at `quality`, see
+/// [`files::jpeg_quality`]) and the picture of `seen` (the ciphertext
+/// bytes the server got) to `view`, `width` pixels wide, and says so: the
+/// last step of `he blur` and `he submit`.
 pub(crate) fn write_result_and_view(
     out: &Path,
     view: &Path,
@@ -328,8 +439,9 @@ pub(crate) fn write_result_and_view(
     seen: &[u8],
     width: usize,
     force: bool,
+    quality: u8,
 ) -> Result<()> {
-    files::write_image(out, result, force)?;
+    files::write_image_with(out, result, force, quality)?;
     let picture = noise_picture(seen, width as u32);
     files::write_image(view, &DynamicImage::ImageRgb8(picture), false)?;
     println!(
@@ -374,6 +486,15 @@ pub(crate) fn count_value_differences(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_and_rates_read_well() {
+        assert_eq!(human_duration(Duration::from_secs(42)), "42 s");
+        assert_eq!(human_duration(Duration::from_secs(185)), "3 min 05 s");
+        assert_eq!(human_duration(Duration::from_secs(3720)), "1 h 02 min");
+        assert_eq!(pixel_rate(1_234_000.0), "1.23 MP/s");
+        assert_eq!(pixel_rate(45_600.0), "45.6 kP/s");
+    }
 
     #[test]
     fn sizes_parse_within_bounds() {

@@ -498,6 +498,318 @@ fn keygen_never_writes_the_public_key_over_the_key_pair() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
+/// `jpeg` with an EXIF block (orientation 1, and a maker string) inserted
+/// after its start marker, as a phone writes it.
+fn with_exif(jpeg: &[u8], maker: &[u8]) -> Vec<u8> {
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
+    tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_le_bytes());
+    tiff.extend_from_slice(&[1, 0, 0, 0]); // upright
+    tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    tiff.extend_from_slice(maker);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec(); // SOI
+    out.extend_from_slice(&[0xff, 0xe1]);
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn jpeg_outputs_take_a_quality_and_carry_no_input_metadata() {
+    let d = scratch("quality");
+    let png = small_photo(&d);
+    let mut jpeg = Vec::new();
+    image::open(&png)
+        .unwrap()
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let photo = d.join("phone.jpg");
+    let maker = b"SECRET-PHONE-SERIAL-4711";
+    std::fs::write(&photo, with_exif(&jpeg, maker)).unwrap();
+    let blur = |out: &Path, quality: &str| {
+        ok(&[
+            "blur",
+            s(&photo),
+            "--key-bits",
+            "2048",
+            "--tile-rows",
+            "4",
+            "-o",
+            s(out),
+            "--quality",
+            quality,
+        ]);
+        std::fs::read(out).unwrap()
+    };
+    let (lo, hi) = (
+        blur(&d.join("lo.jpg"), "5"),
+        blur(&d.join("hi.jpeg"), "100"),
+    );
+    for bytes in [&lo, &hi] {
+        assert_eq!(
+            image::guess_format(bytes).unwrap(),
+            image::ImageFormat::Jpeg
+        );
+        assert!(!contains(bytes, b"Exif\0\0"), "EXIF copied to the output");
+        assert!(
+            !contains(bytes, maker),
+            "the maker string reached the output"
+        );
+    }
+    assert!(lo.len() < hi.len(), "{} !< {}", lo.len(), hi.len());
+    // A PNG output takes no quality: refused before any work.
+    let e = he(&[
+        "blur",
+        s(&photo),
+        "-o",
+        s(&d.join("x.png")),
+        "--quality",
+        "80",
+    ]);
+    assert_eq!(e.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("JPEG output only"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+    assert!(!d.join("x.png").exists());
+    let e = he(&[
+        "decrypt",
+        s(&d.join("none.he")),
+        "--key",
+        s(&d.join("none.key")),
+        "-o",
+        s(&d.join("y.png")),
+        "--quality",
+        "80",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("JPEG output only"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+    // Out of range is bad usage.
+    let e = he(&["blur", "-o", s(&d.join("z.jpg")), "--quality", "0"]);
+    assert_eq!(e.status.code(), Some(2));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// The bundled photo resized to `w`x`h`, written as PNG.
+fn photo_of(dir: &Path, w: u32, h: u32) -> PathBuf {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/astronaut-256.png");
+    let p = dir.join(format!("photo-{w}x{h}.png"));
+    image::open(src)
+        .unwrap()
+        .resize_exact(w, h, image::imageops::FilterType::Triangle)
+        .save(&p)
+        .unwrap();
+    p
+}
+
+/// The number after `prefix` in `text`.
+fn number_after(text: &str, prefix: &str) -> u64 {
+    let at = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix:?} in {text}"))
+        + prefix.len();
+    text[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_killed_blur_resumes_with_the_remaining_tiles_only_and_exactly() {
+    let d = scratch("resume");
+    let photo = photo_of(&d, 48, 80);
+    let key = d.join("key");
+    ok(&["keygen", "-o", s(&key), "--key-bits", "2048"]);
+    let args_with = |out: &Path, key: &Path| -> Vec<String> {
+        [
+            "blur",
+            s(&photo),
+            "--key",
+            s(key),
+            "--tile-rows",
+            "1",
+            "--threads",
+            "1",
+            "-o",
+            s(out),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let args = |out: &Path| args_with(out, &key);
+    // An uninterrupted run: the result to match and the work of 80 tiles.
+    let whole = d.join("whole.png");
+    let text = ok(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
+    let full = number_after(&text, "ciphertexts: ");
+    assert!(
+        !d.join("whole.png.he-partial").exists(),
+        "state left behind"
+    );
+    // The same run, killed (SIGKILL) once a few tiles are saved.
+    let out = d.join("out.png");
+    let state = d.join("out.png.he-partial");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_he"))
+        .args(args(&out))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let saved = |p: &Path| {
+        std::fs::read(p)
+            .map(|b| b.windows(8).filter(|w| w == b"HETILE\0\0").count())
+            .unwrap_or(0)
+    };
+    let t = std::time::Instant::now();
+    while saved(&state) < 3 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        assert!(t.elapsed().as_secs() < 120, "no tile saved in two minutes");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.exists());
+    let kept = std::fs::read(&state).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the state holds decrypted pixels");
+    }
+    // Runs that differ, or cannot resume, are refused and change nothing.
+    let refused = |extra: &[&str], want: &str| {
+        let mut a = args(&out);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        let e = he(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = String::from_utf8_lossy(&e.stderr);
+        assert_eq!(e.status.code(), Some(1), "{err}");
+        assert!(err.contains(want) && err.contains("--restart"), "{err}");
+        assert_eq!(std::fs::read(&state).unwrap(), kept);
+    };
+    refused(&["--filter", "mean", "-k", "5"], "filter chain");
+    refused(&["--border", "reflect101"], "border");
+    let e = he(&[
+        "blur",
+        s(&photo),
+        "--key",
+        s(&key),
+        "--untiled",
+        "-o",
+        s(&out),
+    ]);
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        err.contains("not tiled") && err.contains("--restart"),
+        "{err}"
+    );
+    let other = d.join("other-key");
+    ok(&["keygen", "-o", s(&other), "--key-bits", "2048"]);
+    let e = he(&args_with(&out, &other)
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        err.contains("the key is") && err.contains("--restart"),
+        "{err}"
+    );
+    let no_key: Vec<&str> = vec!["blur", s(&photo), "--tile-rows", "1", "-o", s(&out)];
+    let e = he(&no_key);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("keeps no key"));
+    // A changed byte anywhere is refused.
+    for at in [30, kept.len() / 2, kept.len() - 1] {
+        let mut bad = kept.clone();
+        bad[at] ^= 0x20;
+        std::fs::write(&state, &bad).unwrap();
+        let e = he(&args(&out).iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(e.status.code(), Some(1), "byte {at} changed, accepted");
+        assert!(String::from_utf8_lossy(&e.stderr).contains("--restart"));
+    }
+    std::fs::write(&state, &kept).unwrap();
+    // The same command resumes: only the remaining tiles are done, and the
+    // result is the uninterrupted one, exactly.
+    let text = ok(&args(&out).iter().map(String::as_str).collect::<Vec<_>>());
+    let resumed = number_after(&text, "resuming: ");
+    assert!((2..80).contains(&resumed), "{text}");
+    let rest = number_after(&text, "ciphertexts: ");
+    assert_eq!(rest * 80, full * (80 - resumed), "{text}");
+    assert!(text.contains(" 0 of "), "{text}");
+    assert_eq!(
+        image::open(&out).unwrap().to_rgb8(),
+        image::open(&whole).unwrap().to_rgb8()
+    );
+    assert!(!state.exists(), "the state outlived the output");
+    // --restart starts over.
+    let mut a = args(&d.join("again.png"));
+    a.push("--restart".into());
+    let text = ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(number_after(&text, "ciphertexts: "), full);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn progress_without_a_terminal_is_a_few_lines_and_quiet_is_none() {
+    let d = scratch("progress");
+    let photo = photo_of(&d, 40, 60);
+    let run = |out: &str, extra: &[&str]| {
+        let out = d.join(out);
+        let mut args = vec![
+            "blur",
+            s(&photo),
+            "--key-bits",
+            "2048",
+            "--tile-rows",
+            "1",
+            "-o",
+            s(&out),
+        ];
+        args.extend_from_slice(extra);
+        let o = he(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    // Standard error is a pipe here: 60 tiles give a line at the start and
+    // one per tenth, not one per tile.
+    let err = run("a.png", &[]);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("progress:")).collect();
+    assert!((3..=12).contains(&lines.len()), "{err}");
+    assert!(lines[0].contains("60 of 60 tiles to do"), "{err}");
+    let last = lines[lines.len() - 1];
+    assert!(
+        last.contains("60/60 tiles (100%)") && last.contains("P/s"),
+        "{err}"
+    );
+    assert!(lines[1..].iter().all(|l| l.contains("tiles (")), "{err}");
+    assert!(
+        !err.contains('\r') && !err.contains('\u{1b}'),
+        "bar drawn to a pipe: {err:?}"
+    );
+    // --quiet: nothing at all on standard error.
+    assert_eq!(run("b.png", &["--quiet"]), "");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
 #[test]
 fn submit_in_tiles_and_in_one_upload_write_the_same_picture() {
     let d = scratch("submit-tiles");
@@ -550,5 +862,110 @@ fn submit_in_tiles_and_in_one_upload_write_the_same_picture() {
         image::open(d.join("single.png")).unwrap(),
     );
     assert_eq!(a.as_bytes(), b.as_bytes());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A child process killed when dropped, a failed test included.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_killed_submit_resumes_on_its_server_job_and_writes_the_same_picture() {
+    let d = scratch("submit-resume");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = Served(
+        Command::new(env!("CARGO_BIN_EXE_he"))
+            .args(["serve", "--listen", &listen])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://{listen}");
+    let t = std::time::Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(t.elapsed().as_secs() < 30, "he serve did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let photo = photo_of(&d, 32, 60);
+    let key = d.join("key");
+    ok(&["keygen", "-o", s(&key), "--key-bits", "2048"]);
+    let submit = |out: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_he"));
+        c.args(["submit", s(&photo), "--server", &url, "--key", s(&key)])
+            .args(["--tile-rows", "1", "--threads", "1", "-o", s(out)]);
+        c
+    };
+    let whole = d.join("whole.png");
+    let o = submit(&whole).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Killed once a few tiles are saved.
+    let out = d.join("out.png");
+    let state = d.join("out.png.he-partial");
+    let mut child = submit(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let saved = |p: &Path| {
+        std::fs::read(p)
+            .map(|b| b.windows(8).filter(|w| w == b"HETILE\0\0").count())
+            .unwrap_or(0)
+    };
+    let t = std::time::Instant::now();
+    while saved(&state) < 3 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        assert!(t.elapsed().as_secs() < 120, "no tile saved in two minutes");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.exists());
+    // --single-upload cannot resume: refused, the state kept.
+    let o = Command::new(env!("CARGO_BIN_EXE_he"))
+        .args(["submit", s(&photo), "--server", &url, "--key", s(&key)])
+        .args(["--single-upload", "-o", s(&out)])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("not tiled") && err.contains("--restart"),
+        "{err}"
+    );
+    // The same command resumes: only the other tiles are done.
+    let o = submit(&out).output().unwrap();
+    drop(server);
+    let (text, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{err}");
+    let resumed = number_after(&text, "resuming: ");
+    assert!((2..60).contains(&resumed), "{text}");
+    let todo = number_after(&err, "progress: ");
+    assert_eq!(todo + resumed, 60, "{err}");
+    assert!(
+        err.contains(&format!("({resumed} done by an interrupted run)")),
+        "{err}"
+    );
+    assert_eq!(
+        image::open(&out).unwrap().to_rgb8(),
+        image::open(&whole).unwrap().to_rgb8()
+    );
+    assert!(!state.exists(), "the state outlived the output");
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -509,3 +509,88 @@ fn a_subset_of_the_tiles_runs_alone() {
         assert!(matches!(e, Error::Parameter(_)), "{e}");
     }
 }
+
+/// A local server that records which tiles it filtered.
+struct Recording {
+    server: LocalServer,
+    seen: Mutex<Vec<usize>>,
+}
+
+impl TileServer for Recording {
+    type Error = Error;
+    fn filter_tile(&self, tile: EncryptedTile, progress: &dyn Progress) -> Result<Vec<u8>, Error> {
+        self.seen.lock().unwrap().push(tile.index);
+        self.server.filter(&tile.bytes, progress)
+    }
+}
+
+#[test]
+fn an_interrupted_job_resumes_with_the_remaining_tiles_only_and_exactly() {
+    let kp = keypair();
+    let img = photo(23, 14, ColorLayout::Rgb8);
+    let chain = [Filter::Mean { k: 3 }];
+    let opts = he_filter::encrypt_options(&chain).unwrap();
+    let tiles = TileOptions::default().tile_rows(2);
+    let job = TiledJob::new(&img, &chain, &opts, kp.public_key(), &tiles).unwrap();
+    assert_eq!(job.plan().count(), 7);
+    let server = Recording {
+        server: LocalServer::from_bytes(&kp.public_key().to_bytes(), &chain, Limits::default())
+            .unwrap(),
+        seen: Mutex::new(Vec::new()),
+    };
+    // The first run stops after three tiles reached the sink (as if the
+    // client were killed once they were saved).
+    let mut done: Vec<Option<DecryptedImage>> = vec![None; 7];
+    let err = job
+        .run(kp.private_key(), &server, &NoProgress, |t| {
+            if t.index == 3 {
+                return Err(Error::Parameter("interrupted".into()));
+            }
+            done[t.index] = Some(t.image);
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("interrupted"), "{err}");
+    let todo: Vec<usize> = (0..7).filter(|&i| done[i].is_none()).collect();
+    assert_eq!(todo, vec![3, 4, 5, 6]);
+    // The second run does those tiles and nothing else.
+    server.seen.lock().unwrap().clear();
+    let p = Counting::default();
+    job.run_tiles(&todo, kp.private_key(), &server, &p, |t| {
+        assert!(done[t.index].is_none(), "tile {} done twice", t.index);
+        done[t.index] = Some(t.image);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(*server.seen.lock().unwrap(), todo);
+    let rest = job.totals_of(todo.iter().copied());
+    let first = job.totals_of([0, 1, 2]);
+    assert_eq!(rest.encrypt + first.encrypt, job.totals().encrypt);
+    assert_eq!(rest.decrypt + first.decrypt, job.totals().decrypt);
+    assert_eq!(p.encrypt.load(Ordering::SeqCst), rest.encrypt);
+    assert_eq!(p.filter.load(Ordering::SeqCst), rest.filter);
+    assert_eq!(p.decrypt.load(Ordering::SeqCst), rest.decrypt);
+    assert!(rest.encrypt < job.totals().encrypt && rest.decrypt < job.totals().decrypt);
+    // Together, the tiles are the whole image's result, exactly.
+    let parts: Vec<DecryptedImage> = done.into_iter().map(Option::unwrap).collect();
+    let values: Vec<i64> = parts.iter().flat_map(|d| d.values().to_vec()).collect();
+    let whole = DecryptedImage::new(23, 14, parts[0].color(), values, parts[0].scale()).unwrap();
+    assert_eq!(
+        whole,
+        reference::apply_chain(&img, &chain, opts.border).unwrap()
+    );
+    // Nothing to do is done at once; repeated tiles or tiles outside the
+    // plan are refused before any work.
+    job.run_tiles(&[], kp.private_key(), &server, &p, |_| {
+        panic!("no tile to deliver")
+    })
+    .unwrap();
+    for bad in [&[4, 2, 4][..], &[7]] {
+        server.seen.lock().unwrap().clear();
+        assert!(
+            job.run_tiles(bad, kp.private_key(), &server, &NoProgress, |_| Ok(()))
+                .is_err()
+        );
+        assert!(server.seen.lock().unwrap().is_empty());
+    }
+}

@@ -26,6 +26,8 @@ use paillier::{Keypair, PublicKey};
 use crate::VerificationFailed;
 use crate::chain::{self, ChainSpec};
 use crate::cli::BlurArgs;
+use crate::files;
+use crate::resume::{self, Partial, RunHeader};
 use crate::ui::{
     Bar, Input, JobBar, bytes, count_value_differences, output_paths, secs, timed,
     write_result_and_view,
@@ -48,18 +50,45 @@ struct Outcome {
     result: enc_image::PixelImage,
     /// Some of the bytes the server received, for the picture of what it saw.
     seen: Vec<u8>,
+    /// The state of a resumable run, deleted once the output is written.
+    state: Option<Partial>,
 }
 
 /// Runs `he blur`.
 pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
     let spec = chain::from_matches(m)?;
     super::set_threads(a.threads)?;
+    crate::ui::set_quiet(a.quiet);
     let border = super::border(&a.image_opts.border)?;
     let input = Input::load(a.image.as_deref(), a.image_opts.resize.as_deref())?;
     let (out_path, view_path) = output_paths(a.output.as_deref(), &input, &spec.filters, a.force)?;
+    let quality = files::jpeg_quality(&out_path, a.quality)?;
     let img = input.pixels();
     let labels: Vec<String> = spec.filters.iter().map(Filter::label).collect();
     let tiled = !(a.unpacked || a.untiled);
+    // Resuming needs the tiles and the key of the interrupted run: a state
+    // file this run cannot use is refused before any work.
+    if !tiled {
+        resume::refuse_stale(
+            &out_path,
+            a.restart,
+            "this run is not tiled (--untiled or --unpacked)",
+        )?;
+    } else if a.key.is_none() {
+        resume::refuse_stale(
+            &out_path,
+            a.restart,
+            "this run keeps no key: pass the --key FILE of that run",
+        )?;
+    }
+    let key = super::keypair(&super::KeySource {
+        path: a.key.as_deref(),
+        new_key: false,
+        bits: a.key_bits,
+        allow_readable: a.allow_readable_key,
+        force: false,
+    })?;
+    let kp = key.keypair;
     println!(
         "{}: {}x{} {:?}, {}, {}-bit key, border {}, {}",
         input.path.display(),
@@ -67,7 +96,7 @@ pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
         img.height(),
         img.color(),
         labels.join(" then "),
-        a.key_bits,
+        kp.public_key().bits(),
         border.name(),
         if a.unpacked {
             "one value per ciphertext"
@@ -77,15 +106,16 @@ pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
             "packed, whole image"
         }
     );
-
-    let spin = Bar::spinner(&format!("generating a {}-bit key", a.key_bits));
-    let (kp, t_keygen) = timed(|| Keypair::generate(a.key_bits));
-    drop(spin);
-    let kp = kp?;
     println!(
-        "  key generation      {:>10}   (reported apart)",
-        secs(t_keygen)
+        "  key                 {:>10}   (reported apart) {}",
+        secs(key.took),
+        key.what
     );
+    if tiled && !key.kept {
+        println!(
+            "  not resumable: the key is not kept (pass --key FILE to resume after an interruption)"
+        );
+    }
     let opts = if a.unpacked {
         EncryptOptions::unpacked()
     } else {
@@ -97,7 +127,11 @@ pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
             tile_rows: a.tile_rows.map(|n| n as usize),
             ..TileOptions::default()
         };
-        run_tiled(&img, &spec, &kp, &opts, &tiles)?
+        let resume = key.kept.then_some(Resume {
+            output: &out_path,
+            restart: a.restart,
+        });
+        run_tiled(&img, &spec, &kp, &opts, &tiles, resume)?
     } else {
         run_whole(&img, &spec, &kp, &opts)?
     };
@@ -108,7 +142,24 @@ pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
         &outcome.seen,
         img.width(),
         a.force,
-    )
+        quality,
+    )?;
+    if let Some(state) = outcome.state {
+        let path = state.path().to_path_buf();
+        if let Err(e) = state.finish() {
+            eprintln!("he: warning: {e:#}; delete {} yourself", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// Where a tiled run keeps its finished tiles, to resume.
+#[derive(Debug, Clone, Copy)]
+struct Resume<'a> {
+    /// The output the state belongs to.
+    output: &'a std::path::Path,
+    /// Delete an existing state instead of resuming it.
+    restart: bool,
 }
 
 /// The error for decrypted values that differ from the plaintext chain.
@@ -150,16 +201,49 @@ impl TileServer for Counting {
 }
 
 /// Encrypt, filter and decrypt as a pipeline of tiles; every tile checked
-/// against its rows of the plaintext chain as it arrives.
+/// against its rows of the plaintext chain as it arrives, and with
+/// `resume`, saved to the run's state: the tiles found there are not done
+/// again.
 fn run_tiled(
     img: &PixelImage,
     spec: &ChainSpec,
     kp: &Keypair,
     opts: &EncryptOptions,
     tiles: &TileOptions,
+    resume: Option<Resume<'_>>,
 ) -> Result<Outcome> {
     let job = TiledJob::new(img, &spec.filters, opts, kp.public_key(), tiles)?;
     let plan = *job.plan();
+    let mut parts: Vec<Option<Vec<u8>>> = vec![None; plan.count()];
+    let mut color = None;
+    let mut state = match resume {
+        Some(r) => {
+            let header = RunHeader::new(
+                img,
+                &spec.filters,
+                opts.border,
+                spec.mapping,
+                plan,
+                kp.public_key(),
+            );
+            let (state, found) = Partial::open(r.output, &header, r.restart)?;
+            if !found.tiles.is_empty() {
+                println!(
+                    "  resuming: {} of {} tiles were done by an interrupted run (kept in {})",
+                    found.tiles.len(),
+                    plan.count(),
+                    state.path().display()
+                );
+            }
+            for t in found.tiles {
+                color = Some(t.color);
+                parts[t.index] = Some(t.pixels);
+            }
+            Some(state)
+        }
+        None => None,
+    };
+    let todo: Vec<usize> = (0..plan.count()).filter(|&i| parts[i].is_none()).collect();
     let key_bytes = kp.public_key().to_bytes();
     let server = Counting {
         server: LocalServer::from_bytes(&key_bytes, &spec.filters, Limits::default())
@@ -169,24 +253,38 @@ fn run_tiled(
         seen: Mutex::new(Vec::new()),
         seen_max: img.len(),
     };
-    let mut pixels = Vec::with_capacity(img.len());
-    let mut color = None;
     let (mut differing, mut compared, mut t_reference) = (0, 0, Duration::ZERO);
-    let bar = JobBar::new(plan.count());
+    let pixels_todo = todo
+        .iter()
+        .filter_map(|&i| plan.rows(i))
+        .map(|r| (r.len() * plan.width()) as u64)
+        .sum();
+    let bar = JobBar::new(plan.count(), plan.count() - todo.len(), pixels_todo);
     let (done, t_all) = timed(|| {
         kp.private_key().precompute();
-        job.run(kp.private_key(), &server, &bar, |tile| {
+        job.run_tiles(&todo, kp.private_key(), &server, &bar, |tile| {
             let (want, t) = timed(|| {
                 reference::apply_chain_rows(img, &spec.filters, opts.border, tile.rows.clone())
             });
             t_reference += t;
             let want = want.map_err(|e| anyhow::anyhow!("plaintext reference: {e}"))?;
-            differing += count_value_differences(&tile.image, &want, spec.mapping);
+            let wrong = count_value_differences(&tile.image, &want, spec.mapping);
+            differing += wrong;
             compared += want.values().len();
             let part = tile.image.to_pixels_with(spec.mapping);
+            if color.is_some_and(|c| c != part.color()) {
+                anyhow::bail!(
+                    "tile {} has another colour layout than the others",
+                    tile.index
+                );
+            }
             color = Some(part.color());
-            pixels.extend_from_slice(part.data());
-            bar.tile_done();
+            // Only a tile that passed its check is kept for a resume.
+            if let (Some(state), 0) = (state.as_mut(), wrong) {
+                state.save(tile.index, part.color(), part.data())?;
+            }
+            parts[tile.index] = Some(part.data().to_vec());
+            bar.tile_done((tile.rows.len() * plan.width()) as u64);
             Ok(())
         })
     });
@@ -197,20 +295,24 @@ fn run_tiled(
         Ok(e) => VerificationFailed(format!("decryption: {e}")).into(),
         Err(e) => e,
     })?;
-    let totals = job.totals();
+    let totals = job.totals_of(todo.iter().copied());
     let (up, down) = (
         server.uploaded.load(Ordering::Relaxed),
         server.downloaded.load(Ordering::Relaxed),
     );
     println!(
-        "  encrypt+filter+decrypt {:>7}   {} of {} rows (+{} halo rows each side), pipelined",
+        "  encrypt+filter+decrypt {:>7}   {} of {} rows (+{} halo rows each side), pipelined{}",
         secs(t_all),
         match plan.count() {
             1 => "1 tile".to_string(),
             n => format!("{n} tiles"),
         },
         plan.tile_rows(),
-        plan.halo_rows()
+        plan.halo_rows(),
+        match plan.count() - todo.len() {
+            0 => String::new(),
+            n => format!(", {n} resumed"),
+        }
     );
     println!(
         "  ciphertexts: {} encrypted, {} computed by the server, {} decrypted",
@@ -225,9 +327,17 @@ fn run_tiled(
         return Err(differs(differing));
     }
     let color = color.context("no tile came back")?;
+    let mut pixels = Vec::with_capacity(plan.width() * plan.height() * color.channels());
+    for part in parts {
+        pixels.extend_from_slice(&part.context("a tile is missing")?);
+    }
     let result = PixelImage::new(img.width(), img.height(), color, pixels)?;
     let seen = server.seen.into_inner().unwrap_or_default();
-    Ok(Outcome { result, seen })
+    Ok(Outcome {
+        result,
+        seen,
+        state: state.take(),
+    })
 }
 
 /// Bytes up and down, and per pixel value.
@@ -325,5 +435,6 @@ fn run_whole(
     Ok(Outcome {
         result: exact.to_pixels_with(spec.mapping),
         seen,
+        state: None,
     })
 }

@@ -19,6 +19,7 @@ pub(crate) fn run(a: DecryptArgs, m: &ArgMatches) -> Result<()> {
     let stated = chain::from_matches(m)?;
     let mapping = stated.mapping;
     files::check_free(&a.output, a.force)?;
+    let quality = files::jpeg_quality(&a.output, a.quality)?;
     let kp = files::load_keypair(&a.key.key, a.key.allow_readable_key)?;
     let file = JobFile::from_bytes(&files::read_capped(&a.input, MAX_JOB_FILE, "job file")?)
         .with_context(|| a.input.display().to_string())?;
@@ -98,7 +99,7 @@ pub(crate) fn run(a: DecryptArgs, m: &ArgMatches) -> Result<()> {
         checked = "every value against the chain computed in plain on --input";
     }
     let out = dec.to_pixels_with(mapping).to_dynamic()?;
-    files::write_image(&a.output, &out, a.force)?;
+    files::write_image_with(&a.output, &out, a.force, quality)?;
     println!(
         "decrypted {} ciphertexts in {}, checked {checked}; wrote {}",
         enc.ciphertexts().len(),

@@ -62,3 +62,79 @@ pub(crate) fn spot_check(
         report.random_values
     ))
 }
+
+/// Where a filtering command's key pair comes from (`--key`, `--new-key`,
+/// `--key-bits`, `--allow-readable-key`, `--force`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeySource<'a> {
+    /// `--key FILE`: loaded if it exists, else generated and written there.
+    pub(crate) path: Option<&'a std::path::Path>,
+    /// Generate a new key into `path` even if one is there (with `force`).
+    pub(crate) new_key: bool,
+    /// Size of a generated key.
+    pub(crate) bits: u32,
+    /// Load a key file that others can read.
+    pub(crate) allow_readable: bool,
+    /// Replace an existing key file (with `new_key`).
+    pub(crate) force: bool,
+}
+
+/// A key pair and how it was had.
+#[derive(Debug)]
+pub(crate) struct KeyUsed {
+    /// The key pair.
+    pub(crate) keypair: paillier::Keypair,
+    /// Whether it is in a file (loaded or written), so that a later run can
+    /// use it again: what resuming needs.
+    pub(crate) kept: bool,
+    /// What was done, for the summary.
+    pub(crate) what: String,
+    /// How long it took.
+    pub(crate) took: std::time::Duration,
+}
+
+/// The key pair: loaded from `--key` if it exists, else generated (and
+/// written to `--key` if given, owner-only).
+pub(crate) fn keypair(src: &KeySource<'_>) -> anyhow::Result<KeyUsed> {
+    use crate::files;
+    use crate::ui::{Bar, timed};
+    if let Some(path) = src.path.filter(|p| p.exists() && !src.new_key) {
+        let (kp, took) = timed(|| files::load_keypair(path, src.allow_readable));
+        let keypair = kp?;
+        let what = format!(
+            "{}-bit key from {}",
+            keypair.public_key().bits(),
+            path.display()
+        );
+        return Ok(KeyUsed {
+            keypair,
+            kept: true,
+            what,
+            took,
+        });
+    }
+    if let Some(path) = src.path {
+        files::check_free(path, src.force)?;
+    }
+    let spin = Bar::spinner(&format!("generating a {}-bit key", src.bits));
+    let (kp, took) = timed(|| paillier::Keypair::generate(src.bits));
+    drop(spin);
+    let keypair = kp?;
+    let what = match src.path {
+        Some(path) => {
+            files::save_keypair(path, &keypair, src.force)?;
+            format!(
+                "new {}-bit key, written to {} (owner-only)",
+                src.bits,
+                path.display()
+            )
+        }
+        None => format!("new {}-bit key, not kept (use --key FILE)", src.bits),
+    };
+    Ok(KeyUsed {
+        keypair,
+        kept: src.path.is_some(),
+        what,
+        took,
+    })
+}

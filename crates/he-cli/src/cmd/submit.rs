@@ -29,48 +29,32 @@ use crate::VerificationFailed;
 use crate::chain::{self, ChainSpec};
 use crate::cli::SubmitArgs;
 use crate::files;
+use crate::resume::{self, Partial, RunHeader, ServiceJob};
 use crate::ui::{
     Bar, Input, JobBar, bytes, count_value_differences, output_paths, secs, timed,
     write_result_and_view,
 };
 
-/// The key pair: loaded from --key, or generated (and saved to --key);
-/// what was done, and how long it took.
-fn keypair(a: &SubmitArgs) -> Result<(Keypair, String, Duration)> {
-    if let Some(path) = a.key.as_ref().filter(|p| p.exists() && !a.new_key) {
-        let (kp, t) = timed(|| files::load_keypair(path, a.allow_readable_key));
-        let kp = kp?;
-        let what = format!("{}-bit key from {}", kp.public_key().bits(), path.display());
-        return Ok((kp, what, t));
-    }
-    if let Some(path) = &a.key {
-        files::check_free(path, a.force)?;
-    }
-    let spin = Bar::spinner(&format!("generating a {}-bit key", a.key_bits));
-    let (kp, t) = timed(|| Keypair::generate(a.key_bits));
-    drop(spin);
-    let kp = kp?;
-    let what = match &a.key {
-        Some(path) => {
-            files::save_keypair(path, &kp, a.force)?;
-            format!(
-                "new {}-bit key, written to {} (owner-only)",
-                a.key_bits,
-                path.display()
-            )
-        }
-        None => format!("new {}-bit key, not kept (use --key FILE)", a.key_bits),
-    };
-    Ok((kp, what, t))
+/// The key pair: loaded from --key, or generated (and saved to --key).
+fn keypair(a: &SubmitArgs) -> Result<super::KeyUsed> {
+    super::keypair(&super::KeySource {
+        path: a.key.as_deref(),
+        new_key: a.new_key,
+        bits: a.key_bits,
+        allow_readable: a.allow_readable_key,
+        force: a.force,
+    })
 }
 
 /// Runs `he submit`.
 pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
     let spec = chain::from_matches(m)?;
     super::set_threads(a.threads)?;
+    crate::ui::set_quiet(a.quiet);
     let border = super::border(&a.image_opts.border)?;
     let input = Input::load(a.image.as_deref(), a.image_opts.resize.as_deref())?;
     let (out_path, view_path) = output_paths(a.output.as_deref(), &input, &spec.filters, a.force)?;
+    let quality = files::jpeg_quality(&out_path, a.quality)?;
     let mut options = ClientOptions::default();
     if let Some(s) = a.io_timeout {
         options.io_timeout = Duration::from_secs(s);
@@ -105,17 +89,38 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
         info.version
     );
 
-    let (kp, key_what, t_key) = keypair(&a)?;
-    println!("  key: {key_what} ({})", secs(t_key));
+    // Resuming needs the tiles and the key of the interrupted run: a state
+    // file this run cannot use is refused before any work.
+    if a.single_upload {
+        resume::refuse_stale(
+            &out_path,
+            a.restart,
+            "this run is not tiled (--single-upload)",
+        )?;
+    } else if a.key.is_none() {
+        resume::refuse_stale(
+            &out_path,
+            a.restart,
+            "this run keeps no key: pass the --key FILE of that run",
+        )?;
+    }
+    let key = keypair(&a)?;
+    println!("  key: {} ({})", key.what, secs(key.took));
+    let kp = key.keypair;
     if !a.single_upload {
+        if !key.kept {
+            println!(
+                "  not resumable: the key is not kept (pass --key FILE to resume after an interruption)"
+            );
+        }
         return run_tiled(
             &a,
             &client,
             &spec,
             border,
-            &kp,
+            (&kp, key.kept),
             &img,
-            (&out_path, &view_path),
+            (&out_path, &view_path, quality),
         );
     }
     let opts = he_filter::encrypt_options(&spec.filters)?.border(border);
@@ -230,20 +235,24 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
         EncryptedImage::payload_of(&image_bytes).unwrap_or(&image_bytes),
         img.width(),
         a.force,
+        quality,
     )
 }
 
 /// The tiled path: every tile encrypted, uploaded, filtered, downloaded,
 /// decrypted and spot-checked in a pipeline; the picture written only
 /// when every tile has passed.
+/// `(kp, resumable)`: the key pair and whether it is kept in a file (then
+/// each finished tile is saved for a resume); `(out_path, view_path,
+/// quality)`: where the result and the server's view go.
 fn run_tiled(
     a: &SubmitArgs,
     client: &Client,
     spec: &ChainSpec,
     border: enc_image::BorderMode,
-    kp: &Keypair,
+    (kp, resumable): (&Keypair, bool),
     img: &enc_image::PixelImage,
-    (out_path, view_path): (&std::path::Path, &std::path::Path),
+    (out_path, view_path, quality): (&std::path::Path, &std::path::Path, u8),
 ) -> Result<()> {
     let job = JobSpec {
         filters: spec.filters.clone(),
@@ -268,28 +277,101 @@ fn run_tiled(
         ..TiledRequest::new(kp, img, &job)
     };
     let plan = request.plan()?;
-    let bar = JobBar::new(plan.count());
+    // The finished tiles of an interrupted run, and its job on the server.
+    let mut parts: Vec<Option<Vec<u8>>> = vec![None; plan.count()];
+    let mut color = None;
+    let mut attach = None;
+    let state = if resumable {
+        let header = RunHeader::new(
+            img,
+            &spec.filters,
+            border,
+            spec.mapping,
+            plan,
+            kp.public_key(),
+        );
+        let (state, found) = Partial::open(out_path, &header, a.restart)?;
+        if !found.tiles.is_empty() {
+            println!(
+                "  resuming: {} of {} tiles were done by an interrupted run (kept in {})",
+                found.tiles.len(),
+                plan.count(),
+                state.path().display()
+            );
+        }
+        for t in found.tiles {
+            color = Some(t.color);
+            parts[t.index] = Some(t.pixels);
+        }
+        // The job is asked for again only on the same server.
+        attach = found
+            .job
+            .filter(|j| j.url == client.base_url())
+            .map(|j| j.job_id);
+        Some(state)
+    } else {
+        None
+    };
+    let state = Mutex::new(state);
+    let skip: Vec<usize> = (0..plan.count()).filter(|&i| parts[i].is_some()).collect();
+    let on_job = |st: &he_service::wire::JobStatus| {
+        if let Ok(mut guard) = state.lock()
+            && let Some(state) = guard.as_mut()
+        {
+            let job = ServiceJob {
+                url: client.base_url().to_string(),
+                job_id: st.id.clone(),
+            };
+            if let Err(e) = state.record_job(&job) {
+                eprintln!("  warning: {e:#} (a resume will start a new job)");
+            }
+        }
+    };
+    let pixels_todo = (0..plan.count())
+        .filter(|i| !skip.contains(i))
+        .filter_map(|i| plan.rows(i))
+        .map(|r| (r.len() * plan.width()) as u64)
+        .sum();
+    let bar = JobBar::new(plan.count(), skip.len(), pixels_todo);
     let request = TiledRequest {
         progress: &bar,
+        job: attach.as_deref(),
+        skip: &skip,
+        on_job: &on_job,
         ..request
     };
-    let mut pixels = Vec::with_capacity(img.len());
-    let mut color = None;
     let (mut differing, mut compared, mut t_reference) = (0, 0, Duration::ZERO);
     let (run, t_all) = timed(|| {
         client.filter_image_tiled(&request, |tile, _report| {
+            let mut wrong = 0;
             if a.full_check {
                 let (want, t) = timed(|| {
                     reference::apply_chain_rows(img, &spec.filters, border, tile.rows.clone())
                 });
                 t_reference += t;
-                differing += count_value_differences(&tile.image, &want?, spec.mapping);
+                wrong = count_value_differences(&tile.image, &want?, spec.mapping);
+                differing += wrong;
                 compared += tile.image.values().len();
             }
             let part = tile.image.to_pixels_with(spec.mapping);
+            if color.is_some_and(|c| c != part.color()) {
+                return Err(he_filter::Error::Parameter(format!(
+                    "tile {} has another colour layout than the others",
+                    tile.index
+                ))
+                .into());
+            }
             color = Some(part.color());
-            pixels.extend_from_slice(part.data());
-            bar.tile_done();
+            // Only a tile that passed its checks is kept for a resume.
+            if wrong == 0
+                && let Ok(mut guard) = state.lock()
+                && let Some(state) = guard.as_mut()
+                && let Err(e) = state.save(tile.index, part.color(), part.data())
+            {
+                eprintln!("  warning: {e:#} (a resume will do this tile again)");
+            }
+            parts[tile.index] = Some(part.data().to_vec());
+            bar.tile_done((tile.rows.len() * img.width()) as u64);
             Ok(())
         })
     });
@@ -348,6 +430,10 @@ fn run_tiled(
         }
     }
     let color = color.context("no tile came back")?;
+    let mut pixels = Vec::with_capacity(plan.width() * plan.height() * color.channels());
+    for part in parts {
+        pixels.extend_from_slice(&part.context("a tile is missing")?);
+    }
     let result = enc_image::PixelImage::new(img.width(), img.height(), color, pixels)?;
     let seen = seen.into_inner().unwrap_or_default();
     write_result_and_view(
@@ -357,5 +443,13 @@ fn run_tiled(
         &seen,
         img.width(),
         a.force,
-    )
+        quality,
+    )?;
+    if let Some(state) = state.into_inner().ok().flatten() {
+        let path = state.path().to_path_buf();
+        if let Err(e) = state.finish() {
+            eprintln!("he: warning: {e:#}; delete {} yourself", path.display());
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Phone photos through `he`, measured against the targets of issue #11, on
+# this machine; prints a table (wall, CPU, peak RSS of client and server,
+# ratios against the targets) and exits non-zero if any result is not exact
+# or a resume did not resume.
+#
+#   scripts/phone-targets.sh [--small] [--runs N] [--port P] [--keep DIR]
+#
+# Full size (most of an hour on 2 cores: run it on an otherwise idle
+# machine, outside CI):
+#   - 12 MP (4000x3000 RGB, 3x3 mean, 2048-bit key): `he blur` tiled (the
+#     default) and untiled (`--untiled`) in one process, and `he serve`
+#     (default settings, loopback) with `he submit`; N runs each (default 3),
+#     alternated, medians;
+#   - 48 MP (8000x6000) tiled in process and through the service, once;
+#   - 12 MP with a 3072-bit key through the service, once;
+#   - 12 MP killed (kill -9 of the client) at about 50% and run again, which
+#     resumes: the two runs' client CPU against an uninterrupted run's.
+# --small (CI, a few minutes): 1000x750, 2048 bits, tiles of 50 rows, one
+# run each, interrupted and resumed once in process and once through the
+# service.
+#
+# The photo is the bundled one resized (examples/phone_photo.rs); times and
+# peak RSS come from /usr/bin/time (GNU time); every client run checks its
+# result (`he blur` every value, `he submit --full-check` every value and
+# the spot checks) and the script compares every output byte for byte.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+small=0 runs="" port=18797 keep=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --small) small=1 ;;
+        --runs) runs="$2"; shift ;;
+        --port) port="$2"; shift ;;
+        --keep) keep="$2"; shift ;;
+        *) echo "usage: $0 [--small] [--runs N] [--port P] [--keep DIR]" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ "$small" = 1 ]; then
+    size=1000x750 runs="${runs:-1}" tiles=(--tile-rows 50)
+else
+    size=4000x3000 runs="${runs:-3}" tiles=()
+fi
+if [ ! -x /usr/bin/time ]; then
+    echo "GNU time (/usr/bin/time) is needed for CPU and peak RSS" >&2
+    exit 1
+fi
+
+target="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+target="${target:-${CARGO_TARGET_DIR:-target}}"
+cargo build --quiet --release -p he-cli
+cargo build --quiet --release --example phone_photo
+he="$target/release/he"
+if [ -n "$keep" ]; then
+    out="$keep"
+    mkdir -p "$out"
+else
+    out="$(mktemp -d)"
+fi
+server_tpid=""
+cleanup() {
+    stop_server || true
+    [ -n "$keep" ] || rm -rf "$out"
+}
+trap cleanup EXIT
+
+# The last line of a /usr/bin/time -o file: wall user system peak-KiB
+# (a killed command's file starts with a "terminated by signal" line).
+times() { tail -n 1 "$out/$1.time"; }
+wall() { times "$1" | awk '{print $1}'; }
+cpu() { times "$1" | awk '{printf "%.2f", $2 + $3}'; }
+rss() { times "$1" | awk '{printf "%.0f", $4 / 1024}'; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
+max() { tr ' ' '\n' | grep . | sort -g | tail -n 1; }
+
+# measure NAME CMD...: runs CMD under GNU time; stops the script if it fails.
+measure() {
+    local name="$1"
+    shift
+    if ! /usr/bin/time -f '%e %U %S %M' -o "$out/$name.time" "$@" >"$out/$name.out" 2>"$out/$name.err"; then
+        echo "$name failed:" >&2
+        cat "$out/$name.out" "$out/$name.err" >&2
+        exit 1
+    fi
+}
+
+# start_server NAME: `he serve` with its default settings on loopback,
+# under GNU time (its peak RSS is read when it stops).
+start_server() {
+    /usr/bin/time -f '%e %U %S %M' -o "$out/$1.time" \
+        "$he" serve --listen "127.0.0.1:$port" 2>"$out/$1.err" &
+    server_tpid=$!
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "he serve did not start" >&2
+    exit 1
+}
+stop_server() {
+    [ -n "$server_tpid" ] || return 0
+    local pid
+    pid="$(pgrep -P "$server_tpid" || true)"
+    [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+    wait "$server_tpid" 2>/dev/null || true
+    server_tpid=""
+}
+
+# interrupted NAME CMD...: starts CMD under GNU time, kills it (SIGKILL)
+# once its progress says 50% or more of the tiles are done, then runs it
+# again, which must resume.
+interrupted() {
+    local name="$1" tpid pid
+    shift
+    /usr/bin/time -f '%e %U %S %M' -o "$out/$name-killed.time" "$@" \
+        >"$out/$name-killed.out" 2>"$out/$name-killed.err" &
+    tpid=$!
+    until grep -qE 'progress: [0-9]+/[0-9]+ tiles \(([5-9][0-9])%\)' "$out/$name-killed.err"; do
+        if ! kill -0 "$tpid" 2>/dev/null; then
+            echo "$name ended before it was killed:" >&2
+            cat "$out/$name-killed.err" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    pid="$(pgrep -P "$tpid")"
+    kill -9 "$pid"
+    wait "$tpid" 2>/dev/null || true
+    measure "$name-resumed" "$@"
+    if ! grep -q "resuming: " "$out/$name-resumed.out"; then
+        echo "$name: the second run did not resume:" >&2
+        cat "$out/$name-resumed.out" >&2
+        exit 1
+    fi
+}
+
+same() {
+    if ! cmp -s "$1" "$2"; then
+        echo "$1 and $2 differ: a result is not exact" >&2
+        exit 1
+    fi
+}
+
+echo "== photos and keys in $out"
+"$target/release/examples/phone_photo" "$size" "$out/photo.png" >/dev/null
+"$he" keygen -o "$out/key2048" --key-bits 2048 >/dev/null
+has_service=0
+if "$he" submit --help | grep -q -- '--tile-rows'; then has_service=1; fi
+blur=("$he" blur "$out/photo.png" --key "$out/key2048" "${tiles[@]}")
+submit=("$he" submit "$out/photo.png" --server "http://127.0.0.1:$port" --key "$out/key2048" --full-check "${tiles[@]}")
+
+echo "== $size, 2048 bits: tiled, untiled$([ $has_service = 1 ] && echo ", service"), $runs run(s) each, alternated"
+[ $has_service = 1 ] && start_server server-12
+for i in $(seq 1 "$runs"); do
+    measure "tiled-$i" "${blur[@]}" -o "$out/tiled-$i.png"
+    measure "untiled-$i" "$he" blur "$out/photo.png" --key "$out/key2048" --untiled -o "$out/untiled-$i.png"
+    same "$out/tiled-$i.png" "$out/untiled-$i.png"
+    if [ $has_service = 1 ]; then
+        measure "service-$i" "${submit[@]}" -o "$out/service-$i.png"
+        same "$out/tiled-$i.png" "$out/service-$i.png"
+    fi
+done
+echo "== $size killed at about 50% and resumed"
+interrupted blur-resume "${blur[@]}" -o "$out/blur-resume.png"
+same "$out/tiled-1.png" "$out/blur-resume.png"
+if [ $has_service = 1 ]; then
+    interrupted service-resume "${submit[@]}" -o "$out/service-resume.png"
+    same "$out/tiled-1.png" "$out/service-resume.png"
+    stop_server
+fi
+
+if [ "$small" = 0 ]; then
+    echo "== 8000x6000, 2048 bits"
+    "$target/release/examples/phone_photo" 8000x6000 "$out/photo48.png" >/dev/null
+    measure tiled48 "$he" blur "$out/photo48.png" --key "$out/key2048" -o "$out/tiled48.png"
+    if [ $has_service = 1 ]; then
+        start_server server-48
+        measure service48 "$he" submit "$out/photo48.png" --server "http://127.0.0.1:$port" \
+            --key "$out/key2048" --full-check -o "$out/service48.png"
+        stop_server
+        same "$out/tiled48.png" "$out/service48.png"
+    fi
+    echo "== $size, 3072 bits"
+    "$he" keygen -o "$out/key3072" --key-bits 3072 >/dev/null
+    if [ $has_service = 1 ]; then
+        start_server server-3072
+        measure service3072 "$he" submit "$out/photo.png" --server "http://127.0.0.1:$port" \
+            --key "$out/key3072" --full-check -o "$out/service3072.png"
+        stop_server
+    else
+        measure tiled3072 "$he" blur "$out/photo.png" --key "$out/key3072" -o "$out/tiled3072.png"
+    fi
+fi
+
+# The table.
+list() { local f="$1" p="$2" v=""; for i in $(seq 1 "$runs"); do v="$v $($f "$p-$i")"; done; echo "$v"; }
+row() { printf '%-34s %10s %10s %12s %12s  %s\n' "$@"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r <= t ? "ok" : "MISSED")}'; }
+echo
+echo "$(date -u +%Y-%m-%d) on $(nproc) cores, $(uname -m); $size RGB, 3x3 mean; medians of $runs run(s)"
+row "run" "wall s" "CPU s" "client MiB" "server MiB" "target"
+tw="$(list wall tiled | median)" uw="$(list wall untiled | median)"
+row "in process, tiled (2048)" "$tw" "$(list cpu tiled | median)" "$(list rss tiled | max)" "-" \
+    "tiled/untiled wall $(ratio "$tw" "$uw") <= 1.00: $(verdict "$(ratio "$tw" "$uw")" 1.00)"
+row "in process, untiled (2048)" "$uw" "$(list cpu untiled | median)" "$(list rss untiled | max)" "-" ""
+if [ $has_service = 1 ]; then
+    sw="$(list wall service | median)" srss="$(rss server-12)" crss="$(list rss service | max)"
+    row "service, tiled (2048)" "$sw" "$(list cpu service | median)" "$crss" "$srss" \
+        "service/in-process wall $(ratio "$sw" "$tw") <= 1.10: $(verdict "$(ratio "$sw" "$tw")" 1.10)"
+    row "" "" "" "" "" "client $crss MiB <= 400: $(verdict "$crss" 400); server $srss MiB <= 600: $(verdict "$srss" 600)"
+fi
+for r in blur-resume service-resume; do
+    [ -f "$out/$r-resumed.time" ] || continue
+    base=tiled
+    [ "$r" = service-resume ] && base=service
+    total="$(awk -v a="$(cpu "$r-killed")" -v b="$(cpu "$r-resumed")" 'BEGIN {printf "%.2f", a + b}')"
+    c="$(ratio "$total" "$(list cpu "$base" | median)")"
+    row "$r: killed + resumed" "$(wall "$r-killed")+$(wall "$r-resumed")" "$total" \
+        "$(rss "$r-resumed")" "-" "CPU vs uninterrupted $c <= 1.05: $(verdict "$c" 1.05)"
+done
+if [ "$small" = 0 ]; then
+    r48="$(ratio "$(wall tiled48)" "$tw")"
+    row "in process, 8000x6000 (2048)" "$(wall tiled48)" "$(cpu tiled48)" "$(rss tiled48)" "-" \
+        "48 MP / 12 MP wall $r48 <= 4.4: $(verdict "$r48" 4.4)"
+    if [ $has_service = 1 ]; then
+        row "service, 8000x6000 (2048)" "$(wall service48)" "$(cpu service48)" "$(rss service48)" "$(rss server-48)" \
+            "client <= 400: $(verdict "$(rss service48)" 400); server <= 600: $(verdict "$(rss server-48)" 600)"
+        row "service, $size (3072)" "$(wall service3072)" "$(cpu service3072)" "$(rss service3072)" "$(rss server-3072)" "reported"
+    else
+        row "in process, $size (3072)" "$(wall tiled3072)" "$(cpu tiled3072)" "$(rss tiled3072)" "-" "reported"
+    fi
+fi
+echo "every result exact (checked by each run, and byte for byte against each other); every resume resumed"
