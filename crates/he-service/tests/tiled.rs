@@ -587,3 +587,34 @@ fn an_interrupted_job_resumes_from_the_tiles_it_lacks() {
         .unwrap_err();
     assert!(matches!(e, client::Error::Protocol(_)), "{e}");
 }
+
+/// A tile sent again after its result was fetched is filtered again, so
+/// it is charged again: the manifest's charge covered each tile once, and
+/// re-uploads cannot turn one job within budget into unbounded compute.
+#[test]
+fn a_tile_sent_again_is_charged_again() {
+    let server = server(|c| c.quota.compute_per_hour = 3);
+    let client = Client::new(&server.url()).unwrap();
+    let t = Tiles::new(4, 6, 2);
+    let id = client
+        .create_tiled_job(&t.manifest(), t.kp.public_key())
+        .unwrap()
+        .id;
+    let tile = t.tile(0);
+    let mut refused = None;
+    for round in 0..6 {
+        match client.upload_tile(&id, 0, &tile, &NoProgress) {
+            Ok(_) => {
+                ready(client.download_tile(&id, 0, TIMEOUT, 1 << 20).unwrap());
+            }
+            Err(e) => {
+                refused = Some((round, status_of(&e)));
+                break;
+            }
+        }
+    }
+    // The manifest took 1 unit (round 0's first upload is in it) and each
+    // upload again 1: rounds 1 and 2 fill the quota of 3, round 3 is over.
+    assert_eq!(refused, Some((3, 429)), "re-uploads were not charged");
+    client.delete(&id).unwrap();
+}

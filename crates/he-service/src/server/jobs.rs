@@ -596,9 +596,17 @@ pub(super) struct TileReservation<'a> {
     index: usize,
     bytes: usize,
     used: bool,
+    again: bool,
 }
 
 impl TileReservation<'_> {
+    /// Whether the tile was filtered before (fetched or failed) and is
+    /// sent again: its cost was not in the manifest's charge, so it is
+    /// charged now.
+    pub(super) fn is_again(&self) -> bool {
+        self.again
+    }
+
     /// Gives back what the upload did not use of the reservation.
     pub(super) fn shrink_to(&mut self, bytes: usize) {
         if bytes < self.bytes {
@@ -722,9 +730,18 @@ impl JobStore {
                 }
             )));
         }
+        let again = !matches!(t.slots[index], Slot::Missing);
         let u = g.usage(&caller.name);
         u.check_in_flight(&caller.quota)?;
         u.check_bytes(&caller.quota, bytes)?;
+        // Tile results are stored results: the server-wide bound holds
+        // for them as for whole jobs.
+        if g.stored_bytes >= self.limits.max_stored_bytes {
+            return Err(Error::Busy(format!(
+                "{} bytes of results are stored, at most {}; retry later",
+                g.stored_bytes, self.limits.max_stored_bytes
+            )));
+        }
         if g.inflight_bytes.saturating_add(bytes) > self.limits.max_inflight_bytes {
             return Err(Error::Busy(format!(
                 "{} bytes of uploads are in flight and this tile may take {bytes}, at most {} \
@@ -748,6 +765,7 @@ impl JobStore {
             index,
             bytes,
             used: false,
+            again,
         })
     }
 

@@ -72,7 +72,6 @@ async fn create(s: &Service, headers: &HeaderMap, body: Body) -> Result<Response
     let config = c.clone();
     let (spec, units) =
         on_pool(&s.shared.check_pool, move || check_manifest(&config, &body)).await?;
-    s.shared.jobs.charge_compute(&who, units)?;
     let plan = spec.manifest.plan;
     let count = plan.count();
     let info = JobInfo {
@@ -88,6 +87,12 @@ async fn create(s: &Service, headers: &HeaderMap, body: Body) -> Result<Response
         .shared
         .jobs
         .create_tiled(&who, info.clone(), Arc::new(spec))?;
+    // Charged once the job exists, so that a manifest refused for room
+    // (503, 429) costs nothing; a job over the hour's quota goes again.
+    if let Err(e) = s.shared.jobs.charge_compute(&who, units) {
+        let _ = s.shared.jobs.delete(&id, &who.name);
+        return Err(e);
+    }
     info!(
         job = %id,
         token = %who.name,
@@ -261,10 +266,19 @@ async fn put_tile_inner(
             "the body is {n} bytes, tile {index} takes at most {limit}"
         )));
     }
+    // A tile is a job of its own for the lanes: small by design, heavy
+    // only if a client chose tiles as large as the body limit allows.
+    let units = he_filter::estimate_cost(spec.expected(index), &spec.chain)
+        .map_err(|e| Error::Unprocessable(e.to_string()))?
+        .whole_units();
     let mut reservation = s
         .shared
         .jobs
         .reserve_tile(&who, id, index, declared.unwrap_or(limit))?;
+    if reservation.is_again() {
+        // Filtered before: the manifest's charge covered it once.
+        s.shared.jobs.charge_compute(&who, units)?;
+    }
     let permit = Arc::clone(&s.shared.queue)
         .try_acquire_owned()
         .map_err(|_| {
@@ -281,11 +295,6 @@ async fn put_tile_inner(
         check_tile(&config, &check, index, &body)
     })
     .await?;
-    // A tile is a job of its own for the lanes: small by design, heavy
-    // only if a client chose tiles as large as the body limit allows.
-    let units = he_filter::estimate_cost(spec.expected(index), &spec.chain)
-        .map_err(|e| Error::Unprocessable(e.to_string()))?
-        .whole_units();
     let (status, progress) = s.shared.jobs.queue_tile(reservation)?;
     let shared = Arc::clone(&s.shared);
     let job_id = id.to_string();
