@@ -117,7 +117,7 @@ interrupted() {
     /usr/bin/time -f '%e %U %S %M' -o "$out/$name-killed.time" "$@" \
         >"$out/$name-killed.out" 2>"$out/$name-killed.err" &
     tpid=$!
-    until grep -qE 'progress: [0-9]+/[0-9]+ tiles \(([5-9][0-9])%\)' "$out/$name-killed.err"; do
+    until grep -qE 'progress: [0-9]+/[0-9]+ tiles \(([5-9][0-9]|100)%\)' "$out/$name-killed.err"; do
         if ! kill -0 "$tpid" 2>/dev/null; then
             echo "$name ended before it was killed:" >&2
             cat "$out/$name-killed.err" >&2

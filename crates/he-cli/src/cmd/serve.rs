@@ -117,7 +117,12 @@ pub(crate) fn config(a: &ServeArgs) -> Result<Config> {
         c.max_job_cost = n;
     }
     if let Some(mib) = a.max_body {
-        c.max_body_bytes = (mib as usize) << 20;
+        // A config file skips clap's checks: no silent wrap-around.
+        c.max_body_bytes = usize::try_from(mib)
+            .ok()
+            .and_then(|m| m.checked_mul(1 << 20))
+            .filter(|_| mib <= 4096)
+            .ok_or_else(|| anyhow::anyhow!("max_body is {mib} MiB; at most 4096 MiB"))?;
     }
     if let Some(n) = a.queue {
         c.queue_capacity = n;
@@ -344,6 +349,7 @@ max_chain = 5
 upload_timeout = 60
 max_connections = 77
 concurrent_jobs = 2
+heavy_job_units = 31
 tokens = "tokens.json"
 max_job_cost = 123
 header_timeout = 6
@@ -360,6 +366,7 @@ metrics_token_file = "metrics-token"
         let c = config(&a).unwrap();
         assert_eq!(c.listen, "127.0.0.1:9911".parse::<SocketAddr>().unwrap());
         assert_eq!(c.max_body_bytes, 3 << 20);
+        assert_eq!(c.heavy_job_units, 31);
         assert_eq!(c.queue_capacity, 4);
         assert_eq!(c.retention, Duration::from_secs(50));
         assert_eq!(c.workers.map(|n| n.get()), Some(3));
@@ -389,6 +396,14 @@ metrics_token_file = "metrics-token"
             toml::Table::try_from(&back).unwrap(),
             toml::Table::try_from(&a).unwrap()
         );
+        // From a file, clap's checks do not run: an overflowing size is
+        // refused, not wrapped to something small.
+        let huge = ServeArgs {
+            max_body: Some(17_592_186_044_417),
+            ..a
+        };
+        let e = config(&huge).unwrap_err();
+        assert!(e.to_string().contains("at most 4096 MiB"), "{e}");
 
         // The keys that exclude the ones above.
         write(&d, "cert.pem", "");

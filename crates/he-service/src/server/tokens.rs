@@ -225,6 +225,10 @@ impl TokenFile {
 /// caller of a server without tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Caller {
+    /// What jobs, quotas and logs know the caller by: the token's name and
+    /// the first 8 hex digits of its hash (`alice#9f86d081`), so that a
+    /// token revoked and created again under the same name for someone
+    /// else is another owner and sees none of the old token's jobs.
     pub(super) name: Arc<str>,
     pub(super) quota: Quota,
 }
@@ -249,11 +253,12 @@ impl Authenticator {
             f.tokens
                 .iter()
                 .map(|t| {
+                    let hash = t.sha256.to_ascii_lowercase();
                     let caller = Caller {
-                        name: Arc::from(t.name.as_str()),
+                        name: Arc::from(format!("{}#{}", t.name, &hash[..8])),
                         quota: t.quota.apply(defaults),
                     };
-                    (t.sha256.to_ascii_lowercase(), caller)
+                    (hash, caller)
                 })
                 .collect()
         });
@@ -324,10 +329,8 @@ mod tests {
         let back = TokenFile::from_json(&json).unwrap();
         assert_eq!(back, f);
         let auth = Authenticator::new(Some(&back), Quota::default(), Quota::default());
-        assert_eq!(
-            &*auth.caller(Some(&format!("Bearer {t}"))).unwrap().name,
-            "alice"
-        );
+        let alice = auth.caller(Some(&format!("Bearer {t}"))).unwrap().name;
+        assert_eq!(&*alice, format!("alice#{}", &token_hash(&t)[..8]));
         for bad in [None, Some("Bearer he_00"), Some(t.as_str())] {
             assert!(
                 matches!(auth.caller(bad), Err(Error::Unauthorized(_))),
@@ -337,6 +340,14 @@ mod tests {
         assert!(f.revoke("alice") && !f.revoke("alice"));
         let auth = Authenticator::new(Some(&f), Quota::default(), Quota::default());
         assert!(auth.caller(Some(&format!("Bearer {t}"))).is_err());
+        // A new token under the old name is another owner.
+        let t2 = f.create("alice", 2).unwrap();
+        let auth = Authenticator::new(Some(&f), Quota::default(), Quota::default());
+        let alice2 = auth.caller(Some(&format!("Bearer {t2}"))).unwrap().name;
+        assert_ne!(
+            alice2, alice,
+            "a new token named alice owns the old one's jobs"
+        );
         // Without tokens, everyone is the anonymous caller.
         let anon = Authenticator::new(None, Quota::default(), Quota::default());
         assert_eq!(&*anon.caller(None).unwrap().name, ANONYMOUS);
