@@ -536,7 +536,7 @@ fn an_interrupted_job_resumes_from_the_tiles_it_lacks() {
         })
         .unwrap();
     assert_eq!(
-        (rest, run.ran, run.job.id.as_str()),
+        (rest, run.ran, run.job.unwrap().id.as_str()),
         (vec![2, 3, 4], 3, id.as_str())
     );
     assert_eq!(run.stats.jobs_created, 0);
@@ -557,13 +557,30 @@ fn an_interrupted_job_resumes_from_the_tiles_it_lacks() {
         .unwrap();
     assert_eq!(rest, [1, 4]);
     assert_eq!(run.stats.jobs_created, 1);
-    assert_ne!(run.job.id, id);
+    assert_ne!(run.job.unwrap().id, id);
     assert_eq!(jobs.lock().unwrap().len(), 2);
     assert!(
         notices.lock().unwrap().iter().any(|n| n.contains(&id)),
         "{:?}",
         notices.lock().unwrap()
     );
+    // Every tile already held: nothing is sent, not even to a server
+    // that is gone, and no job is opened or charged.
+    let gone = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dead = Client::new(&format!("http://{gone}")).unwrap();
+    let run = dead
+        .filter_image_tiled(
+            &TiledRequest {
+                skip: &[0, 1, 2, 3, 4],
+                ..resumed
+            },
+            |tile, _| panic!("tile {} ran", tile.index),
+        )
+        .unwrap();
+    assert_eq!((run.ran, run.job), (0, None));
     // Attaching to a job of another image is refused.
     let job = client
         .create_tiled_job(

@@ -385,10 +385,12 @@ fn run_tiled(
         }
         e => anyhow::Error::from(e),
     })?;
+    let job = run.job.as_ref().map_or_else(
+        || "no job: every tile was saved already".to_string(),
+        |j| format!("job {} on server instance {}", j.id, j.instance),
+    );
     println!(
-        "  job {} on server instance {}: {} of {} rows (+{} halo rows each side){}",
-        run.job.id,
-        run.job.instance,
+        "  {job}: {} of {} rows (+{} halo rows each side){}",
         match plan.count() {
             1 => "1 tile".to_string(),
             n => format!("{n} tiles"),
@@ -419,8 +421,15 @@ fn run_tiled(
     );
     if a.full_check {
         println!(
-            "  plaintext reference ({}, tile by tile): {differing} of {compared} values differ",
-            secs(t_reference)
+            "  plaintext reference ({}, tile by tile): {differing} of {compared} values differ{}",
+            secs(t_reference),
+            match skip.len() {
+                0 => String::new(),
+                n => format!(
+                    " (in the tiles of this run; {n} tiles saved by the interrupted run were \
+                     checked when they first came back, not again)"
+                ),
+            }
         );
         if differing != 0 {
             return Err(VerificationFailed(format!(

@@ -582,8 +582,10 @@ impl std::fmt::Debug for TiledRequest<'_> {
 /// What [`Client::filter_image_tiled`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TiledRun {
-    /// The job's last status (the job is deleted on the server at the end).
-    pub job: JobStatus,
+    /// The job's last status (the job is deleted on the server at the end);
+    /// `None` when every tile was skipped (a resume that already held them
+    /// all): then the server was not asked anything.
+    pub job: Option<JobStatus>,
     /// The tile plan.
     pub plan: TilePlan,
     /// Tiles run (the plan's, less those skipped).
@@ -637,13 +639,26 @@ impl Client {
         let tiled = TiledJob::new(image, &spec.filters, &opts, pk, &tiles)?;
         let plan = *tiled.plan();
         let manifest = TiledManifest::new(spec.filters.clone(), image.color(), plan, &opts);
+        let todo: Vec<usize> = (0..plan.count()).filter(|i| !skip.contains(i)).collect();
+        if todo.is_empty() {
+            // Nothing to send: no job to open or charge, and no server to
+            // reach (it may be down; the job it held expires on its own).
+            return Ok(TiledRun {
+                job: None,
+                plan,
+                ran: 0,
+                stats: TiledStats::default(),
+                pixels_checked: 0,
+                values_checked: 0,
+                ciphertexts_checked: 0,
+            });
+        }
         keypair.private_key().precompute();
         let session = TiledSession::open(self, &manifest, pk, job, timeout, on_job)?;
         let server = Watched {
             session: &session,
             on_upload,
         };
-        let todo: Vec<usize> = (0..plan.count()).filter(|i| !skip.contains(i)).collect();
         let (mut pixels, mut values, mut ciphertexts) = (0, 0, 0);
         tiled.run_tiles(&todo, keypair.private_key(), &server, progress, |tile| {
             let report = he_filter::spot_check_rows(
@@ -663,7 +678,7 @@ impl Client {
         })?;
         session.delete();
         Ok(TiledRun {
-            job: session.job(),
+            job: Some(session.job()),
             plan,
             ran: todo.len(),
             stats: session.stats(),
