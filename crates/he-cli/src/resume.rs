@@ -210,6 +210,32 @@ pub(crate) struct Found {
     pub(crate) job: Option<ServiceJob>,
 }
 
+impl Found {
+    /// Says what an interrupted run left (in `state`'s file) and moves its
+    /// tiles into `parts` (indexed by tile); the colour layout of the
+    /// saved tiles, if any.
+    pub(crate) fn take_tiles(
+        &mut self,
+        state: &Partial,
+        parts: &mut [Option<Vec<u8>>],
+    ) -> Option<ColorLayout> {
+        if !self.tiles.is_empty() {
+            println!(
+                "  resuming: {} of {} tiles were done by an interrupted run (kept in {})",
+                self.tiles.len(),
+                parts.len(),
+                state.path().display()
+            );
+        }
+        let mut color = None;
+        for t in self.tiles.drain(..) {
+            color = Some(t.color);
+            parts[t.index] = Some(t.pixels);
+        }
+        color
+    }
+}
+
 /// The state of a run: its file, open for appending finished tiles.
 #[derive(Debug)]
 pub(crate) struct Partial {

@@ -226,19 +226,8 @@ fn run_tiled(
                 plan,
                 kp.public_key(),
             );
-            let (state, found) = Partial::open(r.output, &header, r.restart)?;
-            if !found.tiles.is_empty() {
-                println!(
-                    "  resuming: {} of {} tiles were done by an interrupted run (kept in {})",
-                    found.tiles.len(),
-                    plan.count(),
-                    state.path().display()
-                );
-            }
-            for t in found.tiles {
-                color = Some(t.color);
-                parts[t.index] = Some(t.pixels);
-            }
+            let (state, mut found) = Partial::open(r.output, &header, r.restart)?;
+            color = found.take_tiles(&state, &mut parts);
             Some(state)
         }
         None => None,

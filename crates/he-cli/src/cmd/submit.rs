@@ -290,19 +290,8 @@ fn run_tiled(
             plan,
             kp.public_key(),
         );
-        let (state, found) = Partial::open(out_path, &header, a.restart)?;
-        if !found.tiles.is_empty() {
-            println!(
-                "  resuming: {} of {} tiles were done by an interrupted run (kept in {})",
-                found.tiles.len(),
-                plan.count(),
-                state.path().display()
-            );
-        }
-        for t in found.tiles {
-            color = Some(t.color);
-            parts[t.index] = Some(t.pixels);
-        }
+        let (state, mut found) = Partial::open(out_path, &header, a.restart)?;
+        color = found.take_tiles(&state, &mut parts);
         // The job is asked for again only on the same server.
         attach = found
             .job

@@ -286,16 +286,22 @@ pub(super) struct Reservation<'a> {
     used: bool,
 }
 
+/// Gives back to `store` what an upload of `owner` did not use of the
+/// `held` bytes it reserved, keeping `bytes`.
+fn shrink_reserved(store: &JobStore, owner: &Arc<str>, held: &mut usize, bytes: usize) {
+    if bytes < *held {
+        let mut g = store.lock();
+        let d = *held - bytes;
+        g.inflight_bytes -= d;
+        g.usage(owner).bytes -= d;
+        *held = bytes;
+    }
+}
+
 impl Reservation<'_> {
     /// Gives back what the upload did not use of the reservation.
     pub(super) fn shrink_to(&mut self, bytes: usize) {
-        if bytes < self.bytes {
-            let mut g = self.store.lock();
-            let d = self.bytes - bytes;
-            g.inflight_bytes -= d;
-            g.usage(&self.owner).bytes -= d;
-            self.bytes = bytes;
-        }
+        shrink_reserved(self.store, &self.owner, &mut self.bytes, bytes);
     }
 }
 
@@ -609,13 +615,7 @@ impl TileReservation<'_> {
 
     /// Gives back what the upload did not use of the reservation.
     pub(super) fn shrink_to(&mut self, bytes: usize) {
-        if bytes < self.bytes {
-            let mut g = self.store.lock();
-            let d = self.bytes - bytes;
-            g.inflight_bytes -= d;
-            g.usage(&self.owner).bytes -= d;
-            self.bytes = bytes;
-        }
+        shrink_reserved(self.store, &self.owner, &mut self.bytes, bytes);
     }
 }
 
