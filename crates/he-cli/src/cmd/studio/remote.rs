@@ -93,14 +93,14 @@ pub(super) fn filter_privately(
         on_job: &on_job,
         ..TiledRequest::new(keypair, image, spec)
     };
-    // The transfers count bytes: about a ciphertext's width for each
-    // ciphertext encrypted, each way (the headers are a few hundred bytes
-    // a tile; the results are no larger than the uploads). The estimates
-    // become the counts at the end.
+    // The transfers count bytes: a ciphertext's width for each ciphertext
+    // encrypted (up) and decrypted (down, the halo trimmed), plus headers
+    // of a few hundred bytes a tile. The estimates become the counts at
+    // the end.
     let totals = TiledJob::new(image, &spec.filters, &opts, pk, &tiles)?.totals();
-    let bytes = totals.encrypt * enc_image::ciphertext_width(pk.bits()) as u64;
-    meter.start(Phase::Upload, bytes);
-    meter.start(Phase::Download, bytes);
+    let width = enc_image::ciphertext_width(pk.bits()) as u64;
+    meter.start(Phase::Upload, totals.encrypt * width);
+    meter.start(Phase::Download, totals.decrypt * width);
     let mut pixels = Vec::with_capacity(image.len());
     let mut color = None;
     let random_per_tile = request.spot_check.random_values;
