@@ -463,18 +463,23 @@ impl Progress for InPhase<'_> {
     }
 }
 
-/// A session whose uploads are shown to a hook first.
+/// A session whose uploads are shown to a hook first, and whose tiles
+/// count as the server's work once their results are here.
 struct Watched<'s, 'a> {
     session: &'s TiledSession<'a>,
     on_upload: &'s (dyn Fn(usize, &[u8]) + Sync),
+    job: &'s TiledJob<'s>,
 }
 
 impl TileServer for Watched<'_, '_> {
     type Error = Error;
 
     fn filter_tile(&self, tile: EncryptedTile, progress: &dyn Progress) -> Result<Vec<u8>> {
-        (self.on_upload)(tile.index, &tile.bytes);
-        self.session.filter_tile(tile, progress)
+        let index = tile.index;
+        (self.on_upload)(index, &tile.bytes);
+        let out = self.session.filter_tile(tile, progress)?;
+        progress.advance_phase(Phase::Filter, self.job.totals_of([index]).filter);
+        Ok(out)
     }
 }
 
@@ -652,6 +657,7 @@ impl Client {
         let server = Watched {
             session: &session,
             on_upload,
+            job: &tiled,
         };
         let todo: Vec<usize> = (0..plan.count()).filter(|i| !skip.contains(i)).collect();
         let (mut pixels, mut values, mut ciphertexts) = (0, 0, 0);
@@ -668,7 +674,6 @@ impl Client {
             pixels += report.pixels_evaluated;
             values += report.values_compared;
             ciphertexts += report.ciphertexts_sampled;
-            progress.advance_phase(Phase::Filter, tiled.totals_of([tile.index]).filter);
             sink(tile, report)
         })?;
         session.delete();
