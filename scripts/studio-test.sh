@@ -3,9 +3,12 @@
 # on loopback with a tokens file and `he studio --server ...` on loopback,
 # runs the Playwright tests (studio-tests/, playwright-core driving
 # Debian's /usr/bin/chromium headless, nothing downloaded), and stops
-# everything at the end. Screenshots go to docs/images/.
+# everything at the end. Screenshots go to the temporary work directory
+# (deleted at the end), so that a run leaves the checkout unmodified;
+# STUDIO_SHOTS=DIR writes them to DIR instead (relative to the checkout):
 #
 #   scripts/studio-test.sh [SERVE_PORT [STUDIO_PORT]]   (default 18791 18792)
+#   STUDIO_SHOTS=docs/images scripts/studio-test.sh     (refresh the docs' screenshots)
 #
 # Needs /usr/bin/chromium (apt-get install -y chromium) and node; runs
 # `npm ci` in studio-tests/ if its node_modules is missing.
@@ -53,14 +56,20 @@ test -n "$studio_url" || { echo "he studio printed no address" >&2; cat "$work/s
 if [ ! -d studio-tests/node_modules ]; then
     (cd studio-tests && npm ci --no-audit --no-fund)
 fi
-mkdir -p docs/images
+shots="${STUDIO_SHOTS:-$work/shots}"
+case "$shots" in /*) ;; *) shots="$root/$shots" ;; esac
+mkdir -p "$shots"
 status=0
 STUDIO_URL="$studio_url" HE_BIN="$he" PHOTO="$root/crates/he-cli/assets/astronaut-256.png" \
-    TOKEN="$token" WORK_DIR="$work" SHOTS_DIR="$root/docs/images" \
+    TOKEN="$token" WORK_DIR="$work" SHOTS_DIR="$shots" \
     node --test --test-concurrency=1 studio-tests/studio.test.mjs || status=$?
 if [ "$status" != 0 ]; then
     echo "--- he studio log" >&2; cat "$work/studio.log" >&2 || true
     echo "--- he serve log (last 30 lines)" >&2; tail -n 30 "$work/serve.log" >&2 || true
     exit "$status"
 fi
-echo "studio browser tests: passed"
+if [ -n "${STUDIO_SHOTS:-}" ]; then
+    echo "studio browser tests: passed (screenshots in $shots)"
+else
+    echo "studio browser tests: passed (screenshots not kept; STUDIO_SHOTS=DIR keeps them)"
+fi

@@ -6,7 +6,8 @@
 //   PHOTO        the photo to filter
 //   TOKEN        the right API token (the studio was started with it)
 //   WORK_DIR     a scratch directory
-//   SHOTS_DIR    where the screenshots go (docs/images)
+//   SHOTS_DIR    where the screenshots go (scripts/studio-test.sh: its work
+//                directory, or $STUDIO_SHOTS)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';

@@ -348,7 +348,10 @@ impl<'a> TiledJob<'a> {
     /// filter and decrypt phases with [`Self::totals`], then
     /// [`Progress::advance_phase`] from the stages, and
     /// [`Progress::finish`] at the end. The first error (of a stage, the
-    /// server or the sink) stops the job and is returned.
+    /// server or the sink) stops the job and is returned. The job stops
+    /// with [`Error::Cancelled`] between tiles once
+    /// [`Progress::cancelled`] says so (every stage looks before each
+    /// tile; the filters of a [`LocalServer`] look between ciphertexts).
     pub fn run<S: TileServer>(
         &self,
         sk: &PrivateKey,
@@ -407,8 +410,8 @@ impl<'a> TiledJob<'a> {
                     if free_rx.recv().is_err() || stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    let tile = self
-                        .encrypt_tile(index, sk, &progress)
+                    let tile = check_cancel(&progress)
+                        .and_then(|()| self.encrypt_tile(index, sk, &progress))
                         .map_err(S::Error::from);
                     let failed = tile.is_err();
                     if up_tx.send(tile).is_err() || failed {
@@ -420,6 +423,7 @@ impl<'a> TiledJob<'a> {
                 let progress = InPhase(progress, Phase::Filter);
                 for tile in up_rx {
                     let out = tile.and_then(|t| {
+                        check_cancel(&progress)?;
                         let index = t.index;
                         Ok((index, server.filter_tile(t, &progress)?))
                     });
@@ -433,6 +437,7 @@ impl<'a> TiledJob<'a> {
                 let progress = InPhase(progress, Phase::Decrypt);
                 for out in down_rx {
                     let tile = out.and_then(|(index, bytes)| {
+                        check_cancel(&progress)?;
                         Ok(self.decrypt_tile(index, &bytes, sk, &progress)?)
                     });
                     let failed = tile.is_err();
@@ -443,6 +448,10 @@ impl<'a> TiledJob<'a> {
             });
             let mut delivered = 0;
             for tile in &done_rx {
+                let tile = tile.and_then(|t| {
+                    check_cancel(progress)?;
+                    Ok(t)
+                });
                 if let Err(e) = tile.and_then(&mut sink) {
                     stop.store(true, Ordering::Relaxed);
                     return Err(e);
@@ -494,6 +503,24 @@ struct InPhase<'a>(&'a dyn Progress, Phase);
 impl Progress for InPhase<'_> {
     fn advance(&self, n: u64) {
         self.0.advance_phase(self.1, n);
+    }
+    /// A stage that names another phase (a server's upload and download
+    /// within its filter stage) counts in that phase.
+    fn advance_phase(&self, phase: Phase, n: u64) {
+        self.0.advance_phase(phase, n);
+    }
+    fn cancelled(&self) -> bool {
+        self.0.cancelled()
+    }
+}
+
+/// [`Error::Cancelled`] once `progress` says so: every stage looks before
+/// each tile, so that a cancelled job stops between tiles.
+fn check_cancel(progress: &dyn Progress) -> Result<()> {
+    if progress.cancelled() {
+        Err(Error::Cancelled)
+    } else {
+        Ok(())
     }
 }
 

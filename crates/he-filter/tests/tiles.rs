@@ -268,6 +268,57 @@ fn the_first_error_stops_the_job() {
     assert!(err.to_string().contains("sink full"), "{err}");
 }
 
+/// A progress whose cancel flag the test sets.
+#[derive(Default)]
+struct Cancel(std::sync::atomic::AtomicBool);
+
+impl Progress for Cancel {
+    fn cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn a_cancelled_job_stops_between_tiles() {
+    let kp = keypair();
+    let img = photo(11, 20, ColorLayout::Luma8);
+    let chain = [Filter::Mean { k: 3 }];
+    let opts = he_filter::encrypt_options(&chain).unwrap();
+    let tiles = TileOptions::default().tile_rows(2);
+    let job = TiledJob::new(&img, &chain, &opts, kp.public_key(), &tiles).unwrap();
+    assert_eq!(job.plan().count(), 10);
+    // Cancelled once the sink has tile 1: no later tile reaches the sink,
+    // and the server stops getting tiles within the window.
+    let delivered = AtomicUsize::new(0);
+    let server = watching(&chain, &delivered, 3);
+    let cancel = Cancel::default();
+    let mut got = Vec::new();
+    let err = job
+        .run(kp.private_key(), &server, &cancel, |t| {
+            got.push(t.index);
+            delivered.fetch_add(1, Ordering::SeqCst);
+            if t.index == 1 {
+                cancel.0.store(true, Ordering::SeqCst);
+            }
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Cancelled), "{err}");
+    assert_eq!(got, vec![0, 1]);
+    let alive = server.widest.load(Ordering::SeqCst);
+    assert!(alive <= 3, "{alive} tiles alive");
+    // Cancelled before it starts: no tile is encrypted or filtered.
+    let none = AtomicUsize::new(0);
+    let server = watching(&chain, &none, 3);
+    let err = job
+        .run(kp.private_key(), &server, &cancel, |_| {
+            panic!("a cancelled job delivers nothing")
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Cancelled), "{err}");
+    assert_eq!(server.widest.load(Ordering::SeqCst), 0);
+}
+
 #[test]
 fn results_of_another_chain_or_tile_are_refused() {
     let kp = keypair();

@@ -128,7 +128,7 @@ impl Client {
         wait: Duration,
         max_bytes: u64,
     ) -> Result<TileDownload> {
-        self.download_within(id, index, wait, max_bytes, None)?
+        self.download_within(id, index, wait, max_bytes, &NoProgress, None)?
             .or_404()
     }
 
@@ -138,6 +138,7 @@ impl Client {
         index: usize,
         wait: Duration,
         max_bytes: u64,
+        progress: &dyn Progress,
         limit: Option<Duration>,
     ) -> Result<Step<TileDownload>> {
         let path = format!("/v1/jobs/{id}/tiles/{index}?wait={}", wait.as_secs_f64());
@@ -155,9 +156,7 @@ impl Client {
         }
         let max = max_bytes.min(self.max_result_bytes);
         Ok(Step::Got(TileDownload::Ready(read_bounded(
-            &mut resp,
-            max,
-            &NoProgress,
+            &mut resp, max, progress,
         )?)))
     }
 }
@@ -347,8 +346,10 @@ impl<'a> TiledSession<'a> {
     }
 
     /// Uploads tile `index` unless the server holds it; then waits for
-    /// its result and downloads it.
-    fn run_tile(&self, index: usize, tile: &[u8]) -> Result<Vec<u8>> {
+    /// its result and downloads it. The bytes sent and received count in
+    /// `progress`'s upload and download phases (which the job, not the
+    /// tile, starts and finishes).
+    fn run_tile(&self, index: usize, tile: &[u8], progress: &dyn Progress) -> Result<Vec<u8>> {
         let max = tile.len() as u64 + IMAGE_HEADER_ROOM;
         let (mut id, known) = {
             let s = self.lock();
@@ -370,7 +371,7 @@ impl<'a> TiledSession<'a> {
                                 &id,
                                 index,
                                 tile,
-                                &NoProgress,
+                                &InPhase(progress, Phase::Upload),
                                 Some(limit),
                             ) {
                                 // Uploaded already: a retried upload the server had read.
@@ -401,6 +402,7 @@ impl<'a> TiledSession<'a> {
                                 index,
                                 TILE_POLL.min(limit),
                                 max,
+                                &InPhase(progress, Phase::Download),
                                 Some(limit),
                             ) {
                                 // The result was freed (a download cut after the
@@ -450,23 +452,38 @@ impl<'a> TiledSession<'a> {
 impl TileServer for TiledSession<'_> {
     type Error = Error;
 
-    fn filter_tile(&self, tile: EncryptedTile, _progress: &dyn Progress) -> Result<Vec<u8>> {
-        self.run_tile(tile.index, &tile.bytes)
+    fn filter_tile(&self, tile: EncryptedTile, progress: &dyn Progress) -> Result<Vec<u8>> {
+        self.run_tile(tile.index, &tile.bytes, progress)
     }
 }
 
-/// A session whose uploads are shown to a hook first.
+/// One transfer's bytes as units of `phase` of a job's progress: the
+/// transfer's own start and finish are left out, the job has its phases.
+struct InPhase<'a>(&'a dyn Progress, Phase);
+
+impl Progress for InPhase<'_> {
+    fn advance(&self, n: u64) {
+        self.0.advance_phase(self.1, n);
+    }
+}
+
+/// A session whose uploads are shown to a hook first, and whose tiles
+/// count as the server's work once their results are here.
 struct Watched<'s, 'a> {
     session: &'s TiledSession<'a>,
     on_upload: &'s (dyn Fn(usize, &[u8]) + Sync),
+    job: &'s TiledJob<'s>,
 }
 
 impl TileServer for Watched<'_, '_> {
     type Error = Error;
 
     fn filter_tile(&self, tile: EncryptedTile, progress: &dyn Progress) -> Result<Vec<u8>> {
-        (self.on_upload)(tile.index, &tile.bytes);
-        self.session.filter_tile(tile, progress)
+        let index = tile.index;
+        (self.on_upload)(index, &tile.bytes);
+        let out = self.session.filter_tile(tile, progress)?;
+        progress.advance_phase(Phase::Filter, self.job.totals_of([index]).filter);
+        Ok(out)
     }
 }
 
@@ -517,7 +534,9 @@ pub struct TiledRequest<'a> {
     pub tiles: TileOptions,
     /// The deadline of the whole exchange (default one hour).
     pub timeout: Duration,
-    /// Sees the encrypt, filter and decrypt phases (default none).
+    /// Sees the encrypt, filter and decrypt phases, and the bytes sent
+    /// and received in the upload and download phases, which it starts
+    /// itself if it wants them (default none).
     pub progress: &'a dyn Progress,
     /// Attach to this tiled job (made for the same image, chain, key and
     /// plan) instead of creating one (default none).
@@ -658,6 +677,7 @@ impl Client {
         let server = Watched {
             session: &session,
             on_upload,
+            job: &tiled,
         };
         let (mut pixels, mut values, mut ciphertexts) = (0, 0, 0);
         tiled.run_tiles(&todo, keypair.private_key(), &server, progress, |tile| {
@@ -673,7 +693,6 @@ impl Client {
             pixels += report.pixels_evaluated;
             values += report.values_compared;
             ciphertexts += report.ciphertexts_sampled;
-            progress.advance_phase(Phase::Filter, tiled.totals_of([tile.index]).filter);
             sink(tile, report)
         })?;
         session.delete();

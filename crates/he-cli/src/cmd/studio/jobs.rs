@@ -446,28 +446,35 @@ impl Studio {
         let spec = JobSpec {
             filters: request.filters.clone(),
         };
-        let outcome =
-            remote::filter_privately(&client, &kp, input, &spec, BorderMode::Replicate, meter)?;
+        let outcome = remote::filter_privately(
+            &client,
+            &kp,
+            input,
+            &spec,
+            (BorderMode::Replicate, request.mapping),
+            meter,
+        )?;
         if meter.is_cancelled() {
             bail!("cancelled");
         }
-        let result = outcome.exact.to_pixels_with(request.mapping);
-        let shown = compose::composite(input, &result, &request.regions)?;
+        let shown = compose::composite(input, &outcome.result, &request.regions)?;
         let width = u32::try_from(input.width()).unwrap_or(u32::MAX);
-        let r = &outcome.report;
+        let r = &outcome.checked;
         Ok(Finished {
             verification: format!(
                 "Verified: the server applied exactly {} (history checked), and {} values \
-                 recomputed here from the photo ({} ciphertexts sampled, {} random values) \
-                 all match.",
+                 recomputed here from the photo ({} ciphertexts sampled, {} random values \
+                 in each of {} {}) all match.",
                 spec.filters
                     .iter()
                     .map(Filter::label)
                     .collect::<Vec<_>>()
                     .join(" then "),
-                r.values_compared,
-                r.ciphertexts_sampled,
-                r.random_values
+                r.values,
+                r.ciphertexts,
+                r.random_per_tile,
+                r.tiles,
+                if r.tiles == 1 { "tile" } else { "tiles" }
             ),
             server_seconds: outcome.status.filter_seconds,
             pictures: Pictures {

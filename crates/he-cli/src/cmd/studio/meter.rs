@@ -122,6 +122,17 @@ impl Meter {
         }
     }
 
+    /// Phase `phase`, whose total was an estimate, is done with the units
+    /// it counted: they become its total.
+    pub(super) fn complete(&self, phase: Phase) {
+        if let Some(i) = slot(phase) {
+            let s = &self.slots[i];
+            s.total
+                .store(s.done.load(Ordering::SeqCst), Ordering::SeqCst);
+            self.end_slot(i);
+        }
+    }
+
     /// Asks the job to stop.
     pub(super) fn cancel(&self) {
         self.cancel.store(true, Ordering::SeqCst);

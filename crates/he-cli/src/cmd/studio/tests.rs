@@ -180,6 +180,36 @@ fn server(tokens: Option<TokenFile>) -> ServerHandle {
     .unwrap()
 }
 
+/// An embedded server that takes uploads of at most `max_body_bytes`.
+fn small_server(max_body_bytes: usize) -> ServerHandle {
+    ServerHandle::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: std::num::NonZeroUsize::new(2),
+        max_body_bytes,
+        ..Config::default()
+    })
+    .unwrap()
+}
+
+/// The bytes of `img` encrypted whole under `key` for `chain`: what a
+/// single upload would carry.
+fn whole_upload(img: &PixelImage, chain: &[Filter], key: &Keypair) -> usize {
+    let opts = he_filter::encrypt_options(chain).unwrap();
+    enc_image::EncryptedImage::encrypt(img, key.private_key(), &opts, &enc_image::NoProgress)
+        .unwrap()
+        .to_bytes()
+        .len()
+}
+
+/// The embedded server's jobs stored, from its `/v1/health`.
+fn jobs_stored(srv: &ServerHandle) -> usize {
+    he_service::client::Client::new(&srv.url())
+        .unwrap()
+        .health()
+        .unwrap()
+        .jobs_stored
+}
+
 /// A deterministic RGB image (xorshift).
 fn image(w: usize, h: usize, seed: u64) -> PixelImage {
     let mut s = seed | 1;
@@ -578,5 +608,129 @@ fn progress_is_pushed_and_jobs_can_be_cancelled() {
     let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
     assert!(text.contains("content-type: text/event-stream"), "{text}");
     assert!(text.contains("event: jobs"), "{text}");
+    srv.stop().unwrap();
+}
+
+/// A photo whose single upload is over the server's limit goes up in
+/// tiles, each within it, and comes back exact.
+#[test]
+fn a_photo_over_the_upload_limit_goes_through_in_tiles() {
+    const LIMIT: usize = 64 << 10;
+    let img = image(64, 96, 11);
+    let chain = [Filter::Mean { k: 3 }];
+    let key = Keypair::generate_insecure_for_tests(512).unwrap();
+    let whole = whole_upload(&img, &chain, &key);
+    assert!(
+        whole > LIMIT,
+        "the test needs a photo over the limit: {whole}"
+    );
+    let srv = small_server(LIMIT);
+    let st = TestStudio::start(&srv, None);
+    let photo = st.photo(&img);
+    let a = st.json(
+        "POST",
+        "/api/jobs",
+        &serde_json::json!({ "photo": photo, "filters": [{ "name": "mean" }], "key_bits": 2048 }),
+    );
+    assert_eq!(a.status, 201, "{}", a.text());
+    let id = a.value()["id"].as_str().unwrap().to_string();
+    let job = st.wait(&id);
+    assert_eq!(job["state"], "done", "{job}");
+    let verification = job["verification"].as_str().unwrap();
+    assert!(verification.contains("all match"), "{verification}");
+    assert!(!verification.contains("each of 1 tile"), "{verification}");
+    for p in job["phases"].as_array().unwrap() {
+        assert_eq!(p["state"], "done", "{job}");
+    }
+    let upload = &job["phases"][2];
+    assert_eq!(upload["name"], "upload");
+    assert!(
+        upload["done"].as_u64().unwrap() as usize >= whole - 4096,
+        "{job}"
+    );
+    let want = reference::apply_chain(&img, &chain, BorderMode::Replicate)
+        .unwrap()
+        .to_pixels_with(OutputMapping::Saturate);
+    let got = st.call("GET", &format!("/api/jobs/{id}/result.png"), &[], b"");
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        decode(&got.body),
+        want,
+        "every pixel as the plaintext chain"
+    );
+    let seen = st.call("GET", &format!("/api/jobs/{id}/server-view.png"), &[], b"");
+    assert_eq!(seen.status, 200, "{}", seen.text());
+    assert_eq!(decode(&seen.body).width(), img.width());
+    assert_eq!(jobs_stored(&srv), 0, "the server's job is deleted");
+    srv.stop().unwrap();
+}
+
+/// Cancelling a running multi-tile job stops it between tiles: the page's
+/// job is cancelled, its decryption stopped short, and the server's job
+/// deleted.
+#[test]
+fn a_cancelled_tiled_job_stops_and_is_deleted_on_the_server() {
+    let srv = small_server(48 << 10);
+    let st = TestStudio::start(&srv, None);
+    let photo = st.photo(&image(64, 2400, 12)); // 240 tiles
+    let a = st.json(
+        "POST",
+        "/api/jobs",
+        &serde_json::json!({ "photo": photo, "filters": [{ "name": "mean" }], "key_bits": 2048 }),
+    );
+    let id = a.value()["id"].as_str().unwrap().to_string();
+    // Running, the server's job made, and some tiles decrypted already.
+    let t = Instant::now();
+    loop {
+        let jobs = st.call("GET", "/api/jobs", &[], b"").value();
+        let job = &jobs["jobs"][0];
+        assert!(
+            matches!(job["state"].as_str(), Some("queued" | "running")),
+            "{job}"
+        );
+        if job["phases"][5]["done"].as_u64().unwrap() > 0 && jobs_stored(&srv) == 1 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(120), "{job}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        st.call("DELETE", &format!("/api/jobs/{id}"), &[], b"")
+            .status,
+        204
+    );
+    // The server's job goes soon (the tile in flight ends first).
+    let t = Instant::now();
+    while jobs_stored(&srv) != 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the server's job stays"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let job = st.wait(&id);
+    assert_eq!(job["state"], "cancelled", "{job}");
+    // The worker stopped short of the end, and is free for the next job.
+    let small = st.photo(&image(9, 7, 13));
+    let a = st.json(
+        "POST",
+        "/api/jobs",
+        &serde_json::json!({ "photo": small, "filters": [{ "name": "mean" }], "key_bits": 2048 }),
+    );
+    let next = a.value()["id"].as_str().unwrap().to_string();
+    assert_eq!(st.wait(&next)["state"], "done");
+    let jobs = st.call("GET", "/api/jobs", &[], b"").value();
+    let cancelled = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == id.as_str())
+        .unwrap();
+    let decrypt = &cancelled["phases"][5];
+    assert_eq!(decrypt["state"], "stopped", "{cancelled}");
+    assert!(
+        decrypt["done"].as_u64().unwrap() < decrypt["total"].as_u64().unwrap(),
+        "{cancelled}"
+    );
     srv.stop().unwrap();
 }
