@@ -476,7 +476,7 @@ impl Studio {
                 r.tiles,
                 if r.tiles == 1 { "tile" } else { "tiles" }
             ),
-            server_seconds: outcome.status.filter_seconds,
+            server_seconds: outcome.status.as_ref().and_then(|s| s.filter_seconds),
             pictures: Pictures {
                 original: png(&input.to_dynamic()?)?,
                 result: png(&shown.to_dynamic()?)?,

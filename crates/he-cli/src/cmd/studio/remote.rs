@@ -28,8 +28,9 @@ pub(super) struct Outcome {
     pub(super) result: PixelImage,
     /// What the spot checks compared, all tiles.
     pub(super) checked: Checked,
-    /// The server's last status of the job.
-    pub(super) status: JobStatus,
+    /// The server's last status of the job (`None` if no tile had to go
+    /// to the server).
+    pub(super) status: Option<JobStatus>,
     /// The ciphertext bytes the server got (as many as the photo has
     /// pixel bytes, at most), for the picture of what it saw.
     pub(super) seen: Vec<u8>,
