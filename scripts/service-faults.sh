@@ -37,11 +37,14 @@ client=(--server "http://127.0.0.1:$port" --key "$out/key.bin" --key-bits 2048 -
 cp crates/he-cli/assets/astronaut-256.png "$out/input.png"
 
 # A short job first: generates the key file, which the faulty run reuses.
-"$he" submit "$out/input.png" -o "$out/warm-up.png" "${client[@]}" --resize 64x64 --filter blur -k 3 >/dev/null
+"$he" submit "$out/input.png" -o "$out/warm-up.png" "${client[@]}" --single-upload --resize 64x64 --filter blur -k 3 >/dev/null
 before="$(sha256sum "$out/key.bin" "$out/input.png")"
 
 # About 2.5 s of filtering on this machine's 2 cores (docs/SERVICE.md).
-"$he" submit "$out/input.png" -o "$out/edges.png" "${client[@]}" \
+# The single-upload path: a job lost with its server is submitted again
+# whole (a tiled job lost so is re-created with the tiles still missing:
+# crates/he-service/tests/tiled.rs).
+"$he" submit "$out/input.png" -o "$out/edges.png" "${client[@]}" --single-upload \
     --filter gaussian --sigma 1.2 --filter sobel-x --map abs --full-check >"$out/client.out" 2>"$out/client.err" &
 client_pid=$!
 
