@@ -122,7 +122,8 @@ async fn settings(State(s): State<Arc<Studio>>) -> Json<serde_json::Value> {
 #[serde(deny_unknown_fields)]
 struct ConnectionForm {
     server: String,
-    /// `None` keeps the token the studio has; `""` means none.
+    /// `None` keeps the token the studio has for the same server (none for
+    /// another: a token never follows a new URL); `""` means none.
     token: Option<String>,
 }
 
@@ -138,7 +139,10 @@ async fn connection(
         return Err(bad("give the server's URL, e.g. https://he.example.org"));
     }
     let token = match form.token {
-        None => current.token.clone(),
+        // A token is for the server it was given with: a URL typed on the
+        // page (a typo, another host) never receives it.
+        None if server == current.server => current.token.clone(),
+        None => None,
         Some(t) if t.is_empty() => None,
         Some(t) => Some(t),
     };

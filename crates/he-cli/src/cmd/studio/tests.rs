@@ -495,6 +495,45 @@ fn bad_requests_are_refused_in_words() {
     srv.stop().unwrap();
 }
 
+/// The studio's token was given for its server: switching the page to
+/// another URL without typing a token sends that server none.
+#[test]
+fn a_token_never_follows_a_new_server_url() {
+    let mut tokens = TokenFile::default();
+    let alice = tokens.create("alice", 1_764_000_000).unwrap();
+    let srv = server(Some(tokens));
+    let st = TestStudio::start(&srv, Some(alice.clone()));
+    // Another "server": records the first request's headers, answers 503.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_url = format!("http://{}", other.local_addr().unwrap());
+    let seen = std::thread::spawn(move || {
+        let (mut c, _) = other.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && c.read(&mut b).unwrap_or(0) == 1 {
+            head.push(b[0]);
+        }
+        let _ = c.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        );
+        String::from_utf8_lossy(&head).to_ascii_lowercase()
+    });
+    let a = st.json(
+        "POST",
+        "/api/connection",
+        &serde_json::json!({ "server": other_url }),
+    );
+    assert_ne!(a.status, 200, "{}", a.text());
+    let head = seen.join().unwrap();
+    assert!(head.starts_with("get /v1/info"), "{head}");
+    assert!(
+        !head.contains("authorization") && !head.contains(&alice[3..]),
+        "the studio's token went to another server: {head}"
+    );
+    srv.stop().unwrap();
+}
+
 #[test]
 fn a_wrong_token_is_told_in_words() {
     let mut tokens = TokenFile::default();
