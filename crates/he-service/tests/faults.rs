@@ -332,6 +332,90 @@ fn proxy(target: SocketAddr, cut: Cut, times: usize) -> (SocketAddr, Arc<AtomicU
     (addr, cuts)
 }
 
+/// A gateway on a free loopback port in front of `target`, as a proxy
+/// whose upstream is restarting would be: the first requests that open a
+/// connection with `GET` are answered with each status of `answers` in
+/// turn (and the connection closed); every other request is forwarded,
+/// one request per connection (`connection: close` is added), so that
+/// each request of the client opens a connection the gateway sees.
+fn gateway(target: SocketAddr, answers: Vec<u16>) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&answered);
+    let answers = Arc::new(Mutex::new(answers.into_iter()));
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut down) = conn else { return };
+            let (answers, count) = (Arc::clone(&answers), Arc::clone(&count));
+            thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
+                    match down.read(&mut b) {
+                        Ok(1) => head.push(b[0]),
+                        _ => return,
+                    }
+                }
+                if head.starts_with(b"GET ")
+                    && let Some(code) = answers.lock().unwrap().next()
+                {
+                    let body = format!("{{\"error\":\"the upstream answered nothing ({code})\"}}");
+                    let _ = write!(
+                        down,
+                        "HTTP/1.1 {code} Unavailable\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let _ = down.shutdown(Shutdown::Both);
+                    return;
+                }
+                let Ok(mut up) = TcpStream::connect(target) else {
+                    return;
+                };
+                let line_end = head.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+                let mut sent = head[..line_end].to_vec();
+                sent.extend_from_slice(b"connection: close\r\n");
+                sent.extend_from_slice(&head[line_end..]);
+                if up.write_all(&sent).is_err() {
+                    return;
+                }
+                let (mut up2, mut down2) = (up.try_clone().unwrap(), down.try_clone().unwrap());
+                let to_server = thread::spawn(move || {
+                    let _ = std::io::copy(&mut down2, &mut up2);
+                    let _ = up2.shutdown(Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut up, &mut down);
+                let _ = down.shutdown(Shutdown::Both);
+                let _ = to_server.join();
+            });
+        }
+    });
+    (addr, answered)
+}
+
+#[test]
+fn a_gateway_answering_502_503_504_meanwhile_is_waited_out() {
+    // What a client sees through nginx while the node behind it restarts,
+    // or from a node whose store is unreachable: a status that says "not
+    // now". The client waits it out within its deadline.
+    let server = server(|_| {});
+    let job = job(20, vec![Filter::Mean { k: 3 }]);
+    let (addr, answered) = gateway(server.addr(), vec![503, 502, 504]);
+    let (client, notices) = noted_client(&format!("http://{addr}"), options());
+    let run = client.run_job(&job.envelope, &NoProgress, TIMEOUT).unwrap();
+    assert_eq!(answered.load(Ordering::SeqCst), 3);
+    assert_correct(&job, &run.result);
+    assert_eq!(run.attempts, 1);
+    let notices = notices.lock().unwrap();
+    assert_eq!(
+        retries_while(&notices, "waiting for job"),
+        vec![None, None, None],
+        "{notices:?}"
+    );
+}
+
 #[test]
 fn an_upload_cut_midway_is_retried_and_leaves_nothing_behind() {
     let server = server(|_| {});

@@ -28,6 +28,9 @@
 //!   timeout ([`ClientOptions`]), and the whole exchange a deadline;
 //! - a refused, reset or timed-out connection while waiting for a job is
 //!   retried with backoff until the deadline (the server may be restarting);
+//!   so is an answer `502`, `503` or `504` to any request of the exchange
+//!   (a full queue, a draining node, a store out of reach, or a proxy
+//!   whose node is gone);
 //! - an upload or a download cut midway is retried, at most
 //!   [`ClientOptions::transfer_retries`] times;
 //! - a job the server no longer knows, answered by another server instance

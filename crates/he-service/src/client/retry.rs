@@ -31,7 +31,10 @@ impl Deadline {
 /// Why a request failed, if retrying may help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
-    /// Nothing answers (connection refused, connect timeout): the server
+    /// Nothing answers (connection refused, connect timeout), or the
+    /// server or a proxy in front of it answers that it cannot serve now
+    /// (`502`, `503`, `504`: its queue is full, it is draining, its store
+    /// is unreachable, or the node behind the proxy is gone): the service
     /// may be restarting.
     Unreachable,
     /// The connection broke or went silent during the exchange.
@@ -53,6 +56,10 @@ fn fault(e: &Error) -> Option<Fault> {
         Error::Http(
             ureq::Error::Timeout(_) | ureq::Error::Protocol(_) | ureq::Error::BodyStalled,
         ) => Some(Fault::Cut),
+        Error::Server {
+            status: 502 | 503 | 504,
+            ..
+        } => Some(Fault::Unreachable),
         _ => None,
     }
 }
