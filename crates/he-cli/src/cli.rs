@@ -519,11 +519,29 @@ pub(crate) struct LoadtestArgs {
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub(crate) size: u32,
     /// The server's queue capacity (some 503s are expected and retried).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "server")]
     pub(crate) queue: u64,
     /// The server's filter threads (default: one per core).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "server")]
     pub(crate) workers: Option<std::num::NonZeroUsize>,
+    /// Load a running service at URL (a node, or a proxy in front of
+    /// several) instead of a server started in this process. Its jobs
+    /// left behind are reported, not counted: others may use it too.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["siege", "log"])]
+    pub(crate) server: Option<String>,
+    /// With --server: the API token, if the service has tokens.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "HE_TOKEN",
+        hide_env_values = true,
+        requires = "server"
+    )]
+    pub(crate) token: Option<Secret>,
+    /// With --server: trust the CA certificates (PEM) in FILE for an
+    /// https:// URL instead of the system's roots.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, requires = "server")]
+    pub(crate) ca: Option<PathBuf>,
     /// Print the server's logs.
     #[arg(long)]
     pub(crate) log: bool,

@@ -408,7 +408,40 @@ fn submit_sends_its_token_and_a_wrong_one_is_refused_in_words() {
     assert!(err.contains("the server refused the token"), "{err}");
     assert!(!d.join("wrong.png").exists());
     let right = submit(token.trim(), "right.png");
+    // `he loadtest --server` loads this running service with the token.
+    let loadtest = |token: &str| {
+        Command::new(env!("CARGO_BIN_EXE_he"))
+            .args([
+                "loadtest",
+                "--server",
+                &url,
+                "--clients",
+                "2",
+                "--requests",
+                "1",
+            ])
+            .args(["--size", "8"])
+            .env("HE_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    let refused = loadtest("he_0000");
+    let load = loadtest(token.trim());
     server.kill().unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(err.contains("the server refused the token"), "{err}");
+    let out = String::from_utf8_lossy(&load.stdout);
+    assert!(
+        load.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    assert!(
+        out.contains(&format!("server on {url}, 2 clients x 1 requests")),
+        "{out}"
+    );
+    assert!(out.contains("checked: 2 of 2 results decrypt"), "{out}");
     let _ = server.wait();
     assert!(
         right.status.success(),

@@ -1,12 +1,14 @@
-//! `he loadtest`: a bounded load test of the service on loopback. It starts
-//! the server in this process on a free port, runs a fixed number of
-//! concurrent clients, each with its own key and image, for a fixed number
-//! of requests each, then stops by itself and checks that every result
-//! decrypts, under its own client's key, to that client's image filtered in
-//! plain.
+//! `he loadtest`: a bounded load test of the service. It starts the server
+//! in this process on a free loopback port, or loads a running service
+//! (`--server URL`: one node, or a proxy in front of several), runs a fixed
+//! number of concurrent clients, each with its own key and image, for a
+//! fixed number of requests each, then stops by itself and checks that
+//! every result decrypts, under its own client's key, to that client's
+//! image filtered in plain.
 //!
 //! Latency is one request's round trip as a client sees it: upload, queue,
-//! filter, polling, download and delete (retries after a `503` included).
+//! filter, polling, download and delete (retries included: a full queue's
+//! `503`, a proxy's `502`, a cut connection).
 //! Encryption and decryption are done before and after the timed run.
 
 use std::sync::Mutex;
@@ -17,9 +19,9 @@ use clap::ArgMatches;
 use enc_image::{DecryptedImage, EncryptedImage, Limits, NoProgress, PixelImage};
 use he_filter::{Filter, reference};
 use he_service::client::check_history;
-use he_service::client::{Client, Error};
+use he_service::client::{Client, ClientOptions};
 use he_service::server::{Config, ServerHandle};
-use he_service::wire::{Envelope, JobSpec, JobState};
+use he_service::wire::{Envelope, JobSpec};
 use paillier::Keypair;
 use rayon::prelude::*;
 
@@ -75,29 +77,61 @@ fn client_image(photo: &image::DynamicImage, size: u32, client: usize) -> PixelI
     PixelImage::from_dynamic(&image::DynamicImage::ImageRgb8(rgb))
 }
 
-/// One request, retried after a 503 (the queue is full) until accepted.
+/// Pauses between retries: short, so that a full queue is tried again
+/// soon, and capped, so that a node restarting behind a proxy or a store
+/// coming back is noticed within a second.
+fn client_options() -> ClientOptions {
+    ClientOptions {
+        backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_secs(1),
+        ..ClientOptions::default()
+    }
+}
+
+/// One request: upload, wait, download and delete, riding out what the
+/// client rides out (a full queue's `503`, a proxy's `502`, cut or refused
+/// connections) until the deadline. The count is of requests retried.
 fn request(client: &Client, envelope: &[u8]) -> (Result<Vec<u8>, String>, u32) {
-    let mut retries = 0;
-    let job = loop {
-        match client.submit_envelope(envelope, &NoProgress) {
-            Err(Error::Server { status: 503, .. }) => {
-                retries += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => break other,
+    match client.run_job(envelope, &NoProgress, REQUEST_DEADLINE) {
+        Ok(run) => (Ok(run.result), run.retries),
+        Err(e) => (Err(e.to_string()), 0),
+    }
+}
+
+/// The longest one request may take, retries included.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(600);
+
+/// What the load test runs against.
+enum Target {
+    /// A server started in this process, stopped at the end.
+    Local(ServerHandle),
+    /// A running service (`--server URL`), maybe shared with others.
+    Remote(String),
+}
+
+impl Target {
+    fn url(&self) -> String {
+        match self {
+            Target::Local(server) => server.url(),
+            Target::Remote(url) => url.clone(),
         }
-    };
-    let run = || -> Result<Vec<u8>, Error> {
-        let job = job?;
-        let st = client.wait(&job.id, &NoProgress, Duration::from_secs(600))?;
-        if st.state != JobState::Done {
-            return Err(Error::Protocol(format!("job failed: {:?}", st.error)));
-        }
-        let bytes = client.result(&job.id, &NoProgress)?;
-        client.delete(&job.id)?;
-        Ok(bytes)
-    };
-    (run().map_err(|e| e.to_string()), retries)
+    }
+}
+
+/// A client of the target, with the token and CA of the command line.
+fn client(args: &LoadtestArgs, url: &str) -> Result<Client, String> {
+    let mut options = client_options();
+    if let Some(path) = &args.ca {
+        options.ca_pem = Some(
+            crate::files::read_capped(path, 1 << 20, "CA certificates")
+                .map_err(|e| format!("{e:#}"))?,
+        );
+    }
+    let mut client = Client::with_options(url, options).map_err(|e| e.to_string())?;
+    if let Some(t) = &args.token {
+        client = client.with_token(&t.0).map_err(|e| e.to_string())?;
+    }
+    Ok(client)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -110,18 +144,30 @@ fn ms(d: Duration) -> String {
 }
 
 fn run_checked(args: &LoadtestArgs, chain: &[Filter]) -> Result<usize, String> {
-    let server = ServerHandle::start(Config {
-        listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-        queue_capacity: args.queue as usize,
-        workers: args.workers,
-        ..Config::default()
-    })
-    .map_err(|e| e.to_string())?;
+    let target = match &args.server {
+        Some(url) => Target::Remote(url.trim_end_matches('/').to_string()),
+        None => Target::Local(
+            ServerHandle::start(Config {
+                listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
+                queue_capacity: args.queue as usize,
+                workers: args.workers,
+                ..Config::default()
+            })
+            .map_err(|e| e.to_string())?,
+        ),
+    };
+    let url = target.url();
+    // A service that cannot be reached fails here, before any key is made.
+    client(args, &url)?
+        .info()
+        .map_err(|e| format!("the service at {url}: {e}"))?;
     let labels: Vec<String> = chain.iter().map(Filter::label).collect();
+    let queue = match &target {
+        Target::Local(_) => format!(" (queue {})", args.queue),
+        Target::Remote(_) => String::new(),
+    };
     println!(
-        "server on {} (queue {}), {} clients x {} requests, {}x{} RGB, {}, {}-bit keys",
-        server.url(),
-        args.queue,
+        "server on {url}{queue}, {} clients x {} requests, {}x{} RGB, {}, {}-bit keys",
         args.clients,
         args.requests,
         args.size,
@@ -173,9 +219,9 @@ fn run_checked(args: &LoadtestArgs, chain: &[Filter]) -> Result<usize, String> {
     let start = Instant::now();
     std::thread::scope(|s| {
         for (c, p) in prepared.iter().enumerate() {
-            let (outcomes, url) = (&outcomes, server.url());
+            let (outcomes, url) = (&outcomes, &url);
             s.spawn(move || {
-                let client = match Client::new(&url) {
+                let client = match client(args, url) {
                     Ok(cl) => cl,
                     Err(e) => {
                         eprintln!("client {c}: {e}");
@@ -203,10 +249,15 @@ fn run_checked(args: &LoadtestArgs, chain: &[Filter]) -> Result<usize, String> {
     let outcomes = outcomes
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let health = Client::new(&server.url())
-        .and_then(|c| c.health())
-        .map_err(|e| e.to_string())?;
-    server.stop().map_err(|e| e.to_string())?;
+    let health = client(args, &url)?.health().map_err(|e| e.to_string())?;
+    // Jobs left behind count as failures on a server of our own only.
+    let left_behind = match target {
+        Target::Local(server) => {
+            server.stop().map_err(|e| e.to_string())?;
+            health.jobs_stored
+        }
+        Target::Remote(_) => 0,
+    };
 
     // Check every result under its own client's key, against its own image.
     let expected = args.clients as usize * args.requests as usize;
@@ -257,8 +308,13 @@ fn run_checked(args: &LoadtestArgs, chain: &[Filter]) -> Result<usize, String> {
         );
     }
     println!(
-        "  503 answers (queue full, retried after 20 ms): {retries}; jobs left on the server: {}",
-        health.jobs_stored
+        "  requests retried (a full queue's 503, a proxy's 502, cut connections): {retries}; jobs left on the server: {}{}",
+        health.jobs_stored,
+        if args.server.is_some() {
+            " (its own count, every client's)"
+        } else {
+            ""
+        }
     );
     println!(
         "  checked: {} of {expected} results decrypt under their own client's key to that client's filtered image; {} lost, {} failed",
@@ -269,5 +325,5 @@ fn run_checked(args: &LoadtestArgs, chain: &[Filter]) -> Result<usize, String> {
     for f in failures.iter().take(5) {
         eprintln!("  failure: {f}");
     }
-    Ok(failures.len() + lost + health.jobs_stored)
+    Ok(failures.len() + lost + left_behind)
 }
