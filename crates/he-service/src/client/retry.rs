@@ -57,8 +57,7 @@ fn fault(e: &Error) -> Option<Fault> {
             ureq::Error::Timeout(_) | ureq::Error::Protocol(_) | ureq::Error::BodyStalled,
         ) => Some(Fault::Cut),
         Error::Server {
-            status: 502 | 503 | 504,
-            ..
+            status: 502..=504, ..
         } => Some(Fault::Unreachable),
         _ => None,
     }
