@@ -112,12 +112,20 @@ impl PixelImage {
     /// converted to the 8-bit layout with the same channels.
     #[must_use]
     pub fn from_dynamic(img: &DynamicImage) -> Self {
+        Self::from_dynamic_owned(img.clone())
+    }
+
+    /// [`from_dynamic`](Self::from_dynamic), moving the samples of an
+    /// 8-bit image instead of copying them: for a large photo, one buffer
+    /// of its size instead of two.
+    #[must_use]
+    pub fn from_dynamic_owned(img: DynamicImage) -> Self {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let (color, data) = match img {
-            DynamicImage::ImageLuma8(b) => (ColorLayout::Luma8, b.as_raw().clone()),
-            DynamicImage::ImageLumaA8(b) => (ColorLayout::LumaA8, b.as_raw().clone()),
-            DynamicImage::ImageRgb8(b) => (ColorLayout::Rgb8, b.as_raw().clone()),
-            DynamicImage::ImageRgba8(b) => (ColorLayout::Rgba8, b.as_raw().clone()),
+            DynamicImage::ImageLuma8(b) => (ColorLayout::Luma8, b.into_raw()),
+            DynamicImage::ImageLumaA8(b) => (ColorLayout::LumaA8, b.into_raw()),
+            DynamicImage::ImageRgb8(b) => (ColorLayout::Rgb8, b.into_raw()),
+            DynamicImage::ImageRgba8(b) => (ColorLayout::Rgba8, b.into_raw()),
             other => {
                 let c = other.color();
                 match (c.has_color(), c.has_alpha()) {
@@ -136,13 +144,19 @@ impl PixelImage {
         }
     }
 
-    /// Converts to an `image` crate image (for saving).
+    /// Converts to an `image` crate image (for saving); a copy.
     pub fn to_dynamic(&self) -> Result<DynamicImage> {
+        self.clone().into_dynamic()
+    }
+
+    /// Converts to an `image` crate image, moving the samples (no copy:
+    /// for a large photo, one buffer of its size instead of two).
+    pub fn into_dynamic(self) -> Result<DynamicImage> {
         let (w, h) = (
             u32::try_from(self.width).map_err(|_| Error::Limit("width".into()))?,
             u32::try_from(self.height).map_err(|_| Error::Limit("height".into()))?,
         );
-        let d = self.data.clone();
+        let d = self.data;
         let bad = || Error::Parameter("buffer size".into());
         Ok(match self.color {
             ColorLayout::Luma8 => {

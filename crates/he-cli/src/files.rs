@@ -140,6 +140,17 @@ fn parent_dir(path: &Path) -> PathBuf {
 /// symlink, never over an existing file unless `force`. A `secret` file is
 /// created owner-only (0600 on Unix).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], force: bool, secret: bool) -> Result<()> {
+    write_atomic_with(path, force, secret, |w| Ok(w.write_all(bytes)?))
+}
+
+/// [`write_atomic`] for content that `write` streams into the file (an
+/// encoder), so that it is never held in memory whole.
+pub(crate) fn write_atomic_with(
+    path: &Path,
+    force: bool,
+    secret: bool,
+    write: impl FnOnce(&mut std::io::BufWriter<File>) -> Result<()>,
+) -> Result<()> {
     let dir = parent_dir(path);
     let name = path
         .file_name()
@@ -160,11 +171,15 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], force: bool, secret: bool)
     }
     let _ = secret;
     let result = (|| -> Result<()> {
-        let mut f = opts
+        let f = opts
             .open(&tmp)
             .with_context(|| format!("cannot write in {}", dir.display()))?;
-        f.write_all(bytes)
-            .and_then(|()| f.sync_all())
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        write(&mut w).with_context(|| format!("cannot write {}", tmp.display()))?;
+        let f = w
+            .into_inner()
+            .map_err(std::io::IntoInnerError::into_error)
+            .and_then(|f| f.sync_all().map(|()| f))
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         drop(f);
         if force {
@@ -274,23 +289,31 @@ pub(crate) fn write_image_with(
             path.display()
         )
     })?;
-    let mut buf = Cursor::new(Vec::new());
-    match format {
-        ImageFormat::Jpeg => {
-            // JPEG holds 8-bit grey or RGB only.
-            let img = if img.color().has_color() {
-                DynamicImage::ImageRgb8(img.to_rgb8())
-            } else {
-                DynamicImage::ImageLuma8(img.to_luma8())
-            };
-            let enc =
-                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality.clamp(1, 100));
-            img.write_with_encoder(enc)
+    // Encoded straight into the file: a large photo's PNG or JPEG is
+    // never held in memory beside its pixels.
+    write_atomic_with(path, force, true, |w| {
+        match format {
+            ImageFormat::Jpeg => {
+                let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(
+                    &mut *w,
+                    quality.clamp(1, 100),
+                );
+                // JPEG holds 8-bit grey or RGB only; those are written as
+                // they are, the rest converted.
+                match img {
+                    DynamicImage::ImageRgb8(_) | DynamicImage::ImageLuma8(_) => {
+                        img.write_with_encoder(enc)
+                    }
+                    _ if img.color().has_color() => {
+                        DynamicImage::ImageRgb8(img.to_rgb8()).write_with_encoder(enc)
+                    }
+                    _ => DynamicImage::ImageLuma8(img.to_luma8()).write_with_encoder(enc),
+                }
+            }
+            _ => img.write_to(&mut *w, format),
         }
-        _ => img.write_to(&mut buf, format),
-    }
-    .with_context(|| format!("cannot encode {}", path.display()))?;
-    write_atomic(path, &buf.into_inner(), force, true)
+        .with_context(|| format!("cannot encode {}", path.display()))
+    })
 }
 
 /// Loads a key pair written by [`save_keypair`]: refuses a file that

@@ -1,6 +1,7 @@
 //! `he`: filter images that stay encrypted. See `he --help`, the README
 //! and `docs/`.
 
+mod canvas;
 mod chain;
 mod cli;
 mod cmd;

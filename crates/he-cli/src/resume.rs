@@ -35,6 +35,7 @@ use paillier::PublicKey;
 use paillier::frame::{DIGEST_LEN, Format, sha256};
 use serde::{Deserialize, Serialize};
 
+use crate::canvas::Canvas;
 use crate::files;
 
 /// The header of a partial file (its version is the frame's).
@@ -211,28 +212,23 @@ pub(crate) struct Found {
 }
 
 impl Found {
-    /// Says what an interrupted run left (in `state`'s file) and moves its
-    /// tiles into `parts` (indexed by tile); the colour layout of the
-    /// saved tiles, if any.
-    pub(crate) fn take_tiles(
-        &mut self,
-        state: &Partial,
-        parts: &mut [Option<Vec<u8>>],
-    ) -> Option<ColorLayout> {
+    /// Says what an interrupted run left (in `state`'s file) and puts its
+    /// tiles in place on `canvas`, one by one (each freed once copied).
+    pub(crate) fn take_tiles(&mut self, state: &Partial, canvas: &mut Canvas) -> Result<()> {
         if !self.tiles.is_empty() {
             println!(
                 "  resuming: {} of {} tiles were done by an interrupted run (kept in {})",
                 self.tiles.len(),
-                parts.len(),
+                state.plan.count(),
                 state.path().display()
             );
         }
-        let mut color = None;
         for t in self.tiles.drain(..) {
-            color = Some(t.color);
-            parts[t.index] = Some(t.pixels);
+            canvas
+                .put(t.index, t.color, &t.pixels)
+                .with_context(|| format!("{}", state.path().display()))?;
         }
-        color
+        Ok(())
     }
 }
 

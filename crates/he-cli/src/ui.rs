@@ -12,6 +12,7 @@ use he_filter::Filter;
 use image::DynamicImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::canvas::ServerView;
 use crate::files;
 
 /// The photo used when no input is given (NASA, public domain, via
@@ -23,8 +24,9 @@ pub(crate) const BUNDLED_NAME: &str = "astronaut-256.png";
 /// The input image: the file named, or the bundled photo; resized if asked.
 #[derive(Debug)]
 pub(crate) struct Input {
-    /// The decoded image, upright.
-    pub(crate) image: DynamicImage,
+    /// The decoded image, upright, as pixel values (held once: a 48 MP
+    /// photo is 144 MB).
+    pixels: PixelImage,
     /// Its path (the bundled photo's name when none was given).
     pub(crate) path: PathBuf,
     /// Whether it is the bundled photo.
@@ -50,15 +52,15 @@ impl Input {
             None => image,
         };
         Ok(Input {
-            image,
+            pixels: PixelImage::from_dynamic_owned(image),
             path,
             bundled,
         })
     }
 
     /// The image as pixel values.
-    pub(crate) fn pixels(&self) -> PixelImage {
-        PixelImage::from_dynamic(&self.image)
+    pub(crate) fn pixels(&self) -> &PixelImage {
+        &self.pixels
     }
 }
 
@@ -417,37 +419,23 @@ pub(crate) fn output_paths(
     Ok((out, view))
 }
 
-/// A picture of bytes as the server sees them: the ciphertext payload laid
-/// out as RGB pixels, `width` wide. Uniform noise, whatever the photo.
-pub(crate) fn noise_picture(payload: &[u8], width: u32) -> image::RgbImage {
-    let width = width.max(1);
-    let height = (payload.len() / 3).div_ceil(width as usize).max(1) as u32;
-    let mut data = payload.to_vec();
-    data.resize((width * height * 3) as usize, 0);
-    image::RgbImage::from_raw(width, height, data)
-        .unwrap_or_else(|| image::RgbImage::new(width, height))
-}
-
 /// Writes a checked result to `out` (a JPEG at `quality`, see
-/// [`files::jpeg_quality`]) and the picture of `seen` (the ciphertext
-/// bytes the server got) to `view`, `width` pixels wide, and says so: the
-/// last step of `he blur` and `he submit`.
+/// [`files::jpeg_quality`]) and the picture of what the server saw to
+/// `view_path`, and says so: the last step of `he blur` and `he submit`.
 pub(crate) fn write_result_and_view(
     out: &Path,
-    view: &Path,
-    result: &DynamicImage,
-    seen: &[u8],
-    width: usize,
+    view_path: &Path,
+    result: PixelImage,
+    view: &ServerView,
     force: bool,
     quality: u8,
 ) -> Result<()> {
-    files::write_image_with(out, result, force, quality)?;
-    let picture = noise_picture(seen, width as u32);
-    files::write_image(view, &DynamicImage::ImageRgb8(picture), false)?;
+    files::write_image_with(out, &result.into_dynamic()?, force, quality)?;
+    files::write_image(view_path, &DynamicImage::ImageRgb8(view.picture()), false)?;
     println!(
         "wrote {} and {} (what the server saw)",
         out.display(),
-        view.display()
+        view_path.display()
     );
     Ok(())
 }

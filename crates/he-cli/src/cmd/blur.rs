@@ -24,6 +24,7 @@ use he_filter::{Filter, reference};
 use paillier::{Keypair, PublicKey};
 
 use crate::VerificationFailed;
+use crate::canvas::{Canvas, ServerView};
 use crate::chain::{self, ChainSpec};
 use crate::cli::BlurArgs;
 use crate::files;
@@ -48,8 +49,8 @@ fn serve(public_key: &[u8], chain_json: &[u8], image: &[u8]) -> Result<(Vec<u8>,
 struct Outcome {
     /// The picture to write.
     result: enc_image::PixelImage,
-    /// Some of the bytes the server received, for the picture of what it saw.
-    seen: Vec<u8>,
+    /// The first bytes the server received, for the picture of what it saw.
+    seen: ServerView,
     /// The state of a resumable run, deleted once the output is written.
     state: Option<Partial>,
 }
@@ -131,16 +132,16 @@ pub(crate) fn run(a: BlurArgs, m: &ArgMatches) -> Result<()> {
             output: &out_path,
             restart: a.restart,
         });
-        run_tiled(&img, &spec, &kp, &opts, &tiles, resume)?
+        run_tiled(img, &spec, &kp, &opts, &tiles, resume)?
     } else {
-        run_whole(&img, &spec, &kp, &opts)?
+        run_whole(img, &spec, &kp, &opts)?
     };
+    drop(input);
     write_result_and_view(
         &out_path,
         &view_path,
-        &outcome.result.to_dynamic()?,
+        outcome.result,
         &outcome.seen,
-        img.width(),
         a.force,
         quality,
     )?;
@@ -176,8 +177,7 @@ struct Counting {
     server: LocalServer,
     uploaded: AtomicUsize,
     downloaded: AtomicUsize,
-    seen: Mutex<Vec<u8>>,
-    seen_max: usize,
+    seen: Mutex<ServerView>,
 }
 
 impl TileServer for Counting {
@@ -185,9 +185,7 @@ impl TileServer for Counting {
     fn filter_tile(&self, tile: EncryptedTile, progress: &dyn Progress) -> Result<Vec<u8>> {
         self.uploaded.fetch_add(tile.bytes.len(), Ordering::Relaxed);
         if let Ok(mut seen) = self.seen.lock() {
-            let payload = EncryptedImage::payload_of(&tile.bytes).unwrap_or(&tile.bytes);
-            let room = self.seen_max.saturating_sub(seen.len());
-            seen.extend_from_slice(&payload[..room.min(payload.len())]);
+            seen.push(EncryptedImage::payload_of(&tile.bytes).unwrap_or(&tile.bytes));
         }
         // A plain message: only the client's own errors (decryption and
         // checks) count as a failed verification.
@@ -214,8 +212,7 @@ fn run_tiled(
 ) -> Result<Outcome> {
     let job = TiledJob::new(img, &spec.filters, opts, kp.public_key(), tiles)?;
     let plan = *job.plan();
-    let mut parts: Vec<Option<Vec<u8>>> = vec![None; plan.count()];
-    let mut color = None;
+    let mut canvas = Canvas::new(plan);
     let mut state = match resume {
         Some(r) => {
             let header = RunHeader::new(
@@ -227,20 +224,19 @@ fn run_tiled(
                 kp.public_key(),
             );
             let (state, mut found) = Partial::open(r.output, &header, r.restart)?;
-            color = found.take_tiles(&state, &mut parts);
+            found.take_tiles(&state, &mut canvas)?;
             Some(state)
         }
         None => None,
     };
-    let todo: Vec<usize> = (0..plan.count()).filter(|&i| parts[i].is_none()).collect();
+    let todo: Vec<usize> = (0..plan.count()).filter(|&i| !canvas.has(i)).collect();
     let key_bytes = kp.public_key().to_bytes();
     let server = Counting {
         server: LocalServer::from_bytes(&key_bytes, &spec.filters, Limits::default())
             .context("server")?,
         uploaded: AtomicUsize::new(key_bytes.len()),
         downloaded: AtomicUsize::new(0),
-        seen: Mutex::new(Vec::new()),
-        seen_max: img.len(),
+        seen: Mutex::new(ServerView::new(img.width(), img.height())),
     };
     let (mut differing, mut compared, mut t_reference) = (0, 0, Duration::ZERO);
     let pixels_todo = todo
@@ -261,18 +257,11 @@ fn run_tiled(
             differing += wrong;
             compared += want.values().len();
             let part = tile.image.to_pixels_with(spec.mapping);
-            if color.is_some_and(|c| c != part.color()) {
-                anyhow::bail!(
-                    "tile {} has another colour layout than the others",
-                    tile.index
-                );
-            }
-            color = Some(part.color());
+            canvas.put(tile.index, part.color(), part.data())?;
             // Only a tile that passed its check is kept for a resume.
             if let (Some(state), 0) = (state.as_mut(), wrong) {
                 state.save(tile.index, part.color(), part.data())?;
             }
-            parts[tile.index] = Some(part.data().to_vec());
             bar.tile_done((tile.rows.len() * plan.width()) as u64);
             Ok(())
         })
@@ -315,16 +304,12 @@ fn run_tiled(
     if differing != 0 {
         return Err(differs(differing));
     }
-    let color = color.context("no tile came back")?;
-    let mut pixels = Vec::with_capacity(plan.width() * plan.height() * color.channels());
-    for part in parts {
-        pixels.extend_from_slice(&part.context("a tile is missing")?);
-    }
-    let result = PixelImage::new(img.width(), img.height(), color, pixels)?;
-    let seen = server.seen.into_inner().unwrap_or_default();
     Ok(Outcome {
-        result,
-        seen,
+        result: canvas.into_image()?,
+        seen: server
+            .seen
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
         state: state.take(),
     })
 }
@@ -418,9 +403,8 @@ fn run_whole(
     if differing != 0 {
         return Err(differs(differing));
     }
-    let seen = EncryptedImage::payload_of(&upload)
-        .unwrap_or(&upload)
-        .to_vec();
+    let mut seen = ServerView::new(img.width(), img.height());
+    seen.push(EncryptedImage::payload_of(&upload).unwrap_or(&upload));
     Ok(Outcome {
         result: exact.to_pixels_with(spec.mapping),
         seen,

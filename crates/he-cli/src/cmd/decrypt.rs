@@ -79,7 +79,7 @@ pub(crate) fn run(a: DecryptArgs, m: &ArgMatches) -> Result<()> {
         let img = input.pixels();
         if file
             .input_tag
-            .is_some_and(|tag| input_tag(&kp, &img).is_ok_and(|t| t != tag))
+            .is_some_and(|tag| input_tag(&kp, img).is_ok_and(|t| t != tag))
         {
             bail!(
                 "{} is not the image this file was encrypted from (its tag differs; \
@@ -87,7 +87,7 @@ pub(crate) fn run(a: DecryptArgs, m: &ArgMatches) -> Result<()> {
                 orig.display()
             );
         }
-        let reference = reference::apply_chain(&img, &chain, enc.meta().border())?;
+        let reference = reference::apply_chain(img, &chain, enc.meta().border())?;
         let differing = count_value_differences(&dec, &reference, mapping);
         if differing != 0 {
             return Err(VerificationFailed(format!(

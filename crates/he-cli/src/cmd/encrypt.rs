@@ -25,10 +25,10 @@ pub(crate) fn run(a: EncryptArgs, m: &ArgMatches) -> Result<()> {
         let kp = files::load_keypair(key, a.allow_readable_key)?;
         let (enc, t) = timed(|| {
             kp.private_key().precompute();
-            EncryptedImage::encrypt(&img, kp.private_key(), &opts, &bar)
+            EncryptedImage::encrypt(img, kp.private_key(), &opts, &bar)
         });
         let enc = enc.context("encryption")?;
-        let file = JobFile::new(&kp, &img, &spec.filters, enc.to_bytes())?;
+        let file = JobFile::new(&kp, img, &spec.filters, enc.to_bytes())?;
         (file, enc, t, "key holder")
     } else {
         let path = a.public_key.as_ref().context("--key or --public-key")?;
@@ -42,7 +42,7 @@ pub(crate) fn run(a: EncryptArgs, m: &ArgMatches) -> Result<()> {
             (PublicEncryption::Textbook, "public key, textbook")
         };
         let (enc, t) =
-            timed(|| EncryptedImage::encrypt_with_public_key(&img, &pk, mode, &opts, &bar));
+            timed(|| EncryptedImage::encrypt_with_public_key(img, &pk, mode, &opts, &bar));
         let enc = enc.context("encryption")?;
         let file = JobFile::for_public_key(&pk, &spec.filters, enc.to_bytes())?;
         (file, enc, t, name)

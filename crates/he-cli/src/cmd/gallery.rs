@@ -134,7 +134,7 @@ fn run_checked(args: &GalleryArgs) -> Result<usize, String> {
     let (sk, pk) = (kp.private_key(), kp.public_key());
     let opts = common_options(&filters)?;
     let bar = Bar::new();
-    let (enc, t) = timed(|| EncryptedImage::encrypt(&img, sk, &opts, &bar));
+    let (enc, t) = timed(|| EncryptedImage::encrypt(img, sk, &opts, &bar));
     let enc = enc.map_err(|e| e.to_string())?;
     println!(
         "{}: {}x{} {:?}, {}-bit key, encrypted once ({} ciphertexts, {:?}) in {}",
@@ -161,7 +161,7 @@ fn run_checked(args: &GalleryArgs) -> Result<usize, String> {
             Ok((out, dec))
         });
         let (out, dec) = res?;
-        let want = reference::apply_chain(&img, std::slice::from_ref(f), opts.border)
+        let want = reference::apply_chain(img, std::slice::from_ref(f), opts.border)
             .map_err(|e| e.to_string())?;
         let pixels = dec.to_pixels_with(mapping(f));
         let diff = count_differences(&pixels, &want.to_pixels_with(mapping(f)))

@@ -19,7 +19,7 @@ pub(crate) fn run(a: PreviewArgs, m: &ArgMatches) -> Result<()> {
     files::check_free(&a.output, a.force)?;
     let input = Input::load(Some(&a.image), a.image_opts.resize.as_deref())?;
     let img = input.pixels();
-    let exact = reference::apply_chain(&img, &spec.filters, border)?;
+    let exact = reference::apply_chain(img, &spec.filters, border)?;
     files::write_image(
         &a.output,
         &exact.to_pixels_with(spec.mapping).to_dynamic()?,

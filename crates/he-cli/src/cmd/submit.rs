@@ -26,6 +26,7 @@ use he_service::wire::{Envelope, JobSpec};
 use paillier::Keypair;
 
 use crate::VerificationFailed;
+use crate::canvas::{Canvas, ServerView};
 use crate::chain::{self, ChainSpec};
 use crate::cli::SubmitArgs;
 use crate::files;
@@ -119,7 +120,7 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
             &spec,
             border,
             (&kp, key.kept),
-            &img,
+            input,
             (&out_path, &view_path, quality),
         );
     }
@@ -127,7 +128,7 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
     let bar = Bar::new();
     let (enc, t_encrypt) = timed(|| {
         kp.private_key().precompute();
-        EncryptedImage::encrypt(&img, kp.private_key(), &opts, &bar)
+        EncryptedImage::encrypt(img, kp.private_key(), &opts, &bar)
     });
     let enc = enc?;
     let job = JobSpec {
@@ -173,9 +174,9 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
     });
     let (meta, exact) = decrypted?;
     drop(bar);
-    let spot = super::spot_check(&img, &spec.filters, border, &meta, &exact, a.spot_checks)?;
+    let spot = super::spot_check(img, &spec.filters, border, &meta, &exact, a.spot_checks)?;
     let full = if a.full_check {
-        let (want, t_reference) = timed(|| reference::apply_chain(&img, &spec.filters, border));
+        let (want, t_reference) = timed(|| reference::apply_chain(img, &spec.filters, border));
         Some((
             count_value_differences(&exact, &want?, spec.mapping),
             t_reference,
@@ -228,12 +229,13 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
             .into());
         }
     }
+    let mut seen = ServerView::new(img.width(), img.height());
+    seen.push(EncryptedImage::payload_of(&image_bytes).unwrap_or(&image_bytes));
     write_result_and_view(
         &out_path,
         &view_path,
-        &exact.to_pixels_with(spec.mapping).to_dynamic()?,
-        EncryptedImage::payload_of(&image_bytes).unwrap_or(&image_bytes),
-        img.width(),
+        exact.to_pixels_with(spec.mapping),
+        &seen,
         a.force,
         quality,
     )
@@ -251,18 +253,17 @@ fn run_tiled(
     spec: &ChainSpec,
     border: enc_image::BorderMode,
     (kp, resumable): (&Keypair, bool),
-    img: &enc_image::PixelImage,
+    input: Input,
     (out_path, view_path, quality): (&std::path::Path, &std::path::Path, u8),
 ) -> Result<()> {
+    let img = input.pixels();
     let job = JobSpec {
         filters: spec.filters.clone(),
     };
-    let seen = Mutex::new(Vec::new());
+    let seen = Mutex::new(ServerView::new(img.width(), img.height()));
     let on_upload = |_: usize, tile: &[u8]| {
         if let Ok(mut seen) = seen.lock() {
-            let payload = EncryptedImage::payload_of(tile).unwrap_or(tile);
-            let room = img.len().saturating_sub(seen.len());
-            seen.extend_from_slice(&payload[..room.min(payload.len())]);
+            seen.push(EncryptedImage::payload_of(tile).unwrap_or(tile));
         }
     };
     let request = TiledRequest {
@@ -278,8 +279,7 @@ fn run_tiled(
     };
     let plan = request.plan()?;
     // The finished tiles of an interrupted run, and its job on the server.
-    let mut parts: Vec<Option<Vec<u8>>> = vec![None; plan.count()];
-    let mut color = None;
+    let mut canvas = Canvas::new(plan);
     let mut attach = None;
     let state = if resumable {
         let header = RunHeader::new(
@@ -291,7 +291,7 @@ fn run_tiled(
             kp.public_key(),
         );
         let (state, mut found) = Partial::open(out_path, &header, a.restart)?;
-        color = found.take_tiles(&state, &mut parts);
+        found.take_tiles(&state, &mut canvas)?;
         // The job is asked for again only on the same server.
         attach = found
             .job
@@ -302,7 +302,7 @@ fn run_tiled(
         None
     };
     let state = Mutex::new(state);
-    let skip: Vec<usize> = (0..plan.count()).filter(|&i| parts[i].is_some()).collect();
+    let skip: Vec<usize> = (0..plan.count()).filter(|&i| canvas.has(i)).collect();
     let on_job = |st: &he_service::wire::JobStatus| {
         if let Ok(mut guard) = state.lock()
             && let Some(state) = guard.as_mut()
@@ -343,14 +343,7 @@ fn run_tiled(
                 compared += tile.image.values().len();
             }
             let part = tile.image.to_pixels_with(spec.mapping);
-            if color.is_some_and(|c| c != part.color()) {
-                return Err(he_filter::Error::Parameter(format!(
-                    "tile {} has another colour layout than the others",
-                    tile.index
-                ))
-                .into());
-            }
-            color = Some(part.color());
+            canvas.put(tile.index, part.color(), part.data())?;
             // Only a tile that passed its checks is kept for a resume.
             if wrong == 0
                 && let Ok(mut guard) = state.lock()
@@ -359,7 +352,6 @@ fn run_tiled(
             {
                 eprintln!("  warning: {e:#} (a resume will do this tile again)");
             }
-            parts[tile.index] = Some(part.data().to_vec());
             bar.tile_done((tile.rows.len() * img.width()) as u64);
             Ok(())
         })
@@ -427,19 +419,17 @@ fn run_tiled(
             .into());
         }
     }
-    let color = color.context("no tile came back")?;
-    let mut pixels = Vec::with_capacity(plan.width() * plan.height() * color.channels());
-    for part in parts {
-        pixels.extend_from_slice(&part.context("a tile is missing")?);
-    }
-    let result = enc_image::PixelImage::new(img.width(), img.height(), color, pixels)?;
-    let seen = seen.into_inner().unwrap_or_default();
+    // The photo is not needed any more: only the result is held while
+    // it is written.
+    drop(input);
+    let seen = seen
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     write_result_and_view(
         out_path,
         view_path,
-        &result.to_dynamic()?,
+        canvas.into_image()?,
         &seen,
-        img.width(),
         a.force,
         quality,
     )?;

@@ -19,7 +19,6 @@ use serde::Serialize;
 use super::compose::{self, Region};
 use super::meter::{KEY, Meter, PhaseView};
 use super::remote;
-use crate::ui::noise_picture;
 
 /// Photos kept at once (the oldest goes first).
 const MAX_PHOTOS: usize = 16;
@@ -458,7 +457,6 @@ impl Studio {
             bail!("cancelled");
         }
         let shown = compose::composite(input, &outcome.result, &request.regions)?;
-        let width = u32::try_from(input.width()).unwrap_or(u32::MAX);
         let r = &outcome.checked;
         Ok(Finished {
             verification: format!(
@@ -480,10 +478,7 @@ impl Studio {
             pictures: Pictures {
                 original: png(&input.to_dynamic()?)?,
                 result: png(&shown.to_dynamic()?)?,
-                server_view: png(&image::DynamicImage::ImageRgb8(noise_picture(
-                    &outcome.seen,
-                    width,
-                )))?,
+                server_view: png(&image::DynamicImage::ImageRgb8(outcome.seen.picture()))?,
             },
         })
     }

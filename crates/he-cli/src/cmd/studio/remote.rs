@@ -8,7 +8,6 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::Context;
 use enc_image::{
     BorderMode, DEFAULT_TILE_BYTES, EncryptOptions, EncryptedImage, OutputMapping, Phase,
     PixelImage, Progress, TilePlan,
@@ -20,6 +19,7 @@ use he_service::wire::{JobSpec, JobStatus};
 use paillier::Keypair;
 
 use super::meter::Meter;
+use crate::canvas::{Canvas, ServerView};
 
 /// What one private job brought back.
 #[derive(Debug)]
@@ -31,9 +31,9 @@ pub(super) struct Outcome {
     /// The server's last status of the job (`None` if no tile had to go
     /// to the server).
     pub(super) status: Option<JobStatus>,
-    /// The ciphertext bytes the server got (as many as the photo has
-    /// pixel bytes, at most), for the picture of what it saw.
-    pub(super) seen: Vec<u8>,
+    /// The first ciphertext bytes the server got, for the picture of
+    /// what it saw.
+    pub(super) seen: ServerView,
 }
 
 /// What the spot checks of every tile compared.
@@ -68,12 +68,10 @@ pub(super) fn filter_privately(
     (border, mapping): (BorderMode, OutputMapping),
     meter: &Meter,
 ) -> anyhow::Result<Outcome> {
-    let seen = Mutex::new(Vec::new());
+    let seen = Mutex::new(ServerView::new(image.width(), image.height()));
     let on_upload = |_: usize, tile: &[u8]| {
         if let Ok(mut seen) = seen.lock() {
-            let payload = EncryptedImage::payload_of(tile).unwrap_or(tile);
-            let room = image.len().saturating_sub(seen.len());
-            seen.extend_from_slice(&payload[..room.min(payload.len())]);
+            seen.push(EncryptedImage::payload_of(tile).unwrap_or(tile));
         }
     };
     let job = Mutex::new(None::<String>);
@@ -102,13 +100,11 @@ pub(super) fn filter_privately(
     let width = enc_image::ciphertext_width(pk.bits()) as u64;
     meter.start(Phase::Upload, totals.encrypt * width);
     meter.start(Phase::Download, totals.decrypt * width);
-    let mut pixels = Vec::with_capacity(image.len());
-    let mut color = None;
+    let mut canvas = Canvas::new(request.plan()?);
     let random_per_tile = request.spot_check.random_values;
     let run = client.filter_image_tiled(&request, |tile, _report| {
         let part = tile.image.to_pixels_with(mapping);
-        color = Some(part.color());
-        pixels.extend_from_slice(part.data());
+        canvas.put(tile.index, part.color(), part.data())?;
         Ok(())
     });
     let run = match run {
@@ -126,8 +122,7 @@ pub(super) fn filter_privately(
     };
     meter.complete(Phase::Upload);
     meter.complete(Phase::Download);
-    let color = color.context("no tile came back")?;
-    let result = PixelImage::new(image.width(), image.height(), color, pixels)?;
+    let result = canvas.into_image()?;
     Ok(Outcome {
         result,
         checked: Checked {
@@ -137,7 +132,9 @@ pub(super) fn filter_privately(
             random_per_tile,
         },
         status: run.job,
-        seen: seen.into_inner().unwrap_or_default(),
+        seen: seen
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
     })
 }
 
