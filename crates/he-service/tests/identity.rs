@@ -268,6 +268,49 @@ fn uploads_in_flight_are_bounded_in_bytes_server_wide() {
     assert_eq!(c.health().unwrap().stored_bytes, 0);
 }
 
+/// A tokens file changed after it was read and before the server watches
+/// it (on a busy machine, the watcher's thread may start late) is read
+/// again: the watcher starts from the file as it was read, not as it is
+/// when the thread first runs.
+#[test]
+fn a_tokens_file_changed_before_the_watcher_starts_is_read_again() {
+    let dir = std::env::temp_dir().join(format!("he-tokens-early-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tokens.json");
+    let mut tokens = TokenFile::default();
+    let alice = tokens.create("alice", 1).unwrap();
+    std::fs::write(&path, tokens.to_json()).unwrap();
+    let loaded = TokenFile::load(&path).unwrap();
+    // Changed between loading and serving.
+    tokens.revoke("alice");
+    let bob = tokens.create("bob", 2).unwrap();
+    let tmp = dir.join("tokens.json.tmp");
+    std::fs::write(&tmp, tokens.to_json()).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    let server = server(|c| c.tokens = Some(loaded));
+    let status = |token: &str| {
+        raw(
+            &server,
+            "GET",
+            "/v1/jobs/00000000000000000000000000000000",
+            Some(token),
+            None,
+        )
+        .status
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while status(&bob) != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never read the tokens file changed before it watched it"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(status(&alice), 401, "a revoked token still works");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `he token revoke` and `he token create` take effect on a running
 /// server: it reads its tokens file again when the file changes, and a
 /// file that does not load leaves the tokens in force.

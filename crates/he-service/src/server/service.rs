@@ -102,8 +102,9 @@ pub(super) fn check_anonymous(addr: std::net::SocketAddr, config: &Config) -> Re
 /// Reads the tokens file at `path` again whenever it changes, until the
 /// service is gone. A file that does not load keeps the tokens in force
 /// (and says why in the log), so a half-edited file locks nobody out.
-fn watch_tokens(shared: Weak<Shared>, path: PathBuf) {
-    let mut seen = FileStamp::of(&path).ok();
+/// `seen`: the file's stamp as the tokens in force were read from it (a
+/// change made since, even before this thread runs, is read).
+fn watch_tokens(shared: Weak<Shared>, path: PathBuf, mut seen: Option<FileStamp>) {
     loop {
         std::thread::sleep(TOKENS_RELOAD_INTERVAL);
         let Some(shared) = shared.upgrade() else {
@@ -231,14 +232,13 @@ impl Service {
             config,
         };
         let watched = (shared.config.tokens.as_ref())
-            .and_then(TokenFile::source)
-            .map(PathBuf::from);
+            .and_then(|t| Some((PathBuf::from(t.source()?), t.stamp())));
         let shared = Arc::new(shared);
-        if let Some(path) = watched {
+        if let Some((path, seen)) = watched {
             let weak = Arc::downgrade(&shared);
             std::thread::Builder::new()
                 .name("he-tokens".into())
-                .spawn(move || watch_tokens(weak, path))
+                .spawn(move || watch_tokens(weak, path, seen))
                 .map_err(|e| Error::Config(format!("cannot watch the tokens file: {e}")))?;
         }
         Ok(Service { shared })

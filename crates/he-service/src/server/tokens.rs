@@ -55,6 +55,10 @@ pub struct TokenFile {
     /// revoke` and `he token create` take effect without a restart.
     #[serde(skip)]
     source: Option<PathBuf>,
+    /// The stamp of that file as it was read (taken before reading it, so
+    /// that a change made while it was read is seen as a change).
+    #[serde(skip)]
+    stamp: Option<FileStamp>,
 }
 
 impl Default for TokenFile {
@@ -63,6 +67,7 @@ impl Default for TokenFile {
             version: TOKENS_FILE_VERSION,
             tokens: Vec::new(),
             source: None,
+            stamp: None,
         }
     }
 }
@@ -79,16 +84,20 @@ pub(super) struct FileStamp {
 impl FileStamp {
     /// The stamp of the file at `path` now.
     pub(super) fn of(path: &Path) -> std::io::Result<Self> {
-        let m = std::fs::metadata(path)?;
+        Ok(Self::from_metadata(&std::fs::metadata(path)?))
+    }
+
+    /// The stamp of a file whose metadata is `m`.
+    fn from_metadata(m: &std::fs::Metadata) -> Self {
         #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::ino(&m);
+        let inode = std::os::unix::fs::MetadataExt::ino(m);
         #[cfg(not(unix))]
         let inode = 0;
-        Ok(FileStamp {
+        FileStamp {
             modified: m.modified().ok(),
             len: m.len(),
             inode,
-        })
+        }
     }
 }
 
@@ -168,7 +177,13 @@ impl TokenFile {
             .map_err(|e| Error::Config(format!("tokens file {}: {e}", path.display())))?;
         let mut f = Self::from_json(&text)?;
         f.source = Some(path.to_path_buf());
+        f.stamp = Some(FileStamp::from_metadata(&meta));
         Ok(f)
+    }
+
+    /// The stamp of the file this was loaded from, as it was read.
+    pub(super) fn stamp(&self) -> Option<FileStamp> {
+        self.stamp
     }
 
     /// The file this was loaded from, if it was.
