@@ -73,7 +73,7 @@ impl<T> Step<T> {
 }
 
 /// Reads a byte slice, reporting progress (the upload bar).
-pub(super) struct ProgressReader<'a> {
+struct ProgressReader<'a> {
     pub(super) data: &'a [u8],
     pub(super) progress: &'a dyn Progress,
 }
@@ -321,6 +321,40 @@ impl Client {
         }
     }
 
+    /// Sends `body` (`content_type`) with `req` (a `POST` or a `PUT`),
+    /// with the token and within `limit`, reporting the upload in bytes
+    /// (phase `"upload"`). The request says `Expect: 100-continue`: the
+    /// server admits or refuses (`413`, `415`, `503`) before the body is
+    /// sent, so a refusal is read as such instead of breaking the upload
+    /// midway. One try.
+    pub(super) fn send_body(
+        &self,
+        mut req: ureq::RequestBuilder<ureq::typestate::WithBody>,
+        content_type: &str,
+        body: &[u8],
+        progress: &dyn Progress,
+        limit: Option<Duration>,
+    ) -> Result<Response<Body>> {
+        progress.start(enc_image::Phase::Upload, body.len() as u64);
+        let mut reader = ProgressReader {
+            data: body,
+            progress,
+        };
+        if let Some(a) = self.authorization() {
+            req = req.header("authorization", a);
+        }
+        if let Some(d) = limit {
+            req = req.config().timeout_global(Some(d)).build();
+        }
+        let resp = req
+            .header("content-type", content_type)
+            .header("content-length", body.len().to_string())
+            .header("expect", "100-continue")
+            .send(SendBody::from_reader(&mut reader))?;
+        progress.finish();
+        Ok(resp)
+    }
+
     /// `GET /v1/health`.
     pub fn health(&self) -> Result<Health> {
         json(check(self.get("/v1/health", None).call()?)?)
@@ -347,25 +381,14 @@ impl Client {
         progress: &dyn Progress,
         limit: Option<Duration>,
     ) -> Result<JobStatus> {
-        progress.start(enc_image::Phase::Upload, envelope.len() as u64);
-        let mut reader = ProgressReader {
-            data: envelope,
+        let req = self.agent.post(self.url("/v1/jobs"));
+        json(check(self.send_body(
+            req,
+            JOB_CONTENT_TYPE,
+            envelope,
             progress,
-        };
-        let mut req = self.agent.post(self.url("/v1/jobs"));
-        if let Some(a) = self.authorization() {
-            req = req.header("authorization", a);
-        }
-        if let Some(d) = limit {
-            req = req.config().timeout_global(Some(d)).build();
-        }
-        let resp = req
-            .header("content-type", JOB_CONTENT_TYPE)
-            .header("content-length", envelope.len().to_string())
-            .header("expect", "100-continue")
-            .send(SendBody::from_reader(&mut reader))?;
-        progress.finish();
-        json(check(resp)?)
+            limit,
+        )?)?)
     }
 
     /// Submits a job: the public key, the filter chain and the encrypted image.

@@ -21,9 +21,8 @@ use enc_image::{BorderMode, NoProgress, Phase, PixelImage, Progress, TilePlan};
 use he_filter::tiled::{DecryptedTile, EncryptedTile, TileOptions, TileServer, TiledJob};
 use he_filter::{SpotCheck, SpotCheckReport};
 use paillier::{Keypair, PublicKey};
-use ureq::SendBody;
 
-use super::endpoints::{Client, ProgressReader, Step, check, check_job, json, read_bounded};
+use super::endpoints::{Client, Step, check, check_job, json, read_bounded};
 use super::error::{Error, Result};
 use super::notice::Notice;
 use super::retry::Deadline;
@@ -54,17 +53,14 @@ impl Client {
     }
 
     fn create_within(&self, framed: &[u8], limit: Option<Duration>) -> Result<JobStatus> {
-        let mut req = self.agent.post(self.url("/v1/jobs"));
-        if let Some(a) = self.authorization() {
-            req = req.header("authorization", a);
-        }
-        if let Some(d) = limit {
-            req = req.config().timeout_global(Some(d)).build();
-        }
-        let resp = req
-            .header("content-type", MANIFEST_CONTENT_TYPE)
-            .send(framed)?;
-        json(check(resp)?)
+        let req = self.agent.post(self.url("/v1/jobs"));
+        json(check(self.send_body(
+            req,
+            MANIFEST_CONTENT_TYPE,
+            framed,
+            &NoProgress,
+            limit,
+        )?)?)
     }
 
     /// `PUT /v1/jobs/{id}/tiles/{index}`: uploads tile `index` (an
@@ -90,26 +86,10 @@ impl Client {
         progress: &dyn Progress,
         limit: Option<Duration>,
     ) -> Result<Step<JobStatus>> {
-        progress.start(Phase::Upload, tile.len() as u64);
-        let mut reader = ProgressReader {
-            data: tile,
-            progress,
-        };
-        let mut req = self
+        let req = self
             .agent
             .put(self.url(&format!("/v1/jobs/{id}/tiles/{index}")));
-        if let Some(a) = self.authorization() {
-            req = req.header("authorization", a);
-        }
-        if let Some(d) = limit {
-            req = req.config().timeout_global(Some(d)).build();
-        }
-        let resp = req
-            .header("content-type", IMAGE_CONTENT_TYPE)
-            .header("content-length", tile.len().to_string())
-            .header("expect", "100-continue")
-            .send(SendBody::from_reader(&mut reader))?;
-        progress.finish();
+        let resp = self.send_body(req, IMAGE_CONTENT_TYPE, tile, progress, limit)?;
         match check_job(resp)? {
             Step::Got(resp) => Ok(Step::Got(json(resp)?)),
             Step::Gone { instance, message } => Ok(Step::Gone { instance, message }),
