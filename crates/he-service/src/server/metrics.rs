@@ -209,6 +209,8 @@ pub(super) struct Metrics {
     refusals: [AtomicU64; Refusal::ALL.len()],
     jobs_running: AtomicUsize,
     job_seconds: Histogram,
+    /// Units of work taken over from a stopped worker (Redis store).
+    work_claimed: AtomicU64,
 }
 
 /// A job on the filter pool: counted as running until dropped, then its
@@ -275,6 +277,11 @@ impl Metrics {
             metrics: self,
             start: Instant::now(),
         }
+    }
+
+    /// A worker took over a unit another one left pending.
+    pub(super) fn work_claimed(&self) {
+        self.work_claimed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Jobs on the filter pool now.
@@ -400,6 +407,11 @@ impl Metrics {
                 self.refusals[r as usize].load(Ordering::Relaxed),
             );
         }
+        w.counter(
+            "he_work_claimed_total",
+            "Units of work this process took over from a stopped worker after the visibility timeout (Redis store).",
+            self.work_claimed.load(Ordering::Relaxed),
+        );
         w.gauge(
             "he_draining",
             "1 while the server drains before stopping (new jobs get 503), else 0.",

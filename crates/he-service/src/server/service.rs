@@ -3,18 +3,20 @@
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::config::Config;
+use super::config::{Config, Role, StoreKind};
 use super::drain::Drain;
 use super::error::{Error, Result};
 use super::jobs::{JobStore, StoreLimits, new_instance};
 use super::metrics::{Gauges, Metrics};
 use super::pools::{Dispatch, Lanes, start_dispatchers};
 use super::quota::Quota;
+use super::redis_store::RedisStore;
 use super::tokens::{Authenticator, Caller, FileStamp, TokenFile};
 
 /// How often a server started from a tokens file looks at it for changes.
@@ -38,6 +40,36 @@ pub(super) struct Shared {
     pub(super) metrics: Arc<Metrics>,
     /// Serving, draining or stopping.
     pub(super) drain: Drain,
+    /// The Redis store, if jobs are kept there (`None`: in `jobs`).
+    pub(super) redis: Option<Arc<RedisStore>>,
+    /// The pool a Redis worker filters on (`None` for the in-memory
+    /// store, whose dispatchers own their pools, and for an API node).
+    filter_pool: Option<rayon::ThreadPool>,
+    /// With the Redis store: uploads being read and units being worked
+    /// on by this process (what a drain waits for).
+    held: AtomicUsize,
+}
+
+/// Counts one upload or unit of work in [`Shared::held`] until dropped.
+pub(super) struct Held<'a>(&'a Shared);
+
+impl std::fmt::Debug for Held<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held").finish_non_exhaustive()
+    }
+}
+
+impl<'a> Held<'a> {
+    pub(super) fn new(shared: &'a Shared) -> Self {
+        shared.held.fetch_add(1, Ordering::AcqRel);
+        Held(shared)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Shared {
@@ -61,8 +93,20 @@ impl Shared {
 
     /// Whether a draining server may stop: no job in flight, and every
     /// job collected (deleted by its client) or expired.
+    /// With the Redis store the jobs are the store's, not this
+    /// process's: it waits only for what it holds.
     pub(super) fn drained(&self) -> bool {
+        if self.redis.is_some() {
+            return self.held.load(Ordering::Acquire) == 0;
+        }
         self.in_flight() == 0 && self.jobs.len() == 0
+    }
+
+    /// The pool a Redis worker filters on.
+    pub(super) fn filter_pool(&self) -> Result<&rayon::ThreadPool> {
+        self.filter_pool
+            .as_ref()
+            .ok_or_else(|| Error::Internal("this process does not filter (role api)".into()))
     }
 
     /// What `/metrics` reports besides its own counters, read from the
@@ -191,8 +235,34 @@ impl Service {
         if config.quota.concurrent_jobs == 0 || config.quota.stored_jobs == 0 {
             return bad("a token must be allowed at least one job");
         }
+        let redis = match (&config.store, config.role) {
+            (StoreKind::Redis(r), _) => {
+                if r.prefix.is_empty() || r.visibility_timeout.is_zero() || r.max_deliveries == 0 {
+                    return bad(
+                        "the Redis store needs a key prefix, a positive visibility timeout \
+                         and at least one delivery",
+                    );
+                }
+                Some(Arc::new(RedisStore::new(r, &config)?))
+            }
+            (_, Role::All) => None,
+            (_, role) => {
+                return Err(Error::Config(format!(
+                    "the role {} needs a shared store (--store redis://HOST:PORT/DB): with the \
+                     in-memory store one process is both the API and the worker",
+                    role.name()
+                )));
+            }
+        };
+        let filter_pool = match (&redis, config.role.filters()) {
+            (Some(_), true) => Some(pool(workers, "he-work")?),
+            _ => None,
+        };
         let metrics = Arc::new(Metrics::default());
         let shared = Shared {
+            redis,
+            filter_pool,
+            held: AtomicUsize::new(0),
             dispatch: start_dispatchers(
                 &Lanes {
                     concurrent_jobs: config.concurrent_jobs,
