@@ -9,11 +9,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use he_service::server::tokens::TokenFile;
-use he_service::server::{Config, MetricsToken, TlsFiles};
+use he_service::server::{Config, MetricsToken, RedisSettings, StoreKind, TlsFiles};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeArgs;
 use crate::files::read_text;
+
+/// The environment variable `--store` is read from.
+const STORE_ENV: &str = "HE_STORE";
+/// Largest Redis password file read.
+const MAX_PASSWORD_FILE: u64 = 4 << 10;
 
 /// Largest config file read.
 const MAX_CONFIG_FILE: u64 = 1 << 20;
@@ -22,7 +27,25 @@ const MAX_METRICS_TOKEN_FILE: u64 = 4 << 10;
 
 /// The settings of `he serve`: the config file's (`--config`), if any,
 /// with every flag given on the command line over them.
+/// `--store` on the command line must not hold a password (every user
+/// sees a process's command line); `HE_STORE` fills it in when the flag
+/// is absent and is kept apart from the flag's check.
 pub(crate) fn settings(cli: ServeArgs) -> Result<ServeArgs> {
+    let mut cli = cli;
+    if cli
+        .store
+        .as_deref()
+        .is_some_and(RedisSettings::url_has_password)
+    {
+        bail!(
+            "--store: a Redis URL with a password is refused on the command line, where every \
+             user of the machine can read it; put it in the config file (store = \"redis://...\"), \
+             in the environment (HE_STORE), or the password alone in redis_password_file"
+        );
+    }
+    if cli.store.is_none() {
+        cli.store = std::env::var(STORE_ENV).ok().filter(|s| !s.is_empty());
+    }
     let Some(path) = cli.config.clone() else {
         return Ok(cli);
     };
@@ -68,6 +91,7 @@ pub(crate) fn parse_config(text: &str, path: &Path) -> Result<ServeArgs> {
         &mut f.tls_cert,
         &mut f.tls_key,
         &mut f.metrics_token_file,
+        &mut f.redis_password_file,
     ]
     .into_iter()
     .flatten()
@@ -181,7 +205,51 @@ pub(crate) fn config(a: &ServeArgs) -> Result<Config> {
     if let Some(path) = &a.metrics_token_file {
         c.metrics_token = Some(load_metrics_token(path)?);
     }
+    c.store = store(a)?;
+    if let Some(role) = &a.role {
+        c.role = role.parse()?;
+    }
     Ok(c)
+}
+
+/// The store of the settings: `memory` or a Redis URL, with its
+/// password file and queue settings. Never quotes the URL.
+fn store(a: &ServeArgs) -> Result<StoreKind> {
+    let redis_only = a.redis_password_file.is_some()
+        || a.redis_prefix.is_some()
+        || a.visibility_timeout.is_some()
+        || a.max_deliveries.is_some();
+    let url = match a.store.as_deref() {
+        None | Some("memory") => {
+            if redis_only {
+                bail!(
+                    "redis_password_file, redis_prefix, visibility_timeout and max_deliveries \
+                     are settings of the Redis store: give store = \"redis://HOST:PORT/DB\" too"
+                );
+            }
+            return Ok(StoreKind::Memory);
+        }
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => url,
+        Some(_) => bail!("the store is memory or a URL redis://HOST:PORT/DB"),
+    };
+    let password = a
+        .redis_password_file
+        .as_deref()
+        .map(|p| {
+            read_text(p, MAX_PASSWORD_FILE, "Redis password file").map(|t| t.trim().to_string())
+        })
+        .transpose()?;
+    let mut r = RedisSettings::new(url, password)?;
+    if let Some(p) = &a.redis_prefix {
+        r.prefix.clone_from(p);
+    }
+    if let Some(s) = a.visibility_timeout {
+        r.visibility_timeout = Duration::from_secs(s);
+    }
+    if let Some(n) = a.max_deliveries {
+        r.max_deliveries = n;
+    }
+    Ok(StoreKind::Redis(r))
 }
 
 /// Reads the metrics token; refuses a file others can read (on Unix).
@@ -223,9 +291,17 @@ pub(crate) fn run(a: ServeArgs) -> Result<()> {
     } else {
         "http"
     };
+    let store = match &config.store {
+        StoreKind::Redis(r) => format!(
+            "store: Redis at {}, role {}",
+            r.address(),
+            config.role.name()
+        ),
+        _ => "store: memory".to_string(),
+    };
     eprintln!(
-        "he serve on {scheme}://{} ({who}; Ctrl-C or SIGTERM to stop, draining for up to {} s); \
-         API: docs/SERVICE.md",
+        "he serve on {scheme}://{} ({who}; {store}; Ctrl-C or SIGTERM to stop, draining for up \
+         to {} s); API: docs/SERVICE.md",
         config.listen,
         config.drain_timeout.as_secs()
     );
