@@ -565,6 +565,57 @@ metrics_token_file = "metrics-token"
         std::fs::remove_dir_all(&d).unwrap();
     }
 
+    #[test]
+    fn a_redis_url_with_a_password_is_refused_on_the_command_line_only() {
+        use he_service::server::Role;
+        let e = settings(cli(&["--store", "redis://:sesame-4711@127.0.0.1:6379/0"])).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("refused on the command line"), "{msg}");
+        assert!(!msg.contains("sesame"), "{msg}");
+        // Without a password, the command line is fine.
+        let c = config(&settings(cli(&["--store", "redis://127.0.0.1:6379/3"])).unwrap()).unwrap();
+        assert!(matches!(&c.store, StoreKind::Redis(r) if r.address() == "127.0.0.1:6379/3"));
+        // From the config file it is accepted, with every Redis key, and
+        // never printed.
+        let d = scratch("redis");
+        let file = write(
+            &d,
+            "he-serve.toml",
+            "store = \"redis://:sesame-4711@127.0.0.1:6379/0\"\nrole = \"worker\"\n\
+             redis_prefix = \"x:\"\nvisibility_timeout = 7\nmax_deliveries = 2\n",
+        );
+        let f = file.to_str().unwrap();
+        let c = config(&settings(cli(&["--config", f])).unwrap()).unwrap();
+        let StoreKind::Redis(r) = &c.store else {
+            panic!("{c:?}")
+        };
+        assert_eq!(r.address(), "127.0.0.1:6379/0");
+        assert_eq!(r.prefix, "x:");
+        assert_eq!(r.visibility_timeout, Duration::from_secs(7));
+        assert_eq!(r.max_deliveries, 2);
+        assert_eq!(c.role, Role::Worker);
+        assert!(!format!("{c:?}").contains("sesame"));
+        // The role on the command line wins over the file's.
+        let c = config(&settings(cli(&["--config", f, "--role", "api"])).unwrap()).unwrap();
+        assert_eq!(c.role, Role::Api);
+        // A password file, relative to the config file.
+        write(&d, "redis-password", "from-a-file\n");
+        let file = write(
+            &d,
+            "pw.toml",
+            "store = \"redis://127.0.0.1:6379/0\"\nredis_password_file = \"redis-password\"\n",
+        );
+        let c = config(&settings(cli(&["--config", file.to_str().unwrap()])).unwrap()).unwrap();
+        assert!(!format!("{c:?}").contains("from-a-file"));
+        // Redis settings without the Redis store, and stores that are
+        // neither, are refused.
+        let e = config(&settings(cli(&["--visibility-timeout", "5"])).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("settings of the Redis store"), "{e}");
+        let e = config(&settings(cli(&["--store", "postgres://x"])).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("memory or a URL"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_metrics_token_readable_by_everyone_is_refused() {
