@@ -34,7 +34,7 @@ use super::config::{Config, RedisSettings};
 use super::error::{Error, Result};
 use super::jobs::{JobInfo, new_id};
 use super::quota::Usage;
-use super::tokens::Caller;
+use super::tokens::{Caller, TokenFile};
 use crate::wire::{JobState, JobStatus};
 
 /// The consumer group of the workers on the queue.
@@ -819,6 +819,29 @@ impl RedisStore {
             .await
             .map_err(|e| self.failed(&e))?;
         Ok(cancel.as_deref() == Some("1"))
+    }
+
+    /// The tokens held in the store (`None`: no node has put any).
+    pub(super) async fn tokens(&self) -> Result<Option<TokenFile>> {
+        let mut c = self.conn().await?;
+        let text: Option<String> = redis::cmd("GET")
+            .arg(self.key("tokens"))
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        text.map(|t| TokenFile::from_json(&t)).transpose()
+    }
+
+    /// Replaces the tokens held in the store with `file` (hashes only,
+    /// as in the file).
+    pub(super) async fn put_tokens(&self, file: &TokenFile) -> Result<()> {
+        let mut c = self.conn().await?;
+        redis::cmd("SET")
+            .arg(self.key("tokens"))
+            .arg(file.to_json())
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(|e| self.failed(&e))
     }
 
     /// The store's counters and the queue's length.

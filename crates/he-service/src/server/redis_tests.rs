@@ -443,13 +443,19 @@ fn a_quota_used_up_through_one_api_node_is_refused_by_the_other() {
     let store = redis.settings();
     let mut tokens = super::tokens::TokenFile::default();
     let token = tokens.create("alice", 0).unwrap();
-    let tweak = |c: &mut Config| {
+    // Only node a is given the tokens: it puts them into Redis, and node
+    // b reads them from there. No worker: jobs stay queued, in flight.
+    let a = node(&store, Role::Api, |c| {
         c.tokens = Some(tokens.clone());
         c.quota.concurrent_jobs = 1;
-    };
-    // No worker: jobs stay queued, in flight.
-    let a = node(&store, Role::Api, tweak);
-    let b = node(&store, Role::Api, tweak);
+    });
+    let b = node(&store, Role::Api, |c| c.quota.concurrent_jobs = 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let unknown = format!("{}/v1/jobs/{}", b.url(), "0".repeat(32));
+    while agent().get(&unknown).call().unwrap().status().as_u16() != 401 {
+        assert!(Instant::now() < deadline, "node b never asked for a token");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let ca = Client::new(&a.url()).unwrap().with_token(&token).unwrap();
     let cb = Client::new(&b.url()).unwrap().with_token(&token).unwrap();
     let j = job(9);
@@ -501,4 +507,30 @@ fn roles_other_than_all_need_the_redis_store() {
         }
     );
     assert!(!debug.contains("sesame"), "{debug}");
+}
+
+#[test]
+fn a_draining_worker_takes_no_new_unit_and_another_one_does() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let store = redis.settings();
+    let api = node(&store, Role::Api, |_| {});
+    let client = Client::new(&api.url()).unwrap();
+    let first = node(&store, Role::Worker, |_| {});
+    let j = job(21);
+    let id = j.submit(&client).unwrap().id;
+    assert_eq!(
+        finished(&client, &id, Duration::from_secs(60)).state,
+        JobState::Done
+    );
+    // Holding nothing, the worker drains at once (jobs are the store's).
+    first.drain().unwrap();
+    let id = j.submit(&client).unwrap().id;
+    let st = client.status(&id, Duration::from_millis(1500)).unwrap();
+    assert_eq!(st.state, JobState::Queued, "a stopped worker took it");
+    let _second = node(&store, Role::Worker, |_| {});
+    let st = finished(&client, &id, Duration::from_secs(60));
+    assert_eq!(st.state, JobState::Done);
+    j.check(&client.result(&id, &NoProgress).unwrap());
 }

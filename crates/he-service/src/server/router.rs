@@ -103,6 +103,12 @@ impl Service {
             }
         });
         let mut workers = Vec::new();
+        if let Some(store) = &self.shared.redis {
+            workers.push(tokio::spawn(super::service::sync_tokens(
+                Arc::clone(&self.shared),
+                Arc::clone(store),
+            )));
+        }
         if let Some(store) = self.shared.redis.as_ref().filter(|_| c.role.filters()) {
             for _ in 0..super::redis_worker::UNITS_AT_ONCE {
                 workers.push(tokio::spawn(super::redis_worker::run(

@@ -180,6 +180,70 @@ fn watch_tokens(shared: Weak<Shared>, path: PathBuf) {
     }
 }
 
+/// With the Redis store the tokens live in Redis (the key `tokens`, the
+/// tokens file's JSON: hashes only). An API node given a tokens file
+/// puts it there at start and whenever the file changes; every node
+/// reads it back about every second, so that a token created, revoked
+/// or given another quota on one node holds on all of them. Until any
+/// node has put tokens, a node without its own serves anonymously, as
+/// without Redis.
+pub(super) async fn sync_tokens(shared: Arc<Shared>, store: Arc<RedisStore>) {
+    let own = (shared.config.tokens.clone()).filter(|_| shared.config.role.serves_api());
+    let path = own.as_ref().and_then(TokenFile::source).map(PathBuf::from);
+    // The file's stamp when it was last put (or found not to load).
+    let mut put: Option<Option<FileStamp>> = None;
+    let mut in_force: Option<String> = None;
+    loop {
+        if let Some(file) = &own {
+            let stamp = path.as_deref().and_then(|p| FileStamp::of(p).ok());
+            if put.as_ref() != Some(&stamp) {
+                let loaded = match &path {
+                    Some(p) => TokenFile::load(p),
+                    None => Ok(file.clone()),
+                };
+                match loaded {
+                    Ok(f) => match store.put_tokens(&f).await {
+                        Ok(()) => {
+                            tracing::info!(tokens = f.tokens.len(), "tokens put into the store");
+                            put = Some(stamp);
+                        }
+                        Err(e) => tracing::warn!("cannot put the tokens into the store yet: {e}"),
+                    },
+                    Err(e) => {
+                        tracing::warn!(
+                            "tokens file changed but does not load, the tokens in force stay: {e}"
+                        );
+                        put = Some(stamp);
+                    }
+                }
+            }
+        }
+        match store.tokens().await {
+            Ok(Some(f)) => {
+                let json = f.to_json();
+                if in_force.as_deref() != Some(json.as_str()) {
+                    let auth = shared
+                        .auth
+                        .read()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .with_tokens(&f);
+                    *shared.auth.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(auth);
+                    if in_force.is_some() {
+                        tracing::info!(
+                            tokens = f.tokens.len(),
+                            "tokens changed in the store: reloaded"
+                        );
+                    }
+                    in_force = Some(json);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!("cannot read the tokens from the store now: {e}"),
+        }
+        tokio::time::sleep(TOKENS_RELOAD_INTERVAL).await;
+    }
+}
+
 /// The service: configuration, worker pools, queue and job store. Cheap
 /// to clone (shared state); [`Service::router`] gives the axum router.
 #[derive(Clone)]
@@ -300,7 +364,9 @@ impl Service {
             workers,
             config,
         };
+        // With Redis, `sync_tokens` watches the file (when serving).
         let watched = (shared.config.tokens.as_ref())
+            .filter(|_| shared.redis.is_none())
             .and_then(TokenFile::source)
             .map(PathBuf::from);
         let shared = Arc::new(shared);
