@@ -210,6 +210,7 @@ fn an_api_node_and_a_worker_share_a_redis_and_run_jobs_exactly() {
     let h = client.health().unwrap();
     assert_eq!((h.store.as_str(), h.role.as_str()), ("redis", "api"));
     assert!(h.store_reachable);
+    assert!(!client.info().unwrap().tiled_jobs);
     let wh = Client::new(&worker.url()).unwrap().health().unwrap();
     assert_eq!((wh.store.as_str(), wh.role.as_str()), ("redis", "worker"));
     // The worker serves health and metrics only.

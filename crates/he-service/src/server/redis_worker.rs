@@ -56,6 +56,9 @@ pub(super) async fn run(shared: Arc<Shared>, store: Arc<RedisStore>) {
     let consumer = shared.instance().to_string();
     let mut backoff = Duration::from_millis(250);
     let mut blocking = None;
+    // Whether the consumer group is known to exist: checked again after
+    // any failure (Redis may have restarted without it).
+    let mut group = false;
     loop {
         // Draining: no new unit; the one held was finished by `step`.
         if shared.drain.stage() != Stage::Serving {
@@ -66,12 +69,17 @@ pub(super) async fn run(shared: Arc<Shared>, store: Arc<RedisStore>) {
                 Some(c) => c,
                 None => blocking.insert(store.blocking_conn()?),
             };
+            if !group {
+                ensure_group(&store, conn).await?;
+                group = true;
+            }
             step(&shared, &store, conn, &consumer).await
         }
         .await;
         match r {
             Ok(()) => backoff = Duration::from_millis(250),
             Err(e) => {
+                group = false;
                 warn!(
                     error = %e,
                     retry_ms = backoff.as_millis() as u64,
@@ -109,7 +117,6 @@ async fn step(
     blocking: &mut ConnectionManager,
     consumer: &str,
 ) -> Result<()> {
-    ensure_group(store, blocking).await?;
     let unit = match claim(shared, store, consumer).await? {
         Some(u) => Some(u),
         None => read(store, blocking, consumer).await?,

@@ -120,6 +120,10 @@ pub struct ServiceInfo {
     pub limits: LimitsInfo,
     /// Seconds a finished job and its result are kept.
     pub retention_seconds: u64,
+    /// Whether the server takes tiled jobs (`false` with the Redis
+    /// store, for now: send the image in one upload).
+    #[serde(default = "yes")]
+    pub tiled_jobs: bool,
 }
 
 /// The JSON body of every error answer.
