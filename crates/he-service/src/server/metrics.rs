@@ -407,6 +407,15 @@ impl Metrics {
                 self.refusals[r as usize].load(Ordering::Relaxed),
             );
         }
+        if let Some((waiting, held)) = g.queue_units {
+            w.head(
+                "he_queue_units",
+                "gauge",
+                "Redis store: units of work in the queue, all nodes: waiting (not yet handed to a worker) and held (by a worker, until its result is written).",
+            );
+            w.sample("he_queue_units", &[("state", "waiting")], waiting);
+            w.sample("he_queue_units", &[("state", "held")], held);
+        }
         w.counter(
             "he_work_claimed_total",
             "Units of work this process took over from a stopped worker after the visibility timeout (Redis store).",
@@ -449,6 +458,9 @@ pub(super) struct Gauges<'a> {
     pub(super) inflight_bytes: usize,
     pub(super) max_inflight_bytes: usize,
     pub(super) draining: bool,
+    /// With the Redis store: units in the queue's stream not yet handed
+    /// to a worker, and units held by workers (all nodes).
+    pub(super) queue_units: Option<(usize, usize)>,
 }
 
 /// Writes the text format: `# HELP`, `# TYPE`, then samples.
@@ -512,6 +524,7 @@ mod tests {
             inflight_bytes: 20,
             max_inflight_bytes: 200,
             draining: false,
+            queue_units: None,
         }
     }
 

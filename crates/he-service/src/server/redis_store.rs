@@ -51,6 +51,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Keys outlive the sweeper's release by this much (a backstop: the
 /// sweeper removes them first and gives their bytes back).
 const TTL_MARGIN: Duration = Duration::from_secs(300);
+/// Attempts to give back an unused reservation (about 2 minutes in all).
+const RELEASE_ATTEMPTS: usize = 35;
 /// The window the compute quota counts over.
 const HOUR_MS: u64 = 3_600_000;
 
@@ -323,8 +325,10 @@ pub(super) struct Counts {
     pub(super) inflight_jobs: usize,
     pub(super) stored_bytes: usize,
     pub(super) inflight_bytes: usize,
-    /// Units in the queue's stream (waiting or being filtered).
+    /// Units in the queue's stream (waiting or held by a worker).
     pub(super) queue_entries: usize,
+    /// Units held by workers (pending in the consumer group).
+    pub(super) queue_held: usize,
 }
 
 impl RedisStore {
@@ -855,6 +859,13 @@ impl RedisStore {
             .query_async(&mut c)
             .await
             .map_err(|e| self.failed(&e))?;
+        // No group yet (no worker has started): nothing is held.
+        let held = redis::cmd("XPENDING")
+            .arg(self.key("work"))
+            .arg(GROUP)
+            .query_async::<redis::streams::StreamPendingReply>(&mut c)
+            .await
+            .map_or(0, |p| p.count());
         let get = |k: &str| m.get(k).map_or(0, |&v| usize::try_from(v).unwrap_or(0));
         Ok(Counts {
             jobs: get("jobs"),
@@ -862,6 +873,7 @@ impl RedisStore {
             stored_bytes: get("stored_bytes"),
             inflight_bytes: get("inflight_bytes"),
             queue_entries: len,
+            queue_held: held,
         })
     }
 }
@@ -902,10 +914,27 @@ impl Drop for RedisReservation {
             self.bytes as i64,
         );
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            // Given back even if Redis is away for a while: a place held
+            // for nothing would count against the token until reset.
             rt.spawn(async move {
-                if let Err(e) = store.adjust(&owner, [-1, -1, -b], [-1, -1, -b]).await {
-                    tracing::warn!(error = %e, "could not give back a refused upload's reservation");
+                let mut wait = Duration::from_millis(250);
+                for _ in 0..RELEASE_ATTEMPTS {
+                    match store.adjust(&owner, [-1, -1, -b], [-1, -1, -b]).await {
+                        Ok(()) => return,
+                        Err(e) => tracing::warn!(
+                            error = %e,
+                            "cannot give back an unused upload's reservation yet"
+                        ),
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(4));
                 }
+                tracing::error!(
+                    owner = %owner,
+                    bytes = b,
+                    "gave up giving back an unused upload's reservation: the store's counters \
+                     hold it until reset (docs/OPERATIONS.md)"
+                );
             });
         }
     }

@@ -243,6 +243,22 @@ fn an_api_node_and_a_worker_share_a_redis_and_run_jobs_exactly() {
         ),
         (0, 0, 0, 0)
     );
+    // The queue is empty, and the worker took the units over from nobody.
+    let metrics = agent()
+        .get(format!("{}/metrics", worker.url()))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    for line in [
+        "he_queue_units{state=\"waiting\"} 0",
+        "he_queue_units{state=\"held\"} 0",
+        "he_work_claimed_total 0",
+        "he_jobs_stored 0",
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
     // A tiled job is refused with 501, naming the limitation.
     let r = agent()
         .post(format!("{}/v1/jobs", api.url()))

@@ -43,6 +43,7 @@ pub(super) async fn metrics(
             g.queued = n
                 .queue_entries
                 .saturating_sub(s.shared.metrics.jobs_running());
+            g.queue_units = Some((n.queue_entries.saturating_sub(n.queue_held), n.queue_held));
         }
     }
     let text = s.shared.metrics.render(&g);

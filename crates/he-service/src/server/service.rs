@@ -124,6 +124,7 @@ impl Shared {
             inflight_bytes,
             max_inflight_bytes: self.config.max_inflight_bytes,
             draining: self.drain.stage() != super::drain::Stage::Serving,
+            queue_units: None,
         }
     }
 }
