@@ -388,6 +388,35 @@ pub(crate) struct ServeArgs {
     /// line). Without it, /metrics is served to loopback clients only.
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub(crate) metrics_token_file: Option<PathBuf>,
+    // --- several nodes sharing a Redis (docs/OPERATIONS.md) ---
+    /// Where jobs are kept: `memory` (the default) or
+    /// `redis://HOST:PORT/DB`, shared by API nodes and workers; also read
+    /// from the environment variable HE_STORE. A URL with a password is
+    /// refused here (the process list shows it): put it in the config
+    /// file or HE_STORE, or the password in redis_password_file.
+    #[arg(long, value_name = "URL")]
+    pub(crate) store: Option<String>,
+    /// What this process does with a Redis store: all (the default), api
+    /// (uploads, status, results) or worker (filters; serves only
+    /// /v1/health and /metrics).
+    #[arg(long, value_name = "ROLE", value_parser = ["all", "api", "worker"])]
+    pub(crate) role: Option<String>,
+    /// A file holding the Redis password (one line), for example a
+    /// systemd credential; it replaces a password in the URL.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) redis_password_file: Option<PathBuf>,
+    /// The prefix of every key in Redis (default `he:`), so that two
+    /// deployments can share one Redis.
+    #[arg(long, value_name = "PREFIX")]
+    pub(crate) redis_prefix: Option<String>,
+    /// Seconds a worker may hold a unit of work without a sign of life
+    /// before another worker takes it over (default 30).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) visibility_timeout: Option<u64>,
+    /// A unit of work handed out this many times without finishing fails
+    /// its job (default 3).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_deliveries: Option<u32>,
 }
 
 /// `he token`.

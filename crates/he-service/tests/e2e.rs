@@ -151,6 +151,7 @@ fn results_expire_after_the_retention_time() {
     let client = Client::new(&server.url()).unwrap();
     let info = client.info().unwrap();
     assert_eq!(info.retention_seconds, 0);
+    assert!(info.tiled_jobs, "the in-memory store takes tiled jobs");
     let kp = key();
     let img = image(5, 5, ColorLayout::Luma8, 1);
     let spec = spec(vec![Filter::Mean { k: 3 }]);

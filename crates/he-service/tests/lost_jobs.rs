@@ -113,6 +113,9 @@ fn forgetful_server(health_instance: &'static str) -> (String, Arc<AtomicUsize>)
                     jobs_stored: 0,
                     stored_bytes: 0,
                     inflight_bytes: 0,
+                    store: "memory".into(),
+                    role: "all".into(),
+                    store_reachable: true,
                 };
                 ("200 OK", serde_json::to_string(&h).unwrap())
             } else {

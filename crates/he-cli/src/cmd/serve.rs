@@ -9,11 +9,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use he_service::server::tokens::TokenFile;
-use he_service::server::{Config, MetricsToken, TlsFiles};
+use he_service::server::{Config, MetricsToken, RedisSettings, StoreKind, TlsFiles};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeArgs;
 use crate::files::read_text;
+
+/// The environment variable `--store` is read from.
+const STORE_ENV: &str = "HE_STORE";
+/// Largest Redis password file read.
+const MAX_PASSWORD_FILE: u64 = 4 << 10;
 
 /// Largest config file read.
 const MAX_CONFIG_FILE: u64 = 1 << 20;
@@ -22,7 +27,25 @@ const MAX_METRICS_TOKEN_FILE: u64 = 4 << 10;
 
 /// The settings of `he serve`: the config file's (`--config`), if any,
 /// with every flag given on the command line over them.
+/// `--store` on the command line must not hold a password (every user
+/// sees a process's command line); `HE_STORE` fills it in when the flag
+/// is absent and is kept apart from the flag's check.
 pub(crate) fn settings(cli: ServeArgs) -> Result<ServeArgs> {
+    let mut cli = cli;
+    if cli
+        .store
+        .as_deref()
+        .is_some_and(RedisSettings::url_has_password)
+    {
+        bail!(
+            "--store: a Redis URL with a password is refused on the command line, where every \
+             user of the machine can read it; put it in the config file (store = \"redis://...\"), \
+             in the environment (HE_STORE), or the password alone in redis_password_file"
+        );
+    }
+    if cli.store.is_none() {
+        cli.store = std::env::var(STORE_ENV).ok().filter(|s| !s.is_empty());
+    }
     let Some(path) = cli.config.clone() else {
         return Ok(cli);
     };
@@ -68,6 +91,7 @@ pub(crate) fn parse_config(text: &str, path: &Path) -> Result<ServeArgs> {
         &mut f.tls_cert,
         &mut f.tls_key,
         &mut f.metrics_token_file,
+        &mut f.redis_password_file,
     ]
     .into_iter()
     .flatten()
@@ -181,7 +205,51 @@ pub(crate) fn config(a: &ServeArgs) -> Result<Config> {
     if let Some(path) = &a.metrics_token_file {
         c.metrics_token = Some(load_metrics_token(path)?);
     }
+    c.store = store(a)?;
+    if let Some(role) = &a.role {
+        c.role = role.parse()?;
+    }
     Ok(c)
+}
+
+/// The store of the settings: `memory` or a Redis URL, with its
+/// password file and queue settings. Never quotes the URL.
+fn store(a: &ServeArgs) -> Result<StoreKind> {
+    let redis_only = a.redis_password_file.is_some()
+        || a.redis_prefix.is_some()
+        || a.visibility_timeout.is_some()
+        || a.max_deliveries.is_some();
+    let url = match a.store.as_deref() {
+        None | Some("memory") => {
+            if redis_only {
+                bail!(
+                    "redis_password_file, redis_prefix, visibility_timeout and max_deliveries \
+                     are settings of the Redis store: give store = \"redis://HOST:PORT/DB\" too"
+                );
+            }
+            return Ok(StoreKind::Memory);
+        }
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => url,
+        Some(_) => bail!("the store is memory or a URL redis://HOST:PORT/DB"),
+    };
+    let password = a
+        .redis_password_file
+        .as_deref()
+        .map(|p| {
+            read_text(p, MAX_PASSWORD_FILE, "Redis password file").map(|t| t.trim().to_string())
+        })
+        .transpose()?;
+    let mut r = RedisSettings::new(url, password)?;
+    if let Some(p) = &a.redis_prefix {
+        r.prefix.clone_from(p);
+    }
+    if let Some(s) = a.visibility_timeout {
+        r.visibility_timeout = Duration::from_secs(s);
+    }
+    if let Some(n) = a.max_deliveries {
+        r.max_deliveries = n;
+    }
+    Ok(StoreKind::Redis(r))
 }
 
 /// Reads the metrics token; refuses a file others can read (on Unix).
@@ -223,9 +291,17 @@ pub(crate) fn run(a: ServeArgs) -> Result<()> {
     } else {
         "http"
     };
+    let store = match &config.store {
+        StoreKind::Redis(r) => format!(
+            "store: Redis at {}, role {}",
+            r.address(),
+            config.role.name()
+        ),
+        _ => "store: memory".to_string(),
+    };
     eprintln!(
-        "he serve on {scheme}://{} ({who}; Ctrl-C or SIGTERM to stop, draining for up to {} s); \
-         API: docs/SERVICE.md",
+        "he serve on {scheme}://{} ({who}; {store}; Ctrl-C or SIGTERM to stop, draining for up \
+         to {} s); API: docs/SERVICE.md",
         config.listen,
         config.drain_timeout.as_secs()
     );
@@ -486,6 +562,57 @@ metrics_token_file = "metrics-token"
         assert!(e.to_string().contains("at most"), "{e}");
         let e = settings(cli(&["--config", d.to_str().unwrap()])).unwrap_err();
         assert!(e.to_string().contains("config file"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_redis_url_with_a_password_is_refused_on_the_command_line_only() {
+        use he_service::server::Role;
+        let e = settings(cli(&["--store", "redis://:sesame-4711@127.0.0.1:6379/0"])).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("refused on the command line"), "{msg}");
+        assert!(!msg.contains("sesame"), "{msg}");
+        // Without a password, the command line is fine.
+        let c = config(&settings(cli(&["--store", "redis://127.0.0.1:6379/3"])).unwrap()).unwrap();
+        assert!(matches!(&c.store, StoreKind::Redis(r) if r.address() == "127.0.0.1:6379/3"));
+        // From the config file it is accepted, with every Redis key, and
+        // never printed.
+        let d = scratch("redis");
+        let file = write(
+            &d,
+            "he-serve.toml",
+            "store = \"redis://:sesame-4711@127.0.0.1:6379/0\"\nrole = \"worker\"\n\
+             redis_prefix = \"x:\"\nvisibility_timeout = 7\nmax_deliveries = 2\n",
+        );
+        let f = file.to_str().unwrap();
+        let c = config(&settings(cli(&["--config", f])).unwrap()).unwrap();
+        let StoreKind::Redis(r) = &c.store else {
+            panic!("{c:?}")
+        };
+        assert_eq!(r.address(), "127.0.0.1:6379/0");
+        assert_eq!(r.prefix, "x:");
+        assert_eq!(r.visibility_timeout, Duration::from_secs(7));
+        assert_eq!(r.max_deliveries, 2);
+        assert_eq!(c.role, Role::Worker);
+        assert!(!format!("{c:?}").contains("sesame"));
+        // The role on the command line wins over the file's.
+        let c = config(&settings(cli(&["--config", f, "--role", "api"])).unwrap()).unwrap();
+        assert_eq!(c.role, Role::Api);
+        // A password file, relative to the config file.
+        write(&d, "redis-password", "from-a-file\n");
+        let file = write(
+            &d,
+            "pw.toml",
+            "store = \"redis://127.0.0.1:6379/0\"\nredis_password_file = \"redis-password\"\n",
+        );
+        let c = config(&settings(cli(&["--config", file.to_str().unwrap()])).unwrap()).unwrap();
+        assert!(!format!("{c:?}").contains("from-a-file"));
+        // Redis settings without the Redis store, and stores that are
+        // neither, are refused.
+        let e = config(&settings(cli(&["--visibility-timeout", "5"])).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("settings of the Redis store"), "{e}");
+        let e = config(&settings(cli(&["--store", "postgres://x"])).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("memory or a URL"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -90,9 +90,15 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
         info.version
     );
 
+    // A server that takes no tiled jobs (the Redis store, for now) gets
+    // the image in one upload.
+    let single_upload = a.single_upload || !info.tiled_jobs;
+    if !a.single_upload && !info.tiled_jobs {
+        println!("  this server takes no tiled jobs: sending the image in one upload");
+    }
     // Resuming needs the tiles and the key of the interrupted run: a state
     // file this run cannot use is refused before any work.
-    if a.single_upload {
+    if single_upload {
         resume::refuse_stale(
             &out_path,
             a.restart,
@@ -108,7 +114,7 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
     let key = keypair(&a)?;
     println!("  key: {} ({})", key.what, secs(key.took));
     let kp = key.keypair;
-    if !a.single_upload {
+    if !single_upload {
         if !key.kept {
             println!(
                 "  not resumable: the key is not kept (pass --key FILE to resume after an interruption)"

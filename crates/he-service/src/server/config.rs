@@ -19,6 +19,167 @@ pub struct TlsFiles {
     pub key: std::path::PathBuf,
 }
 
+/// What part of the work a process does (`he serve --role`). With the
+/// in-memory store a process does both; with the Redis store, any
+/// number of API nodes and workers share one Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Role {
+    /// Both: the API and the filtering (the default).
+    #[default]
+    All,
+    /// The API only: accepts uploads, answers status and results; the
+    /// filtering is the workers'.
+    Api,
+    /// Filtering only: takes work from the store; serves only
+    /// `/v1/health` and `/metrics`.
+    Worker,
+}
+
+impl Role {
+    /// The name in `/v1/health` and the command line: `all`, `api`, `worker`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Api => "api",
+            Role::Worker => "worker",
+        }
+    }
+
+    /// Whether this process answers the job routes.
+    #[must_use]
+    pub fn serves_api(self) -> bool {
+        self != Role::Worker
+    }
+
+    /// Whether this process filters.
+    #[must_use]
+    pub fn filters(self) -> bool {
+        self != Role::Api
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "all" => Ok(Role::All),
+            "api" => Ok(Role::Api),
+            "worker" => Ok(Role::Worker),
+            _ => Err(Error::Config(format!(
+                "the role is {:?}; it must be all, api or worker",
+                s.chars().take(40).collect::<String>()
+            ))),
+        }
+    }
+}
+
+/// Where a Redis store is and how its queue behaves (`he serve --store
+/// redis://HOST:PORT/DB`). The password, if any, is never printed: the
+/// `Debug` form shows the address only.
+#[derive(Clone)]
+pub struct RedisSettings {
+    url: String,
+    password: Option<String>,
+    address: String,
+    /// The prefix of every key (default `he:`), so that deployments and
+    /// tests can share one Redis.
+    pub prefix: String,
+    /// A unit of work held by a worker that has not shown signs of life
+    /// for this long is taken over by another worker (default 30 s).
+    pub visibility_timeout: Duration,
+    /// A unit delivered this many times without finishing fails its job
+    /// (default 3) instead of being taken over forever.
+    pub max_deliveries: u32,
+}
+
+impl RedisSettings {
+    /// Settings for the Redis at `url` (`redis://HOST:PORT/DB`, or
+    /// `redis://:PASSWORD@HOST:PORT/DB`), with `password` (from a file)
+    /// over the URL's if given. The URL is checked, not connected to.
+    pub fn new(url: &str, password: Option<String>) -> Result<Self> {
+        use redis::IntoConnectionInfo as _;
+        // The parser's message is not quoted: it could echo the password.
+        let info = url.into_connection_info().map_err(|_| {
+            Error::Config("the store URL is not a Redis URL (redis://HOST:PORT/DB)".into())
+        })?;
+        let address = format!("{}/{}", info.addr(), info.redis_settings().db());
+        Ok(RedisSettings {
+            url: url.to_string(),
+            password,
+            address,
+            prefix: "he:".into(),
+            visibility_timeout: Duration::from_secs(30),
+            max_deliveries: 3,
+        })
+    }
+
+    /// Whether a URL holds a password (`redis://:PASSWORD@HOST`); `false`
+    /// for a string that is not a Redis URL.
+    #[must_use]
+    pub fn url_has_password(url: &str) -> bool {
+        use redis::IntoConnectionInfo as _;
+        url.into_connection_info()
+            .is_ok_and(|i| i.redis_settings().password().is_some())
+    }
+
+    /// `HOST:PORT/DB`, without the password: what logs and errors name.
+    #[must_use]
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The connection details, password included.
+    pub(super) fn connection_info(&self) -> Result<redis::ConnectionInfo> {
+        use redis::IntoConnectionInfo as _;
+        let info = self.url.as_str().into_connection_info().map_err(|_| {
+            Error::Config("the store URL is not a Redis URL (redis://HOST:PORT/DB)".into())
+        })?;
+        Ok(match &self.password {
+            Some(p) => {
+                let redis = info.redis_settings().clone().set_password(p);
+                info.set_redis_settings(redis)
+            }
+            None => info,
+        })
+    }
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("address", &self.address)
+            .field("prefix", &self.prefix)
+            .field("visibility_timeout", &self.visibility_timeout)
+            .field("max_deliveries", &self.max_deliveries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where jobs, payloads and results are kept.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// In this process's memory (the default): nothing to install; a
+    /// restart loses the jobs.
+    #[default]
+    Memory,
+    /// In a Redis shared by API nodes and workers.
+    Redis(RedisSettings),
+}
+
+impl StoreKind {
+    /// The name in `/v1/health`: `memory` or `redis`.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            StoreKind::Memory => "memory",
+            StoreKind::Redis(_) => "redis",
+        }
+    }
+}
+
 /// Everything the server can be told. [`Config::default`] is safe for a
 /// machine of a few cores; every limit is checked before work.
 #[derive(Debug, Clone)]
@@ -143,6 +304,11 @@ pub struct Config {
     /// `/metrics` is served only to clients on loopback that come
     /// directly, not through a proxy).
     pub metrics_token: Option<MetricsToken>,
+    // --- several nodes (docs/OPERATIONS.md; server/redis_store.rs) ---
+    /// Where jobs are kept (default in memory).
+    pub store: StoreKind,
+    /// What this process does (default both the API and the filtering).
+    pub role: Role,
 }
 
 impl Default for Config {
@@ -180,6 +346,8 @@ impl Default for Config {
             allow_plain_http: false,
             drain_timeout: Duration::from_secs(30),
             metrics_token: None,
+            store: StoreKind::Memory,
+            role: Role::All,
         }
     }
 }

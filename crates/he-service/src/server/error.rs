@@ -68,6 +68,10 @@ pub enum Error {
     /// The job queue or the result store is full; retry later (503).
     #[error("busy: {0}")]
     Busy(String),
+    /// Something this server does not do in its configuration (501):
+    /// tiled jobs with the Redis store.
+    #[error("not implemented: {0}")]
+    NotImplemented(String),
     /// Server settings that cannot work (a zero queue, a port in use...).
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -134,6 +138,7 @@ impl Error {
             Error::Gone(_) => StatusCode::GONE,
             Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Internal(_) | Error::Config(_) | Error::Io(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

@@ -19,19 +19,21 @@ use tracing::{error, info, warn};
 
 use super::admission::{Checked, check_content_type, content_length, read_body, validate};
 use super::catalogue;
+use super::config::Config;
 use super::error::{Error, Result};
 use super::jobs::{Deleted, JobInfo, JobProgress, Snapshot, valid_id};
 use super::pools::{Task, on_pool};
-use super::service::{Service, Shared};
+use super::redis_store::Removed;
+use super::service::{Held, Service, Shared};
 use super::tokens::Caller;
 use crate::wire::{
     ENVELOPE_VERSION, Health, IMAGE_CONTENT_TYPE, JOB_CONTENT_TYPE, JobStatus, LimitsInfo,
     ServiceInfo,
 };
 
-pub(super) async fn health(State(s): State<Service>) -> Json<Health> {
+pub(super) async fn health(State(s): State<Service>) -> Response {
     let c = &s.shared.config;
-    Json(Health {
+    let mut h = Health {
         status: "ok".into(),
         instance: s.instance().to_string(),
         jobs_in_flight: c.queue_capacity - s.shared.queue.available_permits(),
@@ -39,7 +41,33 @@ pub(super) async fn health(State(s): State<Service>) -> Json<Health> {
         jobs_stored: s.shared.jobs.len(),
         stored_bytes: s.shared.jobs.bytes().0,
         inflight_bytes: s.shared.jobs.bytes().1,
-    })
+        store: c.store.name().into(),
+        role: c.role.name().into(),
+        store_reachable: true,
+    };
+    if let Some(store) = &s.shared.redis {
+        match store.counts().await {
+            Ok(n) => {
+                h.jobs_in_flight = n.inflight_jobs;
+                h.jobs_stored = n.jobs;
+                h.stored_bytes = n.stored_bytes;
+                h.inflight_bytes = n.inflight_bytes;
+            }
+            Err(e) => {
+                warn!(error = %e, "health: the store is unreachable");
+                h.status = "store unreachable".into();
+                h.store_reachable = false;
+                // So that a proxy or an orchestrator takes this node out.
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
+                    Json(h),
+                )
+                    .into_response();
+            }
+        }
+    }
+    Json(h).into_response()
 }
 
 pub(super) async fn service_info(State(s): State<Service>) -> Json<ServiceInfo> {
@@ -68,6 +96,7 @@ pub(super) async fn service_info(State(s): State<Service>) -> Json<ServiceInfo> 
             max_job_cost_units: c.max_job_cost,
         },
         retention_seconds: c.retention.as_secs(),
+        tiled_jobs: s.shared.redis.is_none(),
     })
 }
 
@@ -109,13 +138,27 @@ async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Re
             c.max_body_bytes
         )));
     }
+    // The upload's bytes are reserved (its declared length, or the most
+    // a body may be) until the job ends.
+    let reserve = declared.unwrap_or(c.max_body_bytes);
+    if let Some(store) = &s.shared.redis {
+        let _held = Held::new(&s.shared);
+        let mut reservation = store.reserve(&who, reserve).await?;
+        let (body, upload) = read_upload(c, body, declared).await?;
+        reservation.shrink_to(body.len()).await?;
+        let (checked, info) = check_upload(s, body.clone()).await?;
+        let cost = checked.cost;
+        drop(checked);
+        store.charge_compute(&who, cost.whole_units()).await?;
+        let (id, status) = store
+            .create(reservation, &info, body.clone(), s.instance())
+            .await?;
+        log_accepted(&id, &who, &info, cost, body.len(), upload);
+        return Ok(accepted(&id, status));
+    }
     // Admission before reading: the token's quotas, then the server's
-    // bytes and slots. The upload's bytes are reserved (its declared
-    // length, or the most a body may be) until the job ends.
-    let mut reservation = s
-        .shared
-        .jobs
-        .reserve(&who, declared.unwrap_or(c.max_body_bytes))?;
+    // bytes and slots.
+    let mut reservation = s.shared.jobs.reserve(&who, reserve)?;
     let permit = Arc::clone(&s.shared.queue)
         .try_acquire_owned()
         .map_err(|_| {
@@ -124,19 +167,39 @@ async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Re
                 c.queue_capacity
             ))
         })?;
-    let t = Instant::now();
-    let limit = declared.unwrap_or(c.max_body_bytes);
-    let body = read_body(body, limit, declared, c.upload_timeout).await?;
+    let (body, upload) = read_upload(c, body, declared).await?;
     reservation.shrink_to(body.len());
-    let upload = t.elapsed();
     let bytes_in = body.len();
-    let t = Instant::now();
-    let config = c.clone();
-    let checked = on_pool(&s.shared.check_pool, move || validate(&config, &body)).await?;
-    let validate_time = t.elapsed();
+    let (checked, info) = check_upload(s, body).await?;
     s.shared
         .jobs
         .charge_compute(&who, checked.cost.whole_units())?;
+    let cost = checked.cost;
+    let (id, status, progress) = s.shared.jobs.create(reservation, info.clone())?;
+    log_accepted(&id, &who, &info, cost, bytes_in, upload);
+    let shared = Arc::clone(&s.shared);
+    let job_id = id.clone();
+    let task: Task = Box::new(move || run_job(&shared, &job_id, checked, &progress, permit));
+    s.shared
+        .dispatch
+        .push(Arc::clone(&who.name), id.clone(), cost.whole_units(), task);
+    Ok(accepted(&id, status))
+}
+
+/// Reads an upload's body within the limits; returns it and the time taken.
+async fn read_upload(c: &Config, body: Body, declared: Option<usize>) -> Result<(Bytes, Duration)> {
+    let t = Instant::now();
+    let limit = declared.unwrap_or(c.max_body_bytes);
+    let body = read_body(body, limit, declared, c.upload_timeout).await?;
+    Ok((body, t.elapsed()))
+}
+
+/// Checks an upload on the check pool (`validate`); returns it and what
+/// its job record says about it.
+async fn check_upload(s: &Service, body: Bytes) -> Result<(Checked, JobInfo)> {
+    let t = Instant::now();
+    let config = s.shared.config.clone();
+    let checked = on_pool(&s.shared.check_pool, move || validate(&config, &body)).await?;
     let meta = checked.image.meta();
     let info = JobInfo {
         labels: checked.labels.clone(),
@@ -144,10 +207,19 @@ async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Re
         height: meta.height() as u32,
         key_bits: meta.key_bits(),
         ciphertexts: checked.image.ciphertexts().len() as u64,
-        validate: validate_time,
+        validate: t.elapsed(),
     };
-    let cost = checked.cost;
-    let (id, status, progress) = s.shared.jobs.create(reservation, info.clone())?;
+    Ok((checked, info))
+}
+
+fn log_accepted(
+    id: &str,
+    who: &Caller,
+    info: &JobInfo,
+    cost: he_filter::Cost,
+    bytes_in: usize,
+    upload: Duration,
+) {
     info!(
         job = %id,
         token = %who.name,
@@ -162,19 +234,16 @@ async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Re
         validate_ms = info.validate.as_millis() as u64,
         "job accepted"
     );
-    let shared = Arc::clone(&s.shared);
-    let job_id = id.clone();
-    let task: Task = Box::new(move || run_job(&shared, &job_id, checked, &progress, permit));
-    s.shared
-        .dispatch
-        .push(Arc::clone(&who.name), id.clone(), cost.whole_units(), task);
-    let location = format!("/v1/jobs/{id}");
-    Ok((
+}
+
+/// The `202` of an accepted job.
+fn accepted(id: &str, status: JobStatus) -> Response {
+    (
         StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
+        [(header::LOCATION, format!("/v1/jobs/{id}"))],
         Json(status),
     )
-        .into_response())
+        .into_response()
 }
 
 /// Filters one job (on the filter pool, from a dispatcher) and stores the
@@ -280,6 +349,9 @@ pub(super) async fn job_status(
         .0
         .seconds()?
         .min(s.shared.config.max_wait);
+    if let Some(store) = &s.shared.redis {
+        return Ok(Json(store.status(id, &who.name, s.instance(), wait).await?));
+    }
     match s.shared.jobs.snapshot(id, &who.name)? {
         Snapshot::Finished(st) => Ok(Json(st)),
         Snapshot::Pending(st, _) if wait.is_zero() => Ok(Json(st)),
@@ -300,7 +372,10 @@ pub(super) async fn job_result(
 ) -> Result<Response> {
     let who = caller(&s, &headers)?;
     let id = checked_id(&id)?;
-    let bytes = s.shared.jobs.result(id, &who.name)?;
+    let bytes = match &s.shared.redis {
+        Some(store) => store.result(id, &who.name).await?,
+        None => s.shared.jobs.result(id, &who.name)?,
+    };
     info!(job = %id, bytes_out = bytes.len(), "result sent");
     Ok((
         [(
@@ -323,6 +398,18 @@ pub(super) async fn delete_job(
 ) -> Result<StatusCode> {
     let who = caller(&s, &headers)?;
     let id = checked_id(&id)?;
+    if let Some(store) = &s.shared.redis {
+        return Ok(match store.delete(id, &who.name).await? {
+            Removed::Removed => {
+                info!(job = %id, "job deleted");
+                StatusCode::NO_CONTENT
+            }
+            Removed::Cancelling => {
+                info!(job = %id, "running job cancelled");
+                StatusCode::ACCEPTED
+            }
+        });
+    }
     match s.shared.jobs.delete(id, &who.name)? {
         Deleted::Removed => {
             info!(job = %id, "job deleted");

@@ -57,6 +57,14 @@ impl JobProgress {
     pub(super) fn cancel(&self) {
         self.cancel.store(true, Ordering::Relaxed);
     }
+
+    /// Work done and work known so far.
+    pub(super) fn counts(&self) -> (u64, u64) {
+        (
+            self.done.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl enc_image::Progress for JobProgress {

@@ -209,6 +209,8 @@ pub(super) struct Metrics {
     refusals: [AtomicU64; Refusal::ALL.len()],
     jobs_running: AtomicUsize,
     job_seconds: Histogram,
+    /// Units of work taken over from a stopped worker (Redis store).
+    work_claimed: AtomicU64,
 }
 
 /// A job on the filter pool: counted as running until dropped, then its
@@ -275,6 +277,11 @@ impl Metrics {
             metrics: self,
             start: Instant::now(),
         }
+    }
+
+    /// A worker took over a unit another one left pending.
+    pub(super) fn work_claimed(&self) {
+        self.work_claimed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Jobs on the filter pool now.
@@ -400,6 +407,20 @@ impl Metrics {
                 self.refusals[r as usize].load(Ordering::Relaxed),
             );
         }
+        if let Some((waiting, held)) = g.queue_units {
+            w.head(
+                "he_queue_units",
+                "gauge",
+                "Redis store: units of work in the queue, all nodes: waiting (not yet handed to a worker) and held (by a worker, until its result is written).",
+            );
+            w.sample("he_queue_units", &[("state", "waiting")], waiting);
+            w.sample("he_queue_units", &[("state", "held")], held);
+        }
+        w.counter(
+            "he_work_claimed_total",
+            "Units of work this process took over from a stopped worker after the visibility timeout (Redis store).",
+            self.work_claimed.load(Ordering::Relaxed),
+        );
         w.gauge(
             "he_draining",
             "1 while the server drains before stopping (new jobs get 503), else 0.",
@@ -437,6 +458,9 @@ pub(super) struct Gauges<'a> {
     pub(super) inflight_bytes: usize,
     pub(super) max_inflight_bytes: usize,
     pub(super) draining: bool,
+    /// With the Redis store: units in the queue's stream not yet handed
+    /// to a worker, and units held by workers (all nodes).
+    pub(super) queue_units: Option<(usize, usize)>,
 }
 
 /// Writes the text format: `# HELP`, `# TYPE`, then samples.
@@ -500,6 +524,7 @@ mod tests {
             inflight_bytes: 20,
             max_inflight_bytes: 200,
             draining: false,
+            queue_units: None,
         }
     }
 

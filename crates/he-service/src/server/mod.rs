@@ -33,6 +33,10 @@ mod jobs;
 mod metrics;
 mod pools;
 mod quota;
+mod redis_store;
+#[cfg(all(test, feature = "client"))]
+mod redis_tests;
+mod redis_worker;
 mod router;
 mod scrape;
 mod service;
@@ -41,8 +45,8 @@ mod tiles;
 mod tls;
 pub mod tokens;
 
-pub use config::Config;
 pub use config::TlsFiles;
+pub use config::{Config, RedisSettings, Role, StoreKind};
 pub use error::{Error, QuotaKind, Result};
 pub use handle::{ServerHandle, run_until_stopped};
 pub use metrics::MetricsToken;

@@ -112,6 +112,18 @@ impl Usage {
                 .all(|(t, _)| now.duration_since(*t) >= HOUR)
     }
 
+    /// The usage of a token whose compute over the last hour is
+    /// `entries` (when, how many units), oldest first: how a shared
+    /// store's answer is checked by the same rule.
+    pub(super) fn with_compute(entries: impl IntoIterator<Item = (Instant, u64)>) -> Usage {
+        let mut compute: Vec<(Instant, u64)> = entries.into_iter().collect();
+        compute.sort_by_key(|e| e.0);
+        Usage {
+            compute: compute.into(),
+            ..Usage::default()
+        }
+    }
+
     /// Refuses a new job of `bytes` beyond `quota`.
     pub(super) fn check_new_job(&self, quota: &Quota, bytes: usize) -> Result<(), Error> {
         self.check_in_flight(quota)?;

@@ -12,7 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::client_addr::ClientAddr;
 use super::conn;
@@ -25,15 +25,23 @@ use super::tls;
 impl Service {
     /// The routes of the API (see the crate documentation), with request
     /// logging.
+    /// A worker ([`Role::Worker`](super::Role::Worker)) serves only
+    /// `/v1/health` and `/metrics`.
     pub fn router(&self) -> Router {
-        Router::new()
+        let routes = Router::new()
             .route("/v1/health", get(health))
-            .route("/v1/info", get(service_info))
-            .route("/v1/jobs", post(post_job))
-            .route("/v1/jobs/{id}", get(job_status).delete(delete_job))
-            .route("/v1/jobs/{id}/result", get(job_result))
-            .route("/v1/jobs/{id}/tiles/{index}", get(get_tile).put(put_tile))
-            .route("/metrics", get(super::scrape::metrics))
+            .route("/metrics", get(super::scrape::metrics));
+        let routes = if self.shared.config.role.serves_api() {
+            routes
+                .route("/v1/info", get(service_info))
+                .route("/v1/jobs", post(post_job))
+                .route("/v1/jobs/{id}", get(job_status).delete(delete_job))
+                .route("/v1/jobs/{id}/result", get(job_result))
+                .route("/v1/jobs/{id}/tiles/{index}", get(get_tile).put(put_tile))
+        } else {
+            routes
+        };
+        routes
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(middleware::from_fn_with_state(self.clone(), stamp_errors))
@@ -68,6 +76,12 @@ impl Service {
             max_connections = c.max_connections,
             retention_s = c.retention.as_secs(),
             tls = acceptor.is_some(),
+            store = c.store.name(),
+            redis = match &c.store {
+                super::StoreKind::Redis(r) => r.address(),
+                super::StoreKind::Memory => "",
+            },
+            role = c.role.name(),
             "he-service listening"
         );
         let shared = Arc::clone(&self.shared);
@@ -76,14 +90,38 @@ impl Service {
             let mut tick = tokio::time::interval(period);
             loop {
                 tick.tick().await;
-                let n = shared.jobs.sweep();
+                let n = match &shared.redis {
+                    Some(store) => store.sweep().await.unwrap_or_else(|e| {
+                        warn!(error = %e, "cannot sweep expired jobs now");
+                        0
+                    }),
+                    None => shared.jobs.sweep(),
+                };
                 if n > 0 {
                     info!(expired = n, "expired jobs deleted");
                 }
             }
         });
+        let mut workers = Vec::new();
+        if let Some(store) = &self.shared.redis {
+            workers.push(tokio::spawn(super::service::sync_tokens(
+                Arc::clone(&self.shared),
+                Arc::clone(store),
+            )));
+        }
+        if let Some(store) = self.shared.redis.as_ref().filter(|_| c.role.filters()) {
+            for _ in 0..super::redis_worker::UNITS_AT_ONCE {
+                workers.push(tokio::spawn(super::redis_worker::run(
+                    Arc::clone(&self.shared),
+                    Arc::clone(store),
+                )));
+            }
+        }
         let served = conn::serve(self, listener, acceptor, shutdown).await;
         sweeper.abort();
+        for w in workers {
+            w.abort();
+        }
         info!("he-service stopped");
         served
     }

@@ -30,7 +30,23 @@ pub(super) async fn metrics(
     if let Some(refused) = refusal(&s, client.map(|c| c.0), &headers) {
         return refused;
     }
-    let text = s.shared.metrics.render(&s.shared.gauges());
+    let mut g = s.shared.gauges();
+    if let Some(store) = &s.shared.redis {
+        // The store's counts, all nodes together; when it is
+        // unreachable, this process's own (the page still answers).
+        if let Ok(n) = store.counts().await {
+            g.in_flight = n.inflight_jobs;
+            g.stored_jobs = n.jobs;
+            g.stored_bytes = n.stored_bytes;
+            g.inflight_bytes = n.inflight_bytes;
+            // Units in the queue's stream, less those filtered here.
+            g.queued = n
+                .queue_entries
+                .saturating_sub(s.shared.metrics.jobs_running());
+            g.queue_units = Some((n.queue_entries.saturating_sub(n.queue_held), n.queue_held));
+        }
+    }
+    let text = s.shared.metrics.render(&g);
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static(EXPOSITION))],
         text,

@@ -3,18 +3,20 @@
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::config::Config;
+use super::config::{Config, Role, StoreKind};
 use super::drain::Drain;
 use super::error::{Error, Result};
 use super::jobs::{JobStore, StoreLimits, new_instance};
 use super::metrics::{Gauges, Metrics};
 use super::pools::{Dispatch, Lanes, start_dispatchers};
 use super::quota::Quota;
+use super::redis_store::RedisStore;
 use super::tokens::{Authenticator, Caller, FileStamp, TokenFile};
 
 /// How often a server started from a tokens file looks at it for changes.
@@ -38,6 +40,36 @@ pub(super) struct Shared {
     pub(super) metrics: Arc<Metrics>,
     /// Serving, draining or stopping.
     pub(super) drain: Drain,
+    /// The Redis store, if jobs are kept there (`None`: in `jobs`).
+    pub(super) redis: Option<Arc<RedisStore>>,
+    /// The pool a Redis worker filters on (`None` for the in-memory
+    /// store, whose dispatchers own their pools, and for an API node).
+    filter_pool: Option<rayon::ThreadPool>,
+    /// With the Redis store: uploads being read and units being worked
+    /// on by this process (what a drain waits for).
+    held: AtomicUsize,
+}
+
+/// Counts one upload or unit of work in [`Shared::held`] until dropped.
+pub(super) struct Held<'a>(&'a Shared);
+
+impl std::fmt::Debug for Held<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held").finish_non_exhaustive()
+    }
+}
+
+impl<'a> Held<'a> {
+    pub(super) fn new(shared: &'a Shared) -> Self {
+        shared.held.fetch_add(1, Ordering::AcqRel);
+        Held(shared)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Shared {
@@ -61,8 +93,20 @@ impl Shared {
 
     /// Whether a draining server may stop: no job in flight, and every
     /// job collected (deleted by its client) or expired.
+    /// With the Redis store the jobs are the store's, not this
+    /// process's: it waits only for what it holds.
     pub(super) fn drained(&self) -> bool {
+        if self.redis.is_some() {
+            return self.held.load(Ordering::Acquire) == 0;
+        }
         self.in_flight() == 0 && self.jobs.len() == 0
+    }
+
+    /// The pool a Redis worker filters on.
+    pub(super) fn filter_pool(&self) -> Result<&rayon::ThreadPool> {
+        self.filter_pool
+            .as_ref()
+            .ok_or_else(|| Error::Internal("this process does not filter (role api)".into()))
     }
 
     /// What `/metrics` reports besides its own counters, read from the
@@ -80,6 +124,7 @@ impl Shared {
             inflight_bytes,
             max_inflight_bytes: self.config.max_inflight_bytes,
             draining: self.drain.stage() != super::drain::Stage::Serving,
+            queue_units: None,
         }
     }
 }
@@ -134,6 +179,70 @@ fn watch_tokens(shared: Weak<Shared>, path: PathBuf, mut seen: Option<FileStamp>
                 "tokens file changed but does not load, the tokens in force stay: {e}"
             ),
         }
+    }
+}
+
+/// With the Redis store the tokens live in Redis (the key `tokens`, the
+/// tokens file's JSON: hashes only). An API node given a tokens file
+/// puts it there at start and whenever the file changes; every node
+/// reads it back about every second, so that a token created, revoked
+/// or given another quota on one node holds on all of them. Until any
+/// node has put tokens, a node without its own serves anonymously, as
+/// without Redis.
+pub(super) async fn sync_tokens(shared: Arc<Shared>, store: Arc<RedisStore>) {
+    let own = (shared.config.tokens.clone()).filter(|_| shared.config.role.serves_api());
+    let path = own.as_ref().and_then(TokenFile::source).map(PathBuf::from);
+    // The file's stamp when it was last put (or found not to load).
+    let mut put: Option<Option<FileStamp>> = None;
+    let mut in_force: Option<String> = None;
+    loop {
+        if let Some(file) = &own {
+            let stamp = path.as_deref().and_then(|p| FileStamp::of(p).ok());
+            if put.as_ref() != Some(&stamp) {
+                let loaded = match &path {
+                    Some(p) => TokenFile::load(p),
+                    None => Ok(file.clone()),
+                };
+                match loaded {
+                    Ok(f) => match store.put_tokens(&f).await {
+                        Ok(()) => {
+                            tracing::info!(tokens = f.tokens.len(), "tokens put into the store");
+                            put = Some(stamp);
+                        }
+                        Err(e) => tracing::warn!("cannot put the tokens into the store yet: {e}"),
+                    },
+                    Err(e) => {
+                        tracing::warn!(
+                            "tokens file changed but does not load, the tokens in force stay: {e}"
+                        );
+                        put = Some(stamp);
+                    }
+                }
+            }
+        }
+        match store.tokens().await {
+            Ok(Some(f)) => {
+                let json = f.to_json();
+                if in_force.as_deref() != Some(json.as_str()) {
+                    let auth = shared
+                        .auth
+                        .read()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .with_tokens(&f);
+                    *shared.auth.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(auth);
+                    if in_force.is_some() {
+                        tracing::info!(
+                            tokens = f.tokens.len(),
+                            "tokens changed in the store: reloaded"
+                        );
+                    }
+                    in_force = Some(json);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!("cannot read the tokens from the store now: {e}"),
+        }
+        tokio::time::sleep(TOKENS_RELOAD_INTERVAL).await;
     }
 }
 
@@ -192,8 +301,34 @@ impl Service {
         if config.quota.concurrent_jobs == 0 || config.quota.stored_jobs == 0 {
             return bad("a token must be allowed at least one job");
         }
+        let redis = match (&config.store, config.role) {
+            (StoreKind::Redis(r), _) => {
+                if r.prefix.is_empty() || r.visibility_timeout.is_zero() || r.max_deliveries == 0 {
+                    return bad(
+                        "the Redis store needs a key prefix, a positive visibility timeout \
+                         and at least one delivery",
+                    );
+                }
+                Some(Arc::new(RedisStore::new(r, &config)?))
+            }
+            (_, Role::All) => None,
+            (_, role) => {
+                return Err(Error::Config(format!(
+                    "the role {} needs a shared store (--store redis://HOST:PORT/DB): with the \
+                     in-memory store one process is both the API and the worker",
+                    role.name()
+                )));
+            }
+        };
+        let filter_pool = match (&redis, config.role.filters()) {
+            (Some(_), true) => Some(pool(workers, "he-work")?),
+            _ => None,
+        };
         let metrics = Arc::new(Metrics::default());
         let shared = Shared {
+            redis,
+            filter_pool,
+            held: AtomicUsize::new(0),
             dispatch: start_dispatchers(
                 &Lanes {
                     concurrent_jobs: config.concurrent_jobs,
@@ -231,7 +366,9 @@ impl Service {
             workers,
             config,
         };
+        // With Redis, `sync_tokens` watches the file (when serving).
         let watched = (shared.config.tokens.as_ref())
+            .filter(|_| shared.redis.is_none())
             .and_then(|t| Some((PathBuf::from(t.source()?), t.stamp())));
         let shared = Arc::new(shared);
         if let Some((path, seen)) = watched {

@@ -42,6 +42,20 @@ fn content_type_is(headers: &HeaderMap, ct: &str) -> bool {
         .is_some_and(|e| e.trim().eq_ignore_ascii_case(ct))
 }
 
+/// Tiled jobs are kept in memory only, for now: with the Redis store a
+/// manifest or a tile gets `501`, and the client can send the image in
+/// one upload (`he submit` without `--tile-rows`).
+fn no_tiles_in_redis(s: &Service) -> Result<()> {
+    if s.shared.redis.is_some() {
+        return Err(Error::NotImplemented(
+            "tiled jobs are not available with the Redis store yet; send the image in one \
+             upload (without tiles) or use a server with the in-memory store"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// `POST /v1/jobs`: a tiled job's manifest, or a single upload.
 pub(super) async fn post_job(
     State(s): State<Service>,
@@ -51,7 +65,10 @@ pub(super) async fn post_job(
     if !content_type_is(&headers, MANIFEST_CONTENT_TYPE) {
         return submit(State(s), headers, body).await;
     }
-    let r = create(&s, &headers, body).await;
+    let r = match no_tiles_in_redis(&s) {
+        Ok(()) => create(&s, &headers, body).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = &r {
         warn!(status = e.status().as_u16(), error = %e, "tiled job refused");
     }
@@ -232,7 +249,10 @@ pub(super) async fn put_tile(
     Path((id, index)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response> {
-    let r = put_tile_inner(&s, &headers, &id, &index, body).await;
+    let r = match no_tiles_in_redis(&s) {
+        Ok(()) => put_tile_inner(&s, &headers, &id, &index, body).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = &r {
         warn!(status = e.status().as_u16(), error = %e, "tile refused");
     }
@@ -410,6 +430,7 @@ pub(super) async fn get_tile(
     Path((id, index)): Path<(String, String)>,
     query: std::result::Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Response> {
+    no_tiles_in_redis(&s)?;
     let who = caller(&s, &headers)?;
     let id = checked_id(&id)?;
     let index = tile_index(&index)?;

@@ -30,6 +30,28 @@ pub struct Health {
     /// Bytes of uploads and payloads in flight, all tokens together.
     #[serde(default)]
     pub inflight_bytes: usize,
+    /// Where jobs are kept: `memory` or `redis`.
+    #[serde(default = "memory")]
+    pub store: String,
+    /// What this process does: `all`, `api` or `worker`.
+    #[serde(default = "all")]
+    pub role: String,
+    /// Whether the store answers (always true in memory); when false the
+    /// answer is `503` and job requests get `503` too.
+    #[serde(default = "yes")]
+    pub store_reachable: bool,
+}
+
+fn memory() -> String {
+    "memory".into()
+}
+
+fn all() -> String {
+    "all".into()
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One filter the server supports, in `GET /v1/info`.
@@ -98,6 +120,10 @@ pub struct ServiceInfo {
     pub limits: LimitsInfo,
     /// Seconds a finished job and its result are kept.
     pub retention_seconds: u64,
+    /// Whether the server takes tiled jobs (`false` with the Redis
+    /// store, for now: send the image in one upload).
+    #[serde(default = "yes")]
+    pub tiled_jobs: bool,
 }
 
 /// The JSON body of every error answer.

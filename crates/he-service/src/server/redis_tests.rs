@@ -1,0 +1,553 @@
+//! The Redis store against a real `redis-server` started by the tests
+//! (a throwaway instance on a free loopback port, no persistence, its
+//! own directory, killed when dropped). Without `redis-server` on the
+//! PATH the tests say so loudly and pass, unless `HE_REQUIRE_REDIS` is
+//! set (CI), which makes that a failure.
+
+#![allow(clippy::unwrap_used)] // test helpers may unwrap: a panic is a test failure
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use enc_image::{BorderMode, ColorLayout, EncryptedImage, NoProgress, PixelImage};
+use he_filter::{Filter, reference};
+use paillier::Keypair;
+
+use super::config::{Config, RedisSettings, Role, StoreKind};
+use super::{ServerHandle, Service};
+use crate::client::{self, Client, FilterRequest};
+use crate::wire::{JOB_CONTENT_TYPE, JobSpec, JobState, MANIFEST_CONTENT_TYPE};
+
+/// A `redis-server` of the tests' own.
+struct TestRedis {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+static PREFIXES: AtomicUsize = AtomicUsize::new(0);
+
+impl TestRedis {
+    /// Starts one, or `None` (after saying why) if `redis-server` is not
+    /// installed and `HE_REQUIRE_REDIS` is unset.
+    fn start() -> Option<TestRedis> {
+        let found = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            assert!(
+                std::env::var_os("HE_REQUIRE_REDIS").is_none(),
+                "HE_REQUIRE_REDIS is set but redis-server is not on the PATH"
+            );
+            eprintln!(
+                "\n!!!!!!!! SKIPPED: redis-server is not on the PATH, the Redis store is NOT \
+                 tested (apt install redis-server; set HE_REQUIRE_REDIS=1 to make this a \
+                 failure) !!!!!!!!\n"
+            );
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("he-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut r = TestRedis {
+            child: None,
+            port,
+            dir,
+        };
+        r.run();
+        Some(r)
+    }
+
+    /// Starts the server (again) on its port and waits until it answers.
+    fn run(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis::Client::open(self.url().as_str())
+            .and_then(|c| c.get_connection())
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the server (as a crash would).
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// A store of its own in this Redis (a key prefix per test).
+    fn settings(&self) -> RedisSettings {
+        let mut s = RedisSettings::new(&self.url(), None).unwrap();
+        s.prefix = format!("t{}:", PREFIXES.fetch_add(1, Ordering::Relaxed));
+        s
+    }
+
+    fn sync_conn(&self) -> redis::Connection {
+        redis::Client::open(self.url().as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A node of `role` on a free loopback port, sharing `store`.
+fn node(store: &RedisSettings, role: Role, tweak: impl FnOnce(&mut Config)) -> ServerHandle {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: std::num::NonZeroUsize::new(1),
+        store: StoreKind::Redis(store.clone()),
+        role,
+        ..Config::default()
+    };
+    tweak(&mut config);
+    ServerHandle::start(config).unwrap()
+}
+
+struct Job {
+    kp: Keypair,
+    img: PixelImage,
+    spec: JobSpec,
+    enc: EncryptedImage,
+}
+
+fn job(seed: u64) -> Job {
+    let kp = Keypair::generate_insecure_for_tests(512).unwrap();
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let data = (0..7 * 5 * 3)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 24) as u8
+        })
+        .collect();
+    let img = PixelImage::new(7, 5, ColorLayout::Rgb8, data).unwrap();
+    let spec = JobSpec::new(vec![Filter::Mean { k: 3 }]);
+    let opts = spec.encrypt_options().unwrap();
+    let enc = EncryptedImage::encrypt(&img, kp.private_key(), &opts, &NoProgress).unwrap();
+    Job { kp, img, spec, enc }
+}
+
+impl Job {
+    /// Whether `result` (the server's bytes) is this job's exact result.
+    fn check(&self, result: &[u8]) {
+        let out =
+            EncryptedImage::from_bytes(result, self.kp.public_key(), &enc_image::Limits::default())
+                .unwrap();
+        let got = out.decrypt(self.kp.private_key(), &NoProgress).unwrap();
+        let want =
+            reference::apply_chain(&self.img, &self.spec.filters, BorderMode::Replicate).unwrap();
+        assert_eq!(got, want);
+    }
+
+    fn submit(&self, client: &Client) -> client::Result<crate::wire::JobStatus> {
+        client.submit(self.kp.public_key(), &self.spec, &self.enc, &NoProgress)
+    }
+}
+
+/// Waits for job `id` to finish (long polls), at most `within`.
+fn finished(client: &Client, id: &str, within: Duration) -> crate::wire::JobStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        let st = client.status(id, Duration::from_secs(2)).unwrap();
+        if st.state.is_finished() {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "job {id} did not finish: {st:?}");
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+#[test]
+fn an_api_node_and_a_worker_share_a_redis_and_run_jobs_exactly() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let store = redis.settings();
+    let api = node(&store, Role::Api, |_| {});
+    let worker = node(&store, Role::Worker, |_| {});
+    let client = Client::new(&api.url()).unwrap();
+    let h = client.health().unwrap();
+    assert_eq!((h.store.as_str(), h.role.as_str()), ("redis", "api"));
+    assert!(h.store_reachable);
+    assert!(!client.info().unwrap().tiled_jobs);
+    let wh = Client::new(&worker.url()).unwrap().health().unwrap();
+    assert_eq!((wh.store.as_str(), wh.role.as_str()), ("redis", "worker"));
+    // The worker serves health and metrics only.
+    let r = agent()
+        .get(format!("{}/v1/info", worker.url()))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+
+    for seed in 1..=2 {
+        let j = job(seed);
+        let request = FilterRequest {
+            timeout: Duration::from_secs(60),
+            ..FilterRequest::new(j.kp.public_key(), &j.spec, &j.enc)
+        };
+        let (out, status) = client.filter(&request).unwrap();
+        assert_eq!(status.state, JobState::Done);
+        let got = out.decrypt(j.kp.private_key(), &NoProgress).unwrap();
+        let want = reference::apply_chain(&j.img, &j.spec.filters, BorderMode::Replicate).unwrap();
+        assert_eq!(got, want);
+    }
+    // Every job was collected: the store's counters are back to zero.
+    let h = client.health().unwrap();
+    assert_eq!(
+        (
+            h.jobs_stored,
+            h.jobs_in_flight,
+            h.stored_bytes,
+            h.inflight_bytes
+        ),
+        (0, 0, 0, 0)
+    );
+    // The queue is empty, and the worker took the units over from nobody.
+    let metrics = agent()
+        .get(format!("{}/metrics", worker.url()))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    for line in [
+        "he_queue_units{state=\"waiting\"} 0",
+        "he_queue_units{state=\"held\"} 0",
+        "he_work_claimed_total 0",
+        "he_jobs_stored 0",
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
+    // A tiled job is refused with 501, naming the limitation.
+    let r = agent()
+        .post(format!("{}/v1/jobs", api.url()))
+        .header("content-type", MANIFEST_CONTENT_TYPE)
+        .send(&b"{}"[..])
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 501);
+    let body = r.into_body().read_to_string().unwrap();
+    assert!(body.contains("Redis store"), "{body}");
+}
+
+#[test]
+fn a_unit_left_by_a_stopped_worker_is_claimed_and_finished() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let mut store = redis.settings();
+    store.visibility_timeout = Duration::from_millis(600);
+    let api = node(&store, Role::Api, |_| {});
+    let client = Client::new(&api.url()).unwrap();
+    let j = job(7);
+    let id = j.submit(&client).unwrap().id;
+    // A worker that reads the unit and dies: it stays pending, never acked.
+    let mut c = redis.sync_conn();
+    let work = format!("{}work", store.prefix);
+    let _: redis::RedisResult<String> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&work)
+        .arg("workers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut c);
+    let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg("dead-worker")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(&work)
+        .arg(">")
+        .query(&mut c)
+        .unwrap();
+    let entry = &read.keys[0].ids[0];
+    assert_eq!(entry.get::<String>("job").as_deref(), Some(id.as_str()));
+    // A live worker takes it over after the visibility timeout.
+    let worker = node(&store, Role::Worker, |_| {});
+    let st = finished(&client, &id, Duration::from_secs(60));
+    assert_eq!(st.state, JobState::Done, "{st:?}");
+    j.check(&client.result(&id, &NoProgress).unwrap());
+    let s = worker.service();
+    let text = s.shared.metrics.render(&s.shared.gauges());
+    assert!(text.contains("\nhe_work_claimed_total 1\n"), "{text}");
+    // The unit is acknowledged and gone from the queue.
+    let pending: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
+        .arg(&work)
+        .arg("workers")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(pending.count(), 0);
+    client.delete(&id).unwrap();
+}
+
+#[test]
+fn a_unit_delivered_too_often_fails_its_job() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let mut store = redis.settings();
+    store.visibility_timeout = Duration::from_millis(300);
+    store.max_deliveries = 1;
+    let api = node(&store, Role::Api, |_| {});
+    let client = Client::new(&api.url()).unwrap();
+    let id = job(3).submit(&client).unwrap().id;
+    let mut c = redis.sync_conn();
+    let work = format!("{}work", store.prefix);
+    let _: redis::RedisResult<String> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&work)
+        .arg("workers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut c);
+    let _: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg("dead-worker")
+        .arg("STREAMS")
+        .arg(&work)
+        .arg(">")
+        .query(&mut c)
+        .unwrap();
+    let _worker = node(&store, Role::Worker, |_| {});
+    let st = finished(&client, &id, Duration::from_secs(30));
+    assert_eq!(st.state, JobState::Failed);
+    assert!(
+        st.error.as_deref().unwrap_or("").contains("1 times"),
+        "{st:?}"
+    );
+}
+
+#[test]
+fn with_redis_down_the_api_answers_503_and_works_again_when_it_is_back() {
+    let Some(mut redis) = TestRedis::start() else {
+        return;
+    };
+    let store = redis.settings();
+    let node = node(&store, Role::All, |_| {});
+    let client = Client::new(&node.url()).unwrap();
+    let j = job(11);
+    let id = j.submit(&client).unwrap().id;
+    finished(&client, &id, Duration::from_secs(60));
+
+    redis.kill();
+    let r = agent()
+        .get(format!("{}/v1/health", node.url()))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let h: crate::wire::Health =
+        serde_json::from_str(&r.into_body().read_to_string().unwrap()).unwrap();
+    assert!(!h.store_reachable);
+    let r = agent()
+        .post(format!("{}/v1/jobs", node.url()))
+        .header("content-type", JOB_CONTENT_TYPE)
+        .send(&b"HEJOB"[..])
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let body = r.into_body().read_to_string().unwrap();
+    assert!(body.contains("Redis at 127.0.0.1"), "{body}");
+    let r = agent()
+        .get(format!("{}/v1/jobs/{id}", node.url()))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+
+    // Back (empty: this test's Redis keeps nothing): jobs run again, and
+    // the worker made its consumer group again.
+    redis.run();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.health().is_err() {
+        assert!(Instant::now() < deadline, "the node did not reconnect");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let j = job(12);
+    let id = j.submit(&client).unwrap().id;
+    let st = finished(&client, &id, Duration::from_secs(60));
+    assert_eq!(st.state, JobState::Done);
+    j.check(&client.result(&id, &NoProgress).unwrap());
+}
+
+#[test]
+fn a_result_written_twice_is_one_result() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let store = redis.settings();
+    // No worker: the test plays two workers that both finish the job.
+    let api = node(&store, Role::Api, |_| {});
+    let client = Client::new(&api.url()).unwrap();
+    let id = job(5).submit(&client).unwrap().id;
+    let s: &Service = api.service();
+    let rs = std::sync::Arc::clone(s.shared.redis.as_ref().unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (first, second) = rt.block_on(async {
+        assert!(matches!(
+            rs.start(&id, "w1").await.unwrap(),
+            super::redis_store::Started::Run { .. }
+        ));
+        let first = rs.finish(&id, &Ok(vec![1u8; 100].into())).await.unwrap();
+        let second = rs.finish(&id, &Ok(vec![2u8; 300].into())).await.unwrap();
+        (first, second)
+    });
+    assert!(first && !second);
+    assert_eq!(client.result(&id, &NoProgress).unwrap(), vec![1u8; 100]);
+    let h = client.health().unwrap();
+    assert_eq!(
+        (h.stored_bytes, h.jobs_stored, h.jobs_in_flight),
+        (100, 1, 0)
+    );
+    client.delete(&id).unwrap();
+    let h = client.health().unwrap();
+    assert_eq!((h.stored_bytes, h.jobs_stored, h.inflight_bytes), (0, 0, 0));
+}
+
+#[test]
+fn a_quota_used_up_through_one_api_node_is_refused_by_the_other() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let store = redis.settings();
+    let mut tokens = super::tokens::TokenFile::default();
+    let token = tokens.create("alice", 0).unwrap();
+    // Only node a is given the tokens: it puts them into Redis, and node
+    // b reads them from there. No worker: jobs stay queued, in flight.
+    let a = node(&store, Role::Api, |c| {
+        c.tokens = Some(tokens.clone());
+        c.quota.concurrent_jobs = 1;
+    });
+    let b = node(&store, Role::Api, |c| c.quota.concurrent_jobs = 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let unknown = format!("{}/v1/jobs/{}", b.url(), "0".repeat(32));
+    while agent().get(&unknown).call().unwrap().status().as_u16() != 401 {
+        assert!(Instant::now() < deadline, "node b never asked for a token");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ca = Client::new(&a.url()).unwrap().with_token(&token).unwrap();
+    let cb = Client::new(&b.url()).unwrap().with_token(&token).unwrap();
+    let j = job(9);
+    let id = j.submit(&ca).unwrap().id;
+    match j.submit(&cb).unwrap_err() {
+        client::Error::Server { status, message } => {
+            assert_eq!(status, 429);
+            assert!(message.contains("concurrent_jobs"), "{message}");
+        }
+        e => panic!("expected 429, got {e}"),
+    }
+    // Node b sees a's job (same token) and deletes it: the quota frees.
+    assert_eq!(
+        cb.status(&id, Duration::ZERO).unwrap().state,
+        JobState::Queued
+    );
+    cb.delete(&id).unwrap();
+    let id2 = j.submit(&cb).unwrap().id;
+    ca.delete(&id2).unwrap();
+    let h = ca.health().unwrap();
+    assert_eq!(
+        (h.jobs_stored, h.jobs_in_flight, h.inflight_bytes),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn roles_other_than_all_need_the_redis_store() {
+    for role in [Role::Api, Role::Worker] {
+        let e = Service::new(Config {
+            role,
+            ..Config::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("shared store"), "{e}");
+    }
+    // The password never shows in the settings' Debug.
+    let s = RedisSettings::new("redis://:sesame-0123@127.0.0.1:6379/2", None).unwrap();
+    assert!(RedisSettings::url_has_password(
+        "redis://:sesame-0123@127.0.0.1:6379/2"
+    ));
+    assert!(!RedisSettings::url_has_password("redis://127.0.0.1:6379/2"));
+    assert_eq!(s.address(), "127.0.0.1:6379/2");
+    let debug = format!(
+        "{:?}",
+        Config {
+            store: StoreKind::Redis(s),
+            ..Config::default()
+        }
+    );
+    assert!(!debug.contains("sesame"), "{debug}");
+}
+
+#[test]
+fn a_draining_worker_takes_no_new_unit_and_another_one_does() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let store = redis.settings();
+    let api = node(&store, Role::Api, |_| {});
+    let client = Client::new(&api.url()).unwrap();
+    let first = node(&store, Role::Worker, |_| {});
+    let j = job(21);
+    let id = j.submit(&client).unwrap().id;
+    assert_eq!(
+        finished(&client, &id, Duration::from_secs(60)).state,
+        JobState::Done
+    );
+    // Holding nothing, the worker drains at once (jobs are the store's).
+    first.drain().unwrap();
+    let id = j.submit(&client).unwrap().id;
+    let st = client.status(&id, Duration::from_millis(1500)).unwrap();
+    assert_eq!(st.state, JobState::Queued, "a stopped worker took it");
+    let _second = node(&store, Role::Worker, |_| {});
+    let st = finished(&client, &id, Duration::from_secs(60));
+    assert_eq!(st.state, JobState::Done);
+    j.check(&client.result(&id, &NoProgress).unwrap());
+}
