@@ -100,8 +100,20 @@ fn error_body(resp: &mut Response<Body>) -> (String, Option<String>) {
         .unwrap_or_default();
     match serde_json::from_str::<ErrorBody>(&text) {
         Ok(b) => (b.error, b.instance),
-        Err(_) => (text, None),
+        Err(_) => (plain_message(resp.status(), &text), None),
     }
+}
+
+/// The message of an error answer that is not the service's JSON (a
+/// proxy's page, say): its first line of text, at most 200 characters,
+/// or the status's reason for an HTML page or an empty body.
+fn plain_message(status: ureq::http::StatusCode, text: &str) -> String {
+    let reason = status.canonical_reason().unwrap_or("error");
+    let line = text.trim().lines().next().unwrap_or("").trim();
+    if line.is_empty() || line.starts_with('<') {
+        return format!("{reason} (not from the service: a proxy in front of it?)");
+    }
+    line.chars().take(200).collect()
 }
 
 /// Turns an error answer into [`Error::Server`] with the server's message
@@ -460,6 +472,35 @@ impl Client {
         }
         check(req.call()?)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::plain_message;
+    use ureq::http::StatusCode;
+
+    #[test]
+    fn a_proxy_page_is_named_not_pasted() {
+        let page =
+            "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>...</body>\n</html>\n";
+        assert_eq!(
+            plain_message(StatusCode::BAD_GATEWAY, page),
+            "Bad Gateway (not from the service: a proxy in front of it?)"
+        );
+        assert_eq!(
+            plain_message(StatusCode::SERVICE_UNAVAILABLE, ""),
+            "Service Unavailable (not from the service: a proxy in front of it?)"
+        );
+        let long = format!("upstream said no\n{}", "x".repeat(500));
+        assert_eq!(
+            plain_message(StatusCode::BAD_GATEWAY, &long),
+            "upstream said no"
+        );
+        assert_eq!(
+            plain_message(StatusCode::BAD_GATEWAY, &"y".repeat(500)).len(),
+            200
+        );
     }
 }
 
