@@ -551,3 +551,52 @@ fn a_draining_worker_takes_no_new_unit_and_another_one_does() {
     assert_eq!(st.state, JobState::Done);
     j.check(&client.result(&id, &NoProgress).unwrap());
 }
+
+#[test]
+fn a_unit_a_worker_dropped_itself_is_taken_up_again() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let mut store = redis.settings();
+    store.visibility_timeout = Duration::from_millis(500);
+    let api = node(&store, Role::Api, |_| {});
+    let client = Client::new(&api.url()).unwrap();
+    let j = job(31);
+    let id = j.submit(&client).unwrap().id;
+    // The only worker's consumer read the unit and lost it (as when a
+    // store call fails after the read), before the worker serves.
+    let worker = Service::new(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: std::num::NonZeroUsize::new(1),
+        store: StoreKind::Redis(store.clone()),
+        role: Role::Worker,
+        ..Config::default()
+    })
+    .unwrap();
+    let mut c = redis.sync_conn();
+    let work = format!("{}work", store.prefix);
+    let _: redis::RedisResult<String> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&work)
+        .arg("workers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut c);
+    let _: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg(worker.instance())
+        .arg("STREAMS")
+        .arg(&work)
+        .arg(">")
+        .query(&mut c)
+        .unwrap();
+    let worker = ServerHandle::start_service(worker).unwrap();
+    let st = finished(&client, &id, Duration::from_secs(60));
+    assert_eq!(st.state, JobState::Done);
+    j.check(&client.result(&id, &NoProgress).unwrap());
+    // Its own unit: not counted as work of a stopped worker.
+    let s = worker.service();
+    let text = s.shared.metrics.render(&s.shared.gauges());
+    assert!(text.contains("\nhe_work_claimed_total 0\n"), "{text}");
+}
