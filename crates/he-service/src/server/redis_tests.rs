@@ -600,3 +600,42 @@ fn a_unit_a_worker_dropped_itself_is_taken_up_again() {
     let text = s.shared.metrics.render(&s.shared.gauges());
     assert!(text.contains("\nhe_work_claimed_total 0\n"), "{text}");
 }
+
+#[test]
+fn an_expired_job_goes_with_its_bytes() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let store = redis.settings();
+    let node = node(&store, Role::All, |c| c.retention = Duration::from_secs(1));
+    let client = Client::new(&node.url()).unwrap();
+    let id = job(41).submit(&client).unwrap().id;
+    assert_eq!(
+        finished(&client, &id, Duration::from_secs(60)).state,
+        JobState::Done
+    );
+    let h = client.health().unwrap();
+    assert_eq!(h.jobs_stored, 1);
+    assert!(h.stored_bytes > 0);
+    // Never collected: the sweeper releases it after the retention.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let h = client.health().unwrap();
+        if h.jobs_stored == 0 {
+            assert_eq!((h.stored_bytes, h.inflight_bytes), (0, 0));
+            break;
+        }
+        assert!(Instant::now() < deadline, "never swept: {h:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    match client.status(&id, Duration::ZERO).unwrap_err() {
+        client::Error::Server { status, .. } => assert_eq!(status, 404),
+        e => panic!("expected 404, got {e}"),
+    }
+    let mut c = redis.sync_conn();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*:{id}", store.prefix))
+        .query(&mut c)
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}
