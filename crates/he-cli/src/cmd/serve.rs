@@ -229,7 +229,11 @@ fn store(a: &ServeArgs) -> Result<StoreKind> {
             }
             return Ok(StoreKind::Memory);
         }
-        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => url,
+        Some(url) if url.starts_with("redis://") => url,
+        Some(url) if url.starts_with("rediss://") => bail!(
+            "TLS to Redis (rediss://) is not built in: keep Redis on loopback or a private \
+             network, or put a TLS tunnel in front of it and give redis://"
+        ),
         Some(_) => bail!("the store is memory or a URL redis://HOST:PORT/DB"),
     };
     let password = a
@@ -613,6 +617,8 @@ metrics_token_file = "metrics-token"
         assert!(e.to_string().contains("settings of the Redis store"), "{e}");
         let e = config(&settings(cli(&["--store", "postgres://x"])).unwrap()).unwrap_err();
         assert!(e.to_string().contains("memory or a URL"), "{e}");
+        let e = config(&settings(cli(&["--store", "rediss://h:6380/0"])).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("not built in"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 
