@@ -639,3 +639,51 @@ fn an_expired_job_goes_with_its_bytes() {
         .unwrap();
     assert!(keys.is_empty(), "{keys:?}");
 }
+
+#[test]
+fn compute_per_hour_is_counted_across_nodes() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let store = redis.settings();
+    let a = node(&store, Role::Api, |_| {});
+    let b = node(&store, Role::Api, |_| {});
+    let (ra, rb) = (
+        std::sync::Arc::clone(a.service().shared.redis.as_ref().unwrap()),
+        std::sync::Arc::clone(b.service().shared.redis.as_ref().unwrap()),
+    );
+    let who = super::tokens::Caller {
+        name: std::sync::Arc::from("carol#01234567"),
+        quota: super::Quota {
+            compute_per_hour: 10,
+            ..super::Quota::default()
+        },
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        ra.charge_compute(&who, 6).await.unwrap();
+        // 6 + 6 > 10, through the other node too.
+        match rb.charge_compute(&who, 6).await.unwrap_err() {
+            super::Error::Quota {
+                kind, retry_after, ..
+            } => {
+                assert_eq!(kind, super::QuotaKind::ComputePerHour);
+                assert!((3500..=3600).contains(&retry_after), "{retry_after}");
+            }
+            e => panic!("expected a quota error, got {e}"),
+        }
+        rb.charge_compute(&who, 4).await.unwrap();
+        assert!(matches!(
+            ra.charge_compute(&who, 1).await.unwrap_err(),
+            super::Error::Quota { .. }
+        ));
+        // One job over the whole hour's quota: 422, not a 429 to retry.
+        assert!(matches!(
+            ra.charge_compute(&who, 11).await.unwrap_err(),
+            super::Error::OverBudget { .. }
+        ));
+    });
+}
