@@ -304,6 +304,14 @@ fn a_unit_left_by_a_stopped_worker_is_claimed_and_finished() {
         .unwrap();
     let entry = &read.keys[0].ids[0];
     assert_eq!(entry.get::<String>("job").as_deref(), Some(id.as_str()));
+    // A unit that names no valid job is dropped, not worked on.
+    let _: String = redis::cmd("XADD")
+        .arg(&work)
+        .arg("*")
+        .arg("job")
+        .arg("../../etc")
+        .query(&mut c)
+        .unwrap();
     // A live worker takes it over after the visibility timeout.
     let worker = node(&store, Role::Worker, |_| {});
     let st = finished(&client, &id, Duration::from_secs(60));
@@ -319,6 +327,8 @@ fn a_unit_left_by_a_stopped_worker_is_claimed_and_finished() {
         .query(&mut c)
         .unwrap();
     assert_eq!(pending.count(), 0);
+    let len: usize = redis::cmd("XLEN").arg(&work).query(&mut c).unwrap();
+    assert_eq!(len, 0, "units left in the queue");
     client.delete(&id).unwrap();
 }
 

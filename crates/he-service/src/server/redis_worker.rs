@@ -27,7 +27,7 @@ use super::admission::validate;
 use super::drain::Stage;
 use super::error::Result;
 use super::handlers::filter_logged;
-use super::jobs::JobProgress;
+use super::jobs::{JobProgress, valid_id};
 use super::pools::on_pool;
 use super::redis_store::{GROUP, READ_BLOCK, RedisStore, Started, now_ms};
 use super::service::{Held, Shared};
@@ -273,6 +273,11 @@ async fn work(
     consumer: &str,
     unit: Unit,
 ) -> Result<()> {
+    if !valid_id(&unit.job) {
+        // Not one of ours (Redis is not trusted either): drop it.
+        warn!(entry = %unit.entry, "a unit of work without a valid job id: dropped");
+        return ack(store, &unit.entry).await;
+    }
     let max = store.settings().max_deliveries as usize;
     if unit.deliveries > max {
         warn!(job = %unit.job, deliveries = unit.deliveries, "giving up on a unit");
