@@ -229,14 +229,18 @@ fn store(a: &ServeArgs) -> Result<StoreKind> {
             }
             return Ok(StoreKind::Memory);
         }
-        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => url,
+        Some(url) if url.starts_with("redis://") => url,
+        Some(url) if url.starts_with("rediss://") => bail!(
+            "TLS to Redis (rediss://) is not built in: keep Redis on loopback or a private \
+             network, or put a TLS tunnel in front of it and give redis://"
+        ),
         Some(_) => bail!("the store is memory or a URL redis://HOST:PORT/DB"),
     };
     let password = a
         .redis_password_file
         .as_deref()
         .map(|p| {
-            read_text(p, MAX_PASSWORD_FILE, "Redis password file").map(|t| t.trim().to_string())
+            read_secret(p, MAX_PASSWORD_FILE, "Redis password file").map(|t| t.trim().to_string())
         })
         .transpose()?;
     let mut r = RedisSettings::new(url, password)?;
@@ -254,22 +258,28 @@ fn store(a: &ServeArgs) -> Result<StoreKind> {
 
 /// Reads the metrics token; refuses a file others can read (on Unix).
 fn load_metrics_token(path: &Path) -> Result<MetricsToken> {
+    let text = read_secret(path, MAX_METRICS_TOKEN_FILE, "metrics token file")?;
+    MetricsToken::new(&text).with_context(|| format!("metrics token file {}", path.display()))
+}
+
+/// Reads a file holding a secret (`what`, at most `max` bytes); refuses
+/// one that others can read (on Unix).
+fn read_secret(path: &Path, max: u64, what: &str) -> Result<String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let meta = std::fs::metadata(path)
-            .with_context(|| format!("cannot read metrics token file {}", path.display()))?;
+            .with_context(|| format!("cannot read {what} {}", path.display()))?;
         let mode = meta.permissions().mode() & 0o777;
         if meta.is_file() && mode & 0o007 != 0 {
             bail!(
-                "the metrics token file {} is readable by every user (mode {mode:o}); \
+                "the {what} {} is readable by every user (mode {mode:o}); \
                  run chmod o-rwx on it",
                 path.display()
             );
         }
     }
-    let text = read_text(path, MAX_METRICS_TOKEN_FILE, "metrics token file")?;
-    MetricsToken::new(&text).with_context(|| format!("metrics token file {}", path.display()))
+    read_text(path, max, what)
 }
 
 /// Runs `he serve` until SIGTERM or Ctrl-C, then drains and exits.
@@ -599,7 +609,21 @@ metrics_token_file = "metrics-token"
         let c = config(&settings(cli(&["--config", f, "--role", "api"])).unwrap()).unwrap();
         assert_eq!(c.role, Role::Api);
         // A password file, relative to the config file.
-        write(&d, "redis-password", "from-a-file\n");
+        let pw = write(&d, "redis-password", "from-a-file\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let file = write(
+                &d,
+                "open.toml",
+                "store = \"redis://127.0.0.1:6379/0\"\nredis_password_file = \"redis-password\"\n",
+            );
+            let e =
+                config(&settings(cli(&["--config", file.to_str().unwrap()])).unwrap()).unwrap_err();
+            assert!(e.to_string().contains("readable by every user"), "{e}");
+            std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let file = write(
             &d,
             "pw.toml",
@@ -613,6 +637,8 @@ metrics_token_file = "metrics-token"
         assert!(e.to_string().contains("settings of the Redis store"), "{e}");
         let e = config(&settings(cli(&["--store", "postgres://x"])).unwrap()).unwrap_err();
         assert!(e.to_string().contains("memory or a URL"), "{e}");
+        let e = config(&settings(cli(&["--store", "rediss://h:6380/0"])).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("not built in"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -47,7 +47,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a worker's read of the queue blocks (`XREADGROUP BLOCK`).
 pub(super) const READ_BLOCK: Duration = Duration::from_secs(1);
 /// How often a long poll (`?wait=S`) looks at the job record.
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Keys outlive the sweeper's release by this much (a backstop: the
 /// sweeper removes them first and gives their bytes back).
 const TTL_MARGIN: Duration = Duration::from_secs(300);

@@ -304,6 +304,14 @@ fn a_unit_left_by_a_stopped_worker_is_claimed_and_finished() {
         .unwrap();
     let entry = &read.keys[0].ids[0];
     assert_eq!(entry.get::<String>("job").as_deref(), Some(id.as_str()));
+    // A unit that names no valid job is dropped, not worked on.
+    let _: String = redis::cmd("XADD")
+        .arg(&work)
+        .arg("*")
+        .arg("job")
+        .arg("../../etc")
+        .query(&mut c)
+        .unwrap();
     // A live worker takes it over after the visibility timeout.
     let worker = node(&store, Role::Worker, |_| {});
     let st = finished(&client, &id, Duration::from_secs(60));
@@ -319,6 +327,8 @@ fn a_unit_left_by_a_stopped_worker_is_claimed_and_finished() {
         .query(&mut c)
         .unwrap();
     assert_eq!(pending.count(), 0);
+    let len: usize = redis::cmd("XLEN").arg(&work).query(&mut c).unwrap();
+    assert_eq!(len, 0, "units left in the queue");
     client.delete(&id).unwrap();
 }
 
@@ -550,4 +560,140 @@ fn a_draining_worker_takes_no_new_unit_and_another_one_does() {
     let st = finished(&client, &id, Duration::from_secs(60));
     assert_eq!(st.state, JobState::Done);
     j.check(&client.result(&id, &NoProgress).unwrap());
+}
+
+#[test]
+fn a_unit_a_worker_dropped_itself_is_taken_up_again() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let mut store = redis.settings();
+    store.visibility_timeout = Duration::from_millis(500);
+    let api = node(&store, Role::Api, |_| {});
+    let client = Client::new(&api.url()).unwrap();
+    let j = job(31);
+    let id = j.submit(&client).unwrap().id;
+    // The only worker's consumer read the unit and lost it (as when a
+    // store call fails after the read), before the worker serves.
+    let worker = Service::new(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: std::num::NonZeroUsize::new(1),
+        store: StoreKind::Redis(store.clone()),
+        role: Role::Worker,
+        ..Config::default()
+    })
+    .unwrap();
+    let mut c = redis.sync_conn();
+    let work = format!("{}work", store.prefix);
+    let _: redis::RedisResult<String> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&work)
+        .arg("workers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut c);
+    let _: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg(worker.instance())
+        .arg("STREAMS")
+        .arg(&work)
+        .arg(">")
+        .query(&mut c)
+        .unwrap();
+    let worker = ServerHandle::start_service(worker).unwrap();
+    let st = finished(&client, &id, Duration::from_secs(60));
+    assert_eq!(st.state, JobState::Done);
+    j.check(&client.result(&id, &NoProgress).unwrap());
+    // Its own unit: not counted as work of a stopped worker.
+    let s = worker.service();
+    let text = s.shared.metrics.render(&s.shared.gauges());
+    assert!(text.contains("\nhe_work_claimed_total 0\n"), "{text}");
+}
+
+#[test]
+fn an_expired_job_goes_with_its_bytes() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let store = redis.settings();
+    let node = node(&store, Role::All, |c| c.retention = Duration::from_secs(1));
+    let client = Client::new(&node.url()).unwrap();
+    let id = job(41).submit(&client).unwrap().id;
+    assert_eq!(
+        finished(&client, &id, Duration::from_secs(60)).state,
+        JobState::Done
+    );
+    let h = client.health().unwrap();
+    assert_eq!(h.jobs_stored, 1);
+    assert!(h.stored_bytes > 0);
+    // Never collected: the sweeper releases it after the retention.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let h = client.health().unwrap();
+        if h.jobs_stored == 0 {
+            assert_eq!((h.stored_bytes, h.inflight_bytes), (0, 0));
+            break;
+        }
+        assert!(Instant::now() < deadline, "never swept: {h:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    match client.status(&id, Duration::ZERO).unwrap_err() {
+        client::Error::Server { status, .. } => assert_eq!(status, 404),
+        e => panic!("expected 404, got {e}"),
+    }
+    let mut c = redis.sync_conn();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*:{id}", store.prefix))
+        .query(&mut c)
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
+#[test]
+fn compute_per_hour_is_counted_across_nodes() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let store = redis.settings();
+    let a = node(&store, Role::Api, |_| {});
+    let b = node(&store, Role::Api, |_| {});
+    let (ra, rb) = (
+        std::sync::Arc::clone(a.service().shared.redis.as_ref().unwrap()),
+        std::sync::Arc::clone(b.service().shared.redis.as_ref().unwrap()),
+    );
+    let who = super::tokens::Caller {
+        name: std::sync::Arc::from("carol#01234567"),
+        quota: super::Quota {
+            compute_per_hour: 10,
+            ..super::Quota::default()
+        },
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        ra.charge_compute(&who, 6).await.unwrap();
+        // 6 + 6 > 10, through the other node too.
+        match rb.charge_compute(&who, 6).await.unwrap_err() {
+            super::Error::Quota {
+                kind, retry_after, ..
+            } => {
+                assert_eq!(kind, super::QuotaKind::ComputePerHour);
+                assert!((3500..=3600).contains(&retry_after), "{retry_after}");
+            }
+            e => panic!("expected a quota error, got {e}"),
+        }
+        rb.charge_compute(&who, 4).await.unwrap();
+        assert!(matches!(
+            ra.charge_compute(&who, 1).await.unwrap_err(),
+            super::Error::Quota { .. }
+        ));
+        // One job over the whole hour's quota: 422, not a 429 to retry.
+        assert!(matches!(
+            ra.charge_compute(&who, 11).await.unwrap_err(),
+            super::Error::OverBudget { .. }
+        ));
+    });
 }

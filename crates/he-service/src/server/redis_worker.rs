@@ -27,7 +27,7 @@ use super::admission::validate;
 use super::drain::Stage;
 use super::error::Result;
 use super::handlers::filter_logged;
-use super::jobs::JobProgress;
+use super::jobs::{JobProgress, valid_id};
 use super::pools::on_pool;
 use super::redis_store::{GROUP, READ_BLOCK, RedisStore, Started, now_ms};
 use super::service::{Held, Shared};
@@ -173,7 +173,10 @@ async fn claim(shared: &Shared, store: &RedisStore, consumer: &str) -> Result<Op
         .query_async(&mut c)
         .await
         .map_err(|e| store.failed(&e))?;
-    for p in pending.ids.into_iter().filter(|p| p.consumer != consumer) {
+    // This process's own units are included: those it works on are kept
+    // fresh by their heartbeat, so one idle here was dropped (its store
+    // call failed) and is taken up again.
+    for p in pending.ids {
         // Only if still idle: of two workers trying, one gets it.
         let claimed: redis::streams::StreamClaimReply = redis::cmd("XCLAIM")
             .arg(store.key("work"))
@@ -188,14 +191,22 @@ async fn claim(shared: &Shared, store: &RedisStore, consumer: &str) -> Result<Op
             continue;
         };
         let job = e.get::<String>("job").unwrap_or_default();
-        info!(
-            job = %job,
-            from = %p.consumer,
-            idle_ms = p.last_delivered_ms as u64,
-            deliveries = p.times_delivered + 1,
-            "claimed work from a stopped worker"
-        );
-        shared.metrics.work_claimed();
+        if p.consumer == consumer {
+            info!(
+                job = %job,
+                idle_ms = p.last_delivered_ms as u64,
+                "taking up again work this worker dropped"
+            );
+        } else {
+            info!(
+                job = %job,
+                from = %p.consumer,
+                idle_ms = p.last_delivered_ms as u64,
+                deliveries = p.times_delivered + 1,
+                "claimed work from a stopped worker"
+            );
+            shared.metrics.work_claimed();
+        }
         return Ok(Some(Unit {
             entry: e.id,
             job,
@@ -262,6 +273,11 @@ async fn work(
     consumer: &str,
     unit: Unit,
 ) -> Result<()> {
+    if !valid_id(&unit.job) {
+        // Not one of ours (Redis is not trusted either): drop it.
+        warn!(entry = %unit.entry, "a unit of work without a valid job id: dropped");
+        return ack(store, &unit.entry).await;
+    }
     let max = store.settings().max_deliveries as usize;
     if unit.deliveries > max {
         warn!(job = %unit.job, deliveries = unit.deliveries, "giving up on a unit");
@@ -274,6 +290,17 @@ async fn work(
         return Ok(());
     }
     let _held = Held::new(shared);
+    // Heartbeat from now on, so that reading and checking a large upload
+    // does not look like a stopped worker.
+    let progress = Arc::new(JobProgress::default());
+    let beat = tokio::spawn(heartbeat(
+        Arc::clone(store),
+        unit.entry.clone(),
+        unit.job.clone(),
+        consumer.to_string(),
+        Arc::clone(&progress),
+    ));
+    let _beat = AbortOnDrop(beat);
     let (payload, created_ms) = match store.start(&unit.job, consumer).await? {
         Started::Gone | Started::Finished => return ack(store, &unit.entry).await,
         Started::PayloadLost => {
@@ -302,14 +329,6 @@ async fn work(
             Err(e.to_string())
         }
         Ok(job) => {
-            let progress = Arc::new(JobProgress::default());
-            let beat = tokio::spawn(heartbeat(
-                Arc::clone(store),
-                unit.entry.clone(),
-                unit.job.clone(),
-                consumer.to_string(),
-                Arc::clone(&progress),
-            ));
             let (sh, id, p) = (Arc::clone(shared), unit.job.clone(), Arc::clone(&progress));
             let pool = shared.filter_pool()?;
             let out = on_pool(pool, move || {
@@ -319,13 +338,22 @@ async fn work(
                 ))
             })
             .await;
-            beat.abort();
             // A job deleted meanwhile goes whatever the outcome (FINISH).
             out.unwrap_or_else(|e| Err(e.to_string()))
         }
     };
     settle(shared, store, &unit, outcome).await;
     Ok(())
+}
+
+/// Stops a task when dropped (the heartbeat of a unit, however the work
+/// on it ends).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// While a unit runs: claims it again (so that it does not look idle),
