@@ -12,6 +12,7 @@ use enc_image::ImageMeta;
 use he_filter::Filter;
 use paillier::PublicKey;
 
+use super::error::Error;
 use crate::wire::{TileState, TiledManifest, TilesStatus};
 
 /// Where one tile is, with what it holds.
@@ -135,5 +136,64 @@ impl Tiles {
             halo_rows: plan.halo_rows(),
             states: self.slots.iter().map(Slot::state).collect(),
         }
+    }
+}
+
+/// The `400` of a tile request on a single upload.
+pub(super) fn not_tiled(id: &str) -> Error {
+    Error::BadRequest(format!(
+        "job {id} is a single upload, not tiled: its result is GET /v1/jobs/{id}/result"
+    ))
+}
+
+/// The `400` of a whole result asked of a tiled job.
+pub(super) fn tiled_result(id: &str) -> Error {
+    Error::BadRequest(format!(
+        "job {id} is tiled: download each tile with GET /v1/jobs/{id}/tiles/{{i}}"
+    ))
+}
+
+/// The `404` of tile `index` beyond a plan of `count` tiles.
+pub(super) fn no_such_tile(id: &str, count: usize, index: usize) -> Error {
+    Error::NotFound(format!(
+        "job {id} has {count} tiles, numbered from 0; there is no tile {index}"
+    ))
+}
+
+/// The `409` of an upload of tile `index` while it is being uploaded
+/// (`uploading`) or is in `state`.
+pub(super) fn tile_taken(id: &str, index: usize, uploading: bool, state: TileState) -> Error {
+    Error::NotReady(format!(
+        "tile {index} of job {id} is {} already; its result is GET \
+         /v1/jobs/{id}/tiles/{index}",
+        if uploading {
+            "being uploaded".to_string()
+        } else {
+            format!("{state:?}").to_lowercase()
+        }
+    ))
+}
+
+/// Why tile `index` cannot be downloaded in `state` (fetched: `410`,
+/// failed: `422` with `error`, else not uploaded: `409`).
+pub(super) fn no_tile_result(
+    id: &str,
+    index: usize,
+    state: TileState,
+    error: Option<&str>,
+) -> Error {
+    match state {
+        TileState::Fetched => Error::Gone(format!(
+            "the result of tile {index} of job {id} was downloaded and freed; upload \
+             the tile again to filter it once more"
+        )),
+        TileState::Failed => Error::Unprocessable(format!(
+            "tile {index} of job {id} failed: {}",
+            error.unwrap_or("cancelled")
+        )),
+        _ => Error::NotReady(format!(
+            "tile {index} of job {id} has not been uploaded; PUT \
+             /v1/jobs/{id}/tiles/{index}"
+        )),
     }
 }
