@@ -2,7 +2,9 @@
 //! (any other body goes to the single-upload handler), `PUT
 //! /v1/jobs/{id}/tiles/{i}` uploads a tile, checked against the manifest
 //! and queued at once, and `GET /v1/jobs/{id}/tiles/{i}` downloads its
-//! result (long poll with `?wait=S`).
+//! result (long poll with `?wait=S`). Each route works on the in-memory
+//! store or, for a server with the Redis store, on Redis (where each
+//! tile is a unit of work for any worker).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +26,8 @@ use super::error::{Error, Result};
 use super::handlers::{WaitQuery, caller, checked_id, filter_logged, submit, tile_task_id};
 use super::jobs::{JobInfo, JobProgress, Snapshot, TileFetch};
 use super::pools::{Task, on_pool};
-use super::service::{Service, Shared};
+use super::redis_store::{POLL_INTERVAL, TileFetched};
+use super::service::{Held, Service, Shared};
 use super::tiles::TileSpec;
 use crate::wire::{
     IMAGE_CONTENT_TYPE, MANIFEST_CONTENT_TYPE, MAX_KEY_BYTES, MAX_SPEC_BYTES, TiledManifest,
@@ -42,20 +45,6 @@ fn content_type_is(headers: &HeaderMap, ct: &str) -> bool {
         .is_some_and(|e| e.trim().eq_ignore_ascii_case(ct))
 }
 
-/// Tiled jobs are kept in memory only, for now: with the Redis store a
-/// manifest or a tile gets `501`, and the client can send the image in
-/// one upload (`he submit` without `--tile-rows`).
-fn no_tiles_in_redis(s: &Service) -> Result<()> {
-    if s.shared.redis.is_some() {
-        return Err(Error::NotImplemented(
-            "tiled jobs are not available with the Redis store yet; send the image in one \
-             upload (without tiles) or use a server with the in-memory store"
-                .into(),
-        ));
-    }
-    Ok(())
-}
-
 /// `POST /v1/jobs`: a tiled job's manifest, or a single upload.
 pub(super) async fn post_job(
     State(s): State<Service>,
@@ -65,10 +54,7 @@ pub(super) async fn post_job(
     if !content_type_is(&headers, MANIFEST_CONTENT_TYPE) {
         return submit(State(s), headers, body).await;
     }
-    let r = match no_tiles_in_redis(&s) {
-        Ok(()) => create(&s, &headers, body).await,
-        Err(e) => Err(e),
-    };
+    let r = create(&s, &headers, body).await;
     if let Err(e) = &r {
         warn!(status = e.status().as_u16(), error = %e, "tiled job refused");
     }
@@ -87,8 +73,11 @@ async fn create(s: &Service, headers: &HeaderMap, body: Body) -> Result<Response
     let t = Instant::now();
     let body = read_body(body, MAX_MANIFEST_BYTES, declared, c.upload_timeout).await?;
     let config = c.clone();
-    let (spec, units) =
-        on_pool(&s.shared.check_pool, move || check_manifest(&config, &body)).await?;
+    let framed = body.clone();
+    let (spec, units) = on_pool(&s.shared.check_pool, move || {
+        check_manifest(&config, &framed)
+    })
+    .await?;
     let plan = spec.manifest.plan;
     let count = plan.count();
     let info = JobInfo {
@@ -100,16 +89,28 @@ async fn create(s: &Service, headers: &HeaderMap, body: Body) -> Result<Response
             as u64,
         validate: t.elapsed(),
     };
-    let (id, status) = s
-        .shared
-        .jobs
-        .create_tiled(&who, info.clone(), Arc::new(spec))?;
     // Charged once the job exists, so that a manifest refused for room
     // (503, 429) costs nothing; a job over the hour's quota goes again.
-    if let Err(e) = s.shared.jobs.charge_compute(&who, units) {
-        let _ = s.shared.jobs.delete(&id, &who.name);
-        return Err(e);
-    }
+    let (id, status) = if let Some(store) = &s.shared.redis {
+        let (id, status) = store
+            .create_tiled(&who, &info, &body, &plan, s.instance())
+            .await?;
+        if let Err(e) = store.charge_compute(&who, units).await {
+            let _ = store.delete(&id, &who.name).await;
+            return Err(e);
+        }
+        (id, status)
+    } else {
+        let (id, status) = s
+            .shared
+            .jobs
+            .create_tiled(&who, info.clone(), Arc::new(spec))?;
+        if let Err(e) = s.shared.jobs.charge_compute(&who, units) {
+            let _ = s.shared.jobs.delete(&id, &who.name);
+            return Err(e);
+        }
+        (id, status)
+    };
     info!(
         job = %id,
         token = %who.name,
@@ -135,7 +136,7 @@ async fn create(s: &Service, headers: &HeaderMap, body: Body) -> Result<Response
 /// one upload) and the chain against the tiles, and the whole job's
 /// estimated cost against the per-job budget. Returns what the tiles
 /// will be checked against, and the cost in whole units.
-fn check_manifest(config: &Config, body: &[u8]) -> Result<(TileSpec, u64)> {
+pub(super) fn check_manifest(config: &Config, body: &[u8]) -> Result<(TileSpec, u64)> {
     let (manifest, key) = TiledManifest::decode(body)?;
     let chain = manifest.filters.clone();
     if chain.is_empty() {
@@ -249,10 +250,7 @@ pub(super) async fn put_tile(
     Path((id, index)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response> {
-    let r = match no_tiles_in_redis(&s) {
-        Ok(()) => put_tile_inner(&s, &headers, &id, &index, body).await,
-        Err(e) => Err(e),
-    };
+    let r = put_tile_inner(&s, &headers, &id, &index, body).await;
     if let Err(e) = &r {
         warn!(status = e.status().as_u16(), error = %e, "tile refused");
     }
@@ -276,7 +274,20 @@ async fn put_tile_inner(
         )));
     }
     let declared = content_length(headers)?;
-    let spec = s.shared.jobs.tile_spec(id, &who.name, index)?;
+    let spec = match &s.shared.redis {
+        Some(store) => {
+            // The manifest was checked when the job was made; loading it
+            // again here is the same code as in the worker.
+            let framed = store.tile_manifest(id, &who.name, index).await?;
+            let config = c.clone();
+            let (spec, _) = on_pool(&s.shared.check_pool, move || {
+                check_manifest(&config, &framed)
+            })
+            .await?;
+            Arc::new(spec)
+        }
+        None => s.shared.jobs.tile_spec(id, &who.name, index)?,
+    };
     let expected = TiledManifest::tile_bytes(spec.expected(index));
     let limit = usize::try_from(expected)
         .unwrap_or(usize::MAX)
@@ -291,6 +302,25 @@ async fn put_tile_inner(
     let units = he_filter::estimate_cost(spec.expected(index), &spec.chain)
         .map_err(|e| Error::Unprocessable(e.to_string()))?
         .whole_units();
+    if let Some(store) = &s.shared.redis {
+        let _held = Held::new(&s.shared);
+        let mut reservation = store
+            .reserve_tile(&who, id, index, declared.unwrap_or(limit))
+            .await?;
+        if reservation.is_again() {
+            store.charge_compute(&who, units).await?;
+        }
+        let body = read_body(body, limit, declared, c.upload_timeout).await?;
+        reservation.shrink_to(body.len()).await?;
+        let (config, check, payload) = (c.clone(), Arc::clone(&spec), body.clone());
+        on_pool(&s.shared.check_pool, move || {
+            check_tile(&config, &check, index, &payload).map(drop)
+        })
+        .await?;
+        let status = store.queue_tile(reservation, &body, s.instance()).await?;
+        info!(job = %id, tile = index, "tile queued");
+        return Ok((StatusCode::ACCEPTED, Json(status)).into_response());
+    }
     let mut reservation = s
         .shared
         .jobs
@@ -333,7 +363,7 @@ async fn put_tile_inner(
 
 /// Loads tile `index` under the manifest's key and the limits, and checks
 /// that its description is exactly the one the manifest gives it.
-fn check_tile(
+pub(super) fn check_tile(
     config: &Config,
     spec: &TileSpec,
     index: usize,
@@ -430,7 +460,6 @@ pub(super) async fn get_tile(
     Path((id, index)): Path<(String, String)>,
     query: std::result::Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Response> {
-    no_tiles_in_redis(&s)?;
     let who = caller(&s, &headers)?;
     let id = checked_id(&id)?;
     let index = tile_index(&index)?;
@@ -440,19 +469,24 @@ pub(super) async fn get_tile(
         .seconds()?;
     let wait = wait.min(s.shared.config.max_wait);
     let deadline = Instant::now() + wait;
+    if let Some(store) = &s.shared.redis {
+        loop {
+            if let TileFetched::Ready(bytes) = store.fetch_tile(id, &who.name, index).await? {
+                return Ok(tile_sent(id, index, bytes));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let st = store
+                    .status(id, &who.name, s.instance(), Duration::ZERO)
+                    .await?;
+                return Ok((StatusCode::ACCEPTED, Json(st)).into_response());
+            }
+            tokio::time::sleep(left.min(POLL_INTERVAL)).await;
+        }
+    }
     loop {
         match s.shared.jobs.tile_result(id, &who.name, index)? {
-            TileFetch::Ready(bytes) => {
-                info!(job = %id, tile = index, bytes_out = bytes.len(), "tile sent");
-                return Ok((
-                    [(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static(IMAGE_CONTENT_TYPE),
-                    )],
-                    bytes,
-                )
-                    .into_response());
-            }
+            TileFetch::Ready(bytes) => return Ok(tile_sent(id, index, bytes)),
             TileFetch::Pending(mut rx) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -467,6 +501,19 @@ pub(super) async fn get_tile(
             }
         }
     }
+}
+
+/// The `200` of a tile's result.
+fn tile_sent(id: &str, index: usize, bytes: axum::body::Bytes) -> Response {
+    info!(job = %id, tile = index, bytes_out = bytes.len(), "tile sent");
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(IMAGE_CONTENT_TYPE),
+        )],
+        bytes,
+    )
+        .into_response()
 }
 
 #[cfg(test)]
