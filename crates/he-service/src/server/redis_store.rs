@@ -20,6 +20,9 @@
 //!
 //! Every change that moves a counter is one Lua script, so that limits
 //! hold across nodes and a job's accounting is released exactly once.
+//! A count given back is written `0 - n`, never `-n`: for 0 Lua writes
+//! `-0`, which `HINCRBY` refuses (a failed job, holding no result, could
+//! then be neither deleted nor swept).
 //! The scripts build key names from the prefix: they need a single
 //! Redis (or a primary with replicas), not a Redis Cluster.
 
@@ -166,9 +169,9 @@ local owner = redis.call('HGET', k, 'owner')
 local pb = tonumber(redis.call('HGET', k, 'payload_bytes') or '0')
 local u, c = p..'usage:'..owner, p..'count'
 redis.call('HINCRBY', u, 'in_flight', -1)
-redis.call('HINCRBY', u, 'bytes', -pb)
+redis.call('HINCRBY', u, 'bytes', 0 - pb)
 redis.call('HINCRBY', c, 'inflight_jobs', -1)
-redis.call('HINCRBY', c, 'inflight_bytes', -pb)
+redis.call('HINCRBY', c, 'inflight_bytes', 0 - pb)
 redis.call('DEL', p..'payload:'..id)
 if redis.call('HGET', k, 'cancel') == '1' then
   redis.call('DEL', k)
@@ -221,9 +224,9 @@ local function remove(p, id, owner, now)
     if now ~= '' then return 0 end
     local pb = tonumber(redis.call('HGET', k, 'payload_bytes') or '0')
     redis.call('HINCRBY', u, 'in_flight', -1)
-    redis.call('HINCRBY', u, 'bytes', -pb)
+    redis.call('HINCRBY', u, 'bytes', 0 - pb)
     redis.call('HINCRBY', c, 'inflight_jobs', -1)
-    redis.call('HINCRBY', c, 'inflight_bytes', -pb)
+    redis.call('HINCRBY', c, 'inflight_bytes', 0 - pb)
     redis.call('DEL', p..'payload:'..id)
   else
     if now ~= '' then
@@ -231,8 +234,8 @@ local function remove(p, id, owner, now)
       if due and tonumber(due) > tonumber(now) then return 0 end
     end
     local rb = tonumber(redis.call('HGET', k, 'result_bytes') or '0')
-    redis.call('HINCRBY', u, 'bytes', -rb)
-    redis.call('HINCRBY', c, 'stored_bytes', -rb)
+    redis.call('HINCRBY', u, 'bytes', 0 - rb)
+    redis.call('HINCRBY', c, 'stored_bytes', 0 - rb)
     redis.call('DEL', p..'result:'..id)
   end
   redis.call('HINCRBY', u, 'jobs', -1)

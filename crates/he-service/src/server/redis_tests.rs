@@ -366,6 +366,18 @@ fn a_unit_delivered_too_often_fails_its_job() {
         st.error.as_deref().unwrap_or("").contains("1 times"),
         "{st:?}"
     );
+    // A failed job holds no result: deleting it gives back its place.
+    client.delete(&id).unwrap();
+    let h = client.health().unwrap();
+    assert_eq!(
+        (
+            h.jobs_stored,
+            h.jobs_in_flight,
+            h.stored_bytes,
+            h.inflight_bytes
+        ),
+        (0, 0, 0, 0)
+    );
 }
 
 #[test]

@@ -13,8 +13,7 @@
 //! counts from the last activity once no tile is in flight.
 
 /// Functions the tiled scripts (and the removal of any job) share (a
-/// count given back is `0 - n`, never `-n`: Lua would write `-0`, which
-/// `HINCRBY` refuses):
+/// count given back is `0 - n`, as `redis_store.rs` says why):
 /// `tile_release` gives back a queued or running tile's payload,
 /// `tiled_drop` removes a job with nothing in flight and its results,
 /// `tiled_touch` records activity (and removes a deleted job once
