@@ -1033,3 +1033,58 @@ fn a_quota_holds_for_manifests_and_tiles_across_two_api_nodes() {
         (0, 0, 0)
     );
 }
+
+#[test]
+fn a_tile_sent_again_after_its_download_is_charged_again() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let store = redis.settings();
+    let t = Tiled::new(6, 4, 2, 2);
+    // The manifest's charge and one tile's, as the server counts them.
+    let opts = he_filter::encrypt_options(&t.chain).unwrap();
+    let m = crate::wire::TiledManifest::new(t.chain.clone(), t.img.color(), *t.job().plan(), &opts);
+    let framed = m.encode(&t.kp.public_key().to_bytes());
+    let (spec, whole) = super::tiled_handlers::check_manifest(&Config::default(), &framed).unwrap();
+    let tile = he_filter::estimate_cost(spec.expected(0), &spec.chain)
+        .unwrap()
+        .whole_units();
+    let mut tokens = super::tokens::TokenFile::default();
+    let token = tokens.create("alice", 0).unwrap();
+    let node = node(&store, Role::All, |c| {
+        c.tokens = Some(tokens.clone());
+        c.quota.compute_per_hour = whole + tile;
+    });
+    let client = Client::new(&node.url())
+        .unwrap()
+        .with_token(&token)
+        .unwrap();
+    let (id, _) = t.create(&client).unwrap();
+    t.upload(&client, &id, 0).unwrap();
+    t.check(&client, &id, 0);
+    // Sent again: its estimate is charged again, which the hour holds once.
+    t.upload(&client, &id, 0).unwrap();
+    t.check(&client, &id, 0);
+    match t.upload(&client, &id, 0).unwrap_err() {
+        client::Error::Server { status, message } => {
+            assert_eq!(status, 429);
+            assert!(message.contains("compute_per_hour"), "{message}");
+        }
+        e => panic!("expected 429, got {e}"),
+    }
+    // Refused before its upload: the reservation is given back (by a
+    // task of the node, so soon rather than at once) and the tile is
+    // fetched again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let h = client.health().unwrap();
+        if (h.jobs_in_flight, h.inflight_bytes, h.stored_bytes) == (0, 0, 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reservation is held: {h:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let st = client.status(&id, Duration::ZERO).unwrap();
+    assert_eq!(st.tiles.unwrap().states[0], crate::wire::TileState::Fetched);
+    client.delete(&id).unwrap();
+}
