@@ -1088,3 +1088,51 @@ fn a_tile_sent_again_after_its_download_is_charged_again() {
     assert_eq!(st.tiles.unwrap().states[0], crate::wire::TileState::Fetched);
     client.delete(&id).unwrap();
 }
+
+#[test]
+fn a_tile_delivered_too_often_fails_and_may_be_sent_again() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let mut store = redis.settings();
+    store.visibility_timeout = Duration::from_millis(300);
+    store.max_deliveries = 1;
+    let api = node(&store, Role::Api, |_| {});
+    let client = Client::new(&api.url()).unwrap();
+    let t = Tiled::new(6, 4, 2, 4);
+    let (id, _) = t.create(&client).unwrap();
+    t.upload(&client, &id, 0).unwrap();
+    let mut c = redis.sync_conn();
+    let work = format!("{}work", store.prefix);
+    let _: redis::RedisResult<String> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&work)
+        .arg("workers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut c);
+    let _: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg("dead-worker")
+        .arg("STREAMS")
+        .arg(&work)
+        .arg(">")
+        .query(&mut c)
+        .unwrap();
+    let _worker = node(&store, Role::Worker, |_| {});
+    let e = client
+        .download_tile(&id, 0, Duration::from_secs(30), 1 << 20)
+        .unwrap_err();
+    assert_eq!(status_code(&e), 422, "{e}");
+    assert!(e.to_string().contains("1 times"), "{e}");
+    let st = client.status(&id, Duration::ZERO).unwrap();
+    assert_eq!(st.tiles.unwrap().states[0], crate::wire::TileState::Failed);
+    assert!(st.error.unwrap_or_default().starts_with("tile 0: "));
+    // Its place and bytes were given back; sent again, it is filtered.
+    let h = client.health().unwrap();
+    assert_eq!((h.jobs_in_flight, h.inflight_bytes), (0, 0));
+    t.upload(&client, &id, 0).unwrap();
+    t.check(&client, &id, 0);
+    client.delete(&id).unwrap();
+}
