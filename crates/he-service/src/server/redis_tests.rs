@@ -1045,7 +1045,7 @@ fn a_tile_sent_again_after_its_download_is_charged_again() {
     let opts = he_filter::encrypt_options(&t.chain).unwrap();
     let m = crate::wire::TiledManifest::new(t.chain.clone(), t.img.color(), *t.job().plan(), &opts);
     let framed = m.encode(&t.kp.public_key().to_bytes());
-    let (spec, whole) = super::tiled_handlers::check_manifest(&Config::default(), &framed).unwrap();
+    let (spec, whole) = super::tiles::check_manifest(&Config::default(), &framed).unwrap();
     let tile = he_filter::estimate_cost(spec.expected(0), &spec.chain)
         .unwrap()
         .whole_units();

@@ -33,7 +33,7 @@ use super::jobs::{JobProgress, valid_id};
 use super::pools::on_pool;
 use super::redis_store::{GROUP, READ_BLOCK, RedisStore, Started, now_ms};
 use super::service::{Held, Shared};
-use super::tiled_handlers::{check_manifest, check_tile};
+use super::tiles::{check_manifest, check_tile};
 
 /// Units one process works on at once: the filter uses every thread of
 /// the pool, so a second unit only overlaps its reading and checking

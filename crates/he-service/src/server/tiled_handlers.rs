@@ -15,20 +15,18 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use enc_image::{EncryptedImage, ImageMeta};
-use paillier::PublicKey;
+use enc_image::EncryptedImage;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{info, warn};
 
 use super::admission::{content_length, read_body};
-use super::config::Config;
 use super::error::{Error, Result};
 use super::handlers::{WaitQuery, caller, checked_id, filter_logged, submit, tile_task_id};
 use super::jobs::{JobInfo, JobProgress, Snapshot, TileFetch};
 use super::pools::{Task, on_pool};
 use super::redis_store::{POLL_INTERVAL, TileFetched};
 use super::service::{Held, Service, Shared};
-use super::tiles::TileSpec;
+use super::tiles::{TileSpec, check_manifest, check_tile};
 use crate::wire::{
     IMAGE_CONTENT_TYPE, MANIFEST_CONTENT_TYPE, MAX_KEY_BYTES, MAX_SPEC_BYTES, TiledManifest,
 };
@@ -129,110 +127,6 @@ async fn create(s: &Service, headers: &HeaderMap, body: Body) -> Result<Response
         Json(status),
     )
         .into_response())
-}
-
-/// Loads and checks a manifest: the chain, the key, the plan against the
-/// encryption, every tile's size against the limits (a tile must fit in
-/// one upload) and the chain against the tiles, and the whole job's
-/// estimated cost against the per-job budget. Returns what the tiles
-/// will be checked against, and the cost in whole units.
-pub(super) fn check_manifest(config: &Config, body: &[u8]) -> Result<(TileSpec, u64)> {
-    let (manifest, key) = TiledManifest::decode(body)?;
-    let chain = manifest.filters.clone();
-    if chain.is_empty() {
-        return Err(Error::BadRequest("the manifest names no filter".into()));
-    }
-    if chain.len() > config.max_chain_len {
-        return Err(Error::Unprocessable(format!(
-            "{} filters in the chain, at most {} allowed",
-            chain.len(),
-            config.max_chain_len
-        )));
-    }
-    let pk =
-        PublicKey::from_bytes(key).map_err(|e| Error::BadRequest(format!("public key: {e}")))?;
-    let plan = manifest.plan;
-    if plan.width() > config.max_side || plan.height() > config.max_side {
-        return Err(Error::TooLarge(format!(
-            "the image is {}x{}, at most {}x{} allowed",
-            plan.width(),
-            plan.height(),
-            config.max_side,
-            config.max_side
-        )));
-    }
-    let (full, last, whole) = check_tiles(config, &manifest, pk.bits(), pk.fingerprint())?;
-    Ok((
-        TileSpec {
-            pk,
-            chain,
-            manifest,
-            full,
-            last,
-        },
-        whole,
-    ))
-}
-
-/// The limits a tiled job is held to, for a key of `bits` bits and
-/// fingerprint `fp`: the plan against the encryption, every tile within
-/// one upload and the ciphertext limit, the chain against the tiles, and
-/// the whole job's estimated cost (every tile's, halo rows included)
-/// within the per-job budget. Returns the full and last tiles'
-/// descriptions and the cost in whole units.
-fn check_tiles(
-    config: &Config,
-    manifest: &TiledManifest,
-    bits: u32,
-    fp: [u8; 32],
-) -> Result<(ImageMeta, ImageMeta, u64)> {
-    let (plan, chain) = (manifest.plan, &manifest.filters);
-    manifest
-        .check_plan(bits)
-        .map_err(|e| Error::Unprocessable(format!("tile plan: {e}")))?;
-    let meta = |i| {
-        manifest
-            .tile_meta(i, bits, fp)
-            .map_err(|e| Error::Unprocessable(format!("tile {i}: {e}")))
-    };
-    let count = plan.count();
-    let (full, last) = (meta(0)?, meta(count - 1)?);
-    let mut units = 0.0;
-    for (m, n) in [(&full, count - 1), (&last, 1)] {
-        if m.ciphertext_count() > config.max_ciphertexts {
-            return Err(Error::TooLarge(format!(
-                "a tile of {} rows has {} ciphertexts, at most {} allowed; use fewer rows per tile",
-                m.height(),
-                m.ciphertext_count(),
-                config.max_ciphertexts
-            )));
-        }
-        let bytes = TiledManifest::tile_bytes(m);
-        if bytes > config.max_body_bytes as u64 {
-            return Err(Error::TooLarge(format!(
-                "a tile of {} rows takes up to {bytes} bytes, the server takes at most {} per \
-                 upload; use fewer rows per tile",
-                m.height(),
-                config.max_body_bytes
-            )));
-        }
-        he_filter::check_chain(m, chain).map_err(|e| Error::Unprocessable(e.to_string()))?;
-        let cost =
-            he_filter::estimate_cost(m, chain).map_err(|e| Error::Unprocessable(e.to_string()))?;
-        units += cost.units() * n as f64;
-    }
-    let whole = units.ceil() as u64;
-    if whole > config.max_job_cost {
-        return Err(Error::OverBudget {
-            estimate: whole,
-            budget: config.max_job_cost,
-            hint: format!(
-                "{units:.1} units over {count} tiles; send a smaller image, a smaller kernel, or a \
-                 smaller key"
-            ),
-        });
-    }
-    Ok((full, last, whole))
 }
 
 /// A tile index from the path (`404` if it is not a number).
@@ -361,66 +255,6 @@ async fn put_tile_inner(
     Ok((StatusCode::ACCEPTED, Json(status)).into_response())
 }
 
-/// Loads tile `index` under the manifest's key and the limits, and checks
-/// that its description is exactly the one the manifest gives it.
-pub(super) fn check_tile(
-    config: &Config,
-    spec: &TileSpec,
-    index: usize,
-    body: &[u8],
-) -> Result<EncryptedImage> {
-    let image = EncryptedImage::from_bytes(body, &spec.pk, &config.image_limits()).map_err(
-        |e| match e {
-            enc_image::Error::Limit(_) => Error::TooLarge(format!("tile {index}: {e}")),
-            e => Error::BadRequest(format!("tile {index}: {e}")),
-        },
-    )?;
-    let want = spec.expected(index);
-    if let Some(why) = mismatch(want, image.meta()) {
-        return Err(Error::Unprocessable(format!(
-            "tile {index} does not match the job's manifest: {why}"
-        )));
-    }
-    Ok(image)
-}
-
-/// How `found` differs from the description `want`, in words, if it does.
-fn mismatch(want: &ImageMeta, found: &ImageMeta) -> Option<String> {
-    if (found.width(), found.height()) != (want.width(), want.height()) {
-        return Some(format!(
-            "it is {}x{}, the tile is {}x{}",
-            found.width(),
-            found.height(),
-            want.width(),
-            want.height()
-        ));
-    }
-    if found.key_fingerprint() != want.key_fingerprint() {
-        return Some("it is encrypted under another key".into());
-    }
-    if !found.history().is_empty() {
-        return Some(format!("it was filtered already ({:?})", found.history()));
-    }
-    if found.color() != want.color() || found.border() != want.border() {
-        return Some(format!(
-            "it is {:?} with border {:?}, the manifest says {:?} with border {:?}",
-            found.color(),
-            found.border(),
-            want.color(),
-            want.border()
-        ));
-    }
-    (found != want).then(|| {
-        format!(
-            "its packing or halo differs ({:?} with {:?} halo, the manifest's {:?} with {:?})",
-            found.packing(),
-            found.halo_left(),
-            want.packing(),
-            want.halo_left()
-        )
-    })
-}
-
 /// Filters one tile (on the filter pool, from a dispatcher) and stores
 /// its outcome; the queue slot is released as soon as the filter is over.
 #[allow(clippy::too_many_arguments)]
@@ -514,50 +348,4 @@ fn tile_sent(id: &str, index: usize, bytes: axum::body::Bytes) -> Response {
         bytes,
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use enc_image::{ColorLayout, TilePlan};
-    use he_filter::Filter;
-
-    /// Every built-in filter with a kernel of at most 7x7.
-    fn builtins_up_to_7x7() -> Vec<Filter> {
-        let mut all = Filter::every_builtin();
-        all.extend([
-            Filter::Mean { k: 7 },
-            Filter::Gaussian { k: 7, sigma: None },
-            Filter::MotionH { k: 7 },
-            Filter::MotionV { k: 7 },
-        ]);
-        all.retain(|f| f.radius().is_ok_and(|r| r <= 3));
-        all
-    }
-
-    #[test]
-    fn the_defaults_admit_a_48_mp_photo_at_3072_bits_in_default_tiles() {
-        let config = Config::default();
-        let mut worst = 0;
-        for f in builtins_up_to_7x7() {
-            let chain = vec![f.clone()];
-            let opts = he_filter::encrypt_options(&chain).unwrap();
-            let plan =
-                TilePlan::for_encryption(8000, 6000, ColorLayout::Rgb8, 3072, &opts, None).unwrap();
-            let m = TiledManifest::new(chain, ColorLayout::Rgb8, plan, &opts);
-            let (full, _, units) = check_tiles(&config, &m, 3072, [0; 32])
-                .unwrap_or_else(|e| panic!("{}: {e}", f.label()));
-            assert!(TiledManifest::tile_bytes(&full) <= config.max_body_bytes as u64);
-            worst = worst.max(units);
-        }
-        assert!(worst > 0 && worst <= config.max_job_cost, "{worst}");
-        // Each tile is a small fraction of the body limit: a few MiB.
-        let chain = vec![Filter::Mean { k: 7 }];
-        let opts = he_filter::encrypt_options(&chain).unwrap();
-        let plan =
-            TilePlan::for_encryption(8000, 6000, ColorLayout::Rgb8, 3072, &opts, None).unwrap();
-        let m = TiledManifest::new(chain, ColorLayout::Rgb8, plan, &opts);
-        let (full, _, _) = check_tiles(&config, &m, 3072, [0; 32]).unwrap();
-        assert!(TiledManifest::tile_bytes(&full) < 8 << 20);
-    }
 }
