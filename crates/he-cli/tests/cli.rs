@@ -845,7 +845,75 @@ fn progress_without_a_terminal_is_a_few_lines_and_quiet_is_none() {
 
 #[test]
 fn submit_in_tiles_and_in_one_upload_write_the_same_picture() {
-    let d = scratch("submit-tiles");
+    submit_tiled_and_single("submit-tiles", &[]);
+}
+
+#[test]
+fn submit_runs_tiled_against_a_redis_backed_server() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    submit_tiled_and_single("submit-redis", &["--store", &redis.url, "--role", "all"]);
+}
+
+/// A `redis-server` of the test's own on a free loopback port, no
+/// persistence, killed when dropped.
+struct TestRedis {
+    _child: Served,
+    url: String,
+}
+
+impl TestRedis {
+    /// Starts one, or `None` (after saying why) if `redis-server` is not
+    /// installed and `HE_REQUIRE_REDIS` is unset.
+    fn start() -> Option<TestRedis> {
+        let Ok(found) = Command::new("redis-server")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status()
+        else {
+            assert!(
+                std::env::var_os("HE_REQUIRE_REDIS").is_none(),
+                "HE_REQUIRE_REDIS is set but redis-server is not on the PATH"
+            );
+            eprintln!(
+                "\n!!!!!!!! SKIPPED: redis-server is not on the PATH, he submit against the \
+                 Redis store is NOT tested (set HE_REQUIRE_REDIS=1 to make this a failure) \
+                 !!!!!!!!\n"
+            );
+            return None;
+        };
+        assert!(found.success());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Served(
+            Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--dir"])
+                .arg(std::env::temp_dir())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let t = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed().as_secs() < 10, "redis-server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(TestRedis {
+            _child: child,
+            url: format!("redis://127.0.0.1:{port}/0"),
+        })
+    }
+}
+
+/// `he submit` in tiles and in one upload against `he serve` (with
+/// `serve_args`) write the same picture, the tiled run checked in full.
+fn submit_tiled_and_single(name: &str, serve_args: &[&str]) {
+    let d = scratch(name);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -854,6 +922,7 @@ fn submit_in_tiles_and_in_one_upload_write_the_same_picture() {
     let listen = format!("127.0.0.1:{port}");
     let mut server = Command::new(env!("CARGO_BIN_EXE_he"))
         .args(["serve", "--listen", &listen])
+        .args(serve_args)
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -886,6 +955,7 @@ fn submit_in_tiles_and_in_one_upload_write_the_same_picture() {
     }
     let said = String::from_utf8_lossy(&tiled.stdout);
     assert!(said.contains("tiles of 3 rows"), "{said}");
+    assert!(!said.contains("takes no tiled jobs"), "{said}");
     assert!(
         said.contains("0 of") && said.contains("values differ"),
         "{said}"

@@ -90,8 +90,8 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
         info.version
     );
 
-    // A server that takes no tiled jobs (the Redis store, for now) gets
-    // the image in one upload.
+    // A server that takes no tiled jobs (an older one with the Redis
+    // store) gets the image in one upload.
     let single_upload = a.single_upload || !info.tiled_jobs;
     if !a.single_upload && !info.tiled_jobs {
         println!("  this server takes no tiled jobs: sending the image in one upload");

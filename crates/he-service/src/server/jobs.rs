@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::error::{Error, Result};
 use super::quota::Usage;
-use super::tiles::{Slot, TileSpec, Tiles};
+use super::tiles::{self, Slot, TileSpec, Tiles};
 use super::tokens::Caller;
 use crate::wire::{JobState, JobStatus};
 
@@ -508,9 +508,7 @@ impl JobStore {
         let g = self.lock();
         let job = self.live(&g.jobs, id, owner, now)?;
         if job.tiles.is_some() {
-            return Err(Error::BadRequest(format!(
-                "job {id} is tiled: download each tile with GET /v1/jobs/{id}/tiles/{{i}}"
-            )));
+            return Err(tiles::tiled_result(id));
         }
         match &job.phase {
             Phase::Done(b) => Ok(b.clone()),
@@ -727,16 +725,9 @@ impl JobStore {
         let t = tiles_of(job, id)?;
         check_index(t, id, index)?;
         let state = t.slots[index].state();
-        if !state.accepts_upload() || matches!(t.slots[index], Slot::Uploading(_)) {
-            return Err(Error::NotReady(format!(
-                "tile {index} of job {id} is {} already; its result is GET \
-                 /v1/jobs/{id}/tiles/{index}",
-                if matches!(t.slots[index], Slot::Uploading(_)) {
-                    "being uploaded".to_string()
-                } else {
-                    format!("{state:?}").to_lowercase()
-                }
-            )));
+        let uploading = matches!(t.slots[index], Slot::Uploading(_));
+        if !state.accepts_upload() || uploading {
+            return Err(tiles::tile_taken(id, index, uploading, state));
         }
         let again = !matches!(t.slots[index], Slot::Missing);
         let u = g.usage(&caller.name);
@@ -869,24 +860,19 @@ impl JobStore {
         let job = self.live(&g.jobs, id, owner, now)?;
         let t = tiles_of(job, id)?;
         check_index(t, id, index)?;
-        if !matches!(t.slots[index], Slot::Done(_)) {
-            return Err(match &t.slots[index] {
-                Slot::Queued(_) | Slot::Running(_) => {
-                    return Ok(TileFetch::Pending(job.finished_tx.subscribe()));
-                }
-                Slot::Fetched => Error::Gone(format!(
-                    "the result of tile {index} of job {id} was downloaded and freed; upload \
-                     the tile again to filter it once more"
-                )),
-                Slot::Failed => Error::Unprocessable(format!(
-                    "tile {index} of job {id} failed: {}",
-                    t.last_error.as_deref().unwrap_or("cancelled")
-                )),
-                _ => Error::NotReady(format!(
-                    "tile {index} of job {id} has not been uploaded; PUT \
-                     /v1/jobs/{id}/tiles/{index}"
-                )),
-            });
+        match &t.slots[index] {
+            Slot::Done(_) => {}
+            Slot::Queued(_) | Slot::Running(_) => {
+                return Ok(TileFetch::Pending(job.finished_tx.subscribe()));
+            }
+            slot => {
+                return Err(tiles::no_tile_result(
+                    id,
+                    index,
+                    slot.state(),
+                    t.last_error.as_deref(),
+                ));
+            }
         }
         let owner = Arc::clone(&job.owner);
         let Some(t) = g.jobs.get_mut(id).and_then(|j| j.tiles.as_mut()) else {
@@ -904,11 +890,7 @@ impl JobStore {
 
 /// The tiles of `job`, or `400` for a single upload.
 fn tiles_of<'a>(job: &'a Job, id: &str) -> Result<&'a Tiles> {
-    job.tiles.as_ref().ok_or_else(|| {
-        Error::BadRequest(format!(
-            "job {id} is a single upload, not tiled: its result is GET /v1/jobs/{id}/result"
-        ))
-    })
+    job.tiles.as_ref().ok_or_else(|| tiles::not_tiled(id))
 }
 
 /// `404` for a tile beyond the plan.
@@ -916,10 +898,7 @@ fn check_index(t: &Tiles, id: &str, index: usize) -> Result<()> {
     if index < t.slots.len() {
         Ok(())
     } else {
-        Err(Error::NotFound(format!(
-            "job {id} has {} tiles, numbered from 0; there is no tile {index}",
-            t.slots.len()
-        )))
+        Err(tiles::no_such_tile(id, t.slots.len(), index))
     }
 }
 

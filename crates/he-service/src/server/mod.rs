@@ -36,6 +36,7 @@ mod quota;
 mod redis_store;
 #[cfg(all(test, feature = "client"))]
 mod redis_tests;
+mod redis_tile_scripts;
 mod redis_worker;
 mod router;
 mod scrape;

@@ -14,10 +14,15 @@
 //!   stored, bytes in flight);
 //! - `usage:{token}`: what one token holds (jobs in flight, jobs, bytes);
 //! - `compute:{token}`: the compute admitted over the last hour;
-//! - `expiry`: finished jobs by the time they expire, for the sweeper.
+//! - `expiry`: finished jobs by the time they expire, for the sweeper;
+//! - a tiled job's manifest, tiles and results (`redis_tile_scripts.rs`);
+//!   each uploaded tile is a unit of its own in `work`.
 //!
 //! Every change that moves a counter is one Lua script, so that limits
 //! hold across nodes and a job's accounting is released exactly once.
+//! A count given back is written `0 - n`, never `-n`: for 0 Lua writes
+//! `-0`, which `HINCRBY` refuses (a failed job, holding no result, could
+//! then be neither deleted nor swept).
 //! The scripts build key names from the prefix: they need a single
 //! Redis (or a primary with replicas), not a Redis Cluster.
 
@@ -34,8 +39,13 @@ use super::config::{Config, RedisSettings};
 use super::error::{Error, Result};
 use super::jobs::{JobInfo, new_id};
 use super::quota::Usage;
+use super::redis_tile_scripts::{
+    CREATE_TILED, FETCH_TILE, FINISH_TILE, QUEUE_TILE, REMOVE_TILED, RESERVE_TILE, START_TILE,
+    TILE_FN, UNRESERVE_TILE,
+};
+use super::tiles;
 use super::tokens::{Caller, TokenFile};
-use crate::wire::{JobState, JobStatus};
+use crate::wire::{JobState, JobStatus, TileState, TilesStatus};
 
 /// The consumer group of the workers on the queue.
 pub(super) const GROUP: &str = "workers";
@@ -47,7 +57,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a worker's read of the queue blocks (`XREADGROUP BLOCK`).
 pub(super) const READ_BLOCK: Duration = Duration::from_secs(1);
 /// How often a long poll (`?wait=S`) looks at the job record.
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
+pub(super) const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Keys outlive the sweeper's release by this much (a backstop: the
 /// sweeper removes them first and gives their bytes back).
 const TTL_MARGIN: Duration = Duration::from_secs(300);
@@ -159,9 +169,9 @@ local owner = redis.call('HGET', k, 'owner')
 local pb = tonumber(redis.call('HGET', k, 'payload_bytes') or '0')
 local u, c = p..'usage:'..owner, p..'count'
 redis.call('HINCRBY', u, 'in_flight', -1)
-redis.call('HINCRBY', u, 'bytes', -pb)
+redis.call('HINCRBY', u, 'bytes', 0 - pb)
 redis.call('HINCRBY', c, 'inflight_jobs', -1)
-redis.call('HINCRBY', c, 'inflight_bytes', -pb)
+redis.call('HINCRBY', c, 'inflight_bytes', 0 - pb)
 redis.call('DEL', p..'payload:'..id)
 if redis.call('HGET', k, 'cancel') == '1' then
   redis.call('DEL', k)
@@ -189,7 +199,8 @@ return 1
 /// Releases a finished job and its result (`remove(id)` in the scripts
 /// below), or, from DELETE, cancels a running one: ARGV prefix, id,
 /// owner ('' for the sweeper), now ('' for DELETE). Returns 0 not found
-/// (or not yet expired, for the sweeper), 1 removed, 2 cancelling.
+/// (or not yet expired, for the sweeper), 1 removed, 2 cancelling. A
+/// tiled job's branch is `REMOVE_TILED`, spliced in.
 const REMOVE_FN: &str = r"
 local function remove(p, id, owner, now)
   local k = p..'job:'..id
@@ -201,6 +212,9 @@ local function remove(p, id, owner, now)
   local o = redis.call('HGET', k, 'owner')
   if owner ~= '' and o ~= owner then return 0 end
   local u, c = p..'usage:'..o, p..'count'
+  if st == 'tiled' then
+{REMOVE_TILED}
+  end
   if st == 'running' then
     if now ~= '' then return 0 end
     redis.call('HSET', k, 'cancel', 1)
@@ -210,9 +224,9 @@ local function remove(p, id, owner, now)
     if now ~= '' then return 0 end
     local pb = tonumber(redis.call('HGET', k, 'payload_bytes') or '0')
     redis.call('HINCRBY', u, 'in_flight', -1)
-    redis.call('HINCRBY', u, 'bytes', -pb)
+    redis.call('HINCRBY', u, 'bytes', 0 - pb)
     redis.call('HINCRBY', c, 'inflight_jobs', -1)
-    redis.call('HINCRBY', c, 'inflight_bytes', -pb)
+    redis.call('HINCRBY', c, 'inflight_bytes', 0 - pb)
     redis.call('DEL', p..'payload:'..id)
   else
     if now ~= '' then
@@ -220,8 +234,8 @@ local function remove(p, id, owner, now)
       if due and tonumber(due) > tonumber(now) then return 0 end
     end
     local rb = tonumber(redis.call('HGET', k, 'result_bytes') or '0')
-    redis.call('HINCRBY', u, 'bytes', -rb)
-    redis.call('HINCRBY', c, 'stored_bytes', -rb)
+    redis.call('HINCRBY', u, 'bytes', 0 - rb)
+    redis.call('HINCRBY', c, 'stored_bytes', 0 - rb)
     redis.call('DEL', p..'result:'..id)
   end
   redis.call('HINCRBY', u, 'jobs', -1)
@@ -235,19 +249,29 @@ end
 /// `DELETE /v1/jobs/{id}`.
 fn delete_script() -> Script {
     Script::new(&format!(
-        "{REMOVE_FN}\nreturn remove(ARGV[1], ARGV[2], ARGV[3], '')"
+        "{}\nreturn remove(ARGV[1], ARGV[2], ARGV[3], '')",
+        remove_fn()
     ))
+}
+
+/// `REMOVE_FN` with the tiled branch and the functions it uses.
+fn remove_fn() -> String {
+    format!(
+        "{TILE_FN}\n{}",
+        REMOVE_FN.replace("{REMOVE_TILED}", REMOVE_TILED)
+    )
 }
 
 /// The sweeper: releases up to 100 expired jobs; returns how many.
 fn sweep_script() -> Script {
     Script::new(&format!(
-        "{REMOVE_FN}
+        "{}
 local p, now, n = ARGV[1], ARGV[2], 0
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', p..'expiry', '-inf', now, 'LIMIT', 0, 100)) do
   n = n + remove(p, id, '', now)
 end
-return n"
+return n",
+        remove_fn()
     ))
 }
 
@@ -262,6 +286,18 @@ struct Scripts {
     finish: Script,
     delete: Script,
     sweep: Script,
+    create_tiled: Script,
+    reserve_tile: Script,
+    unreserve_tile: Script,
+    queue_tile: Script,
+    start_tile: Script,
+    finish_tile: Script,
+    fetch_tile: Script,
+}
+
+/// A tiled job's script: the shared functions, then `body`.
+fn tile_script(body: &str) -> Script {
+    Script::new(&format!("{TILE_FN}\n{body}"))
 }
 
 /// What the server allows in all, checked in Redis.
@@ -303,11 +339,108 @@ pub(super) enum Started {
     /// Filter this.
     Run {
         payload: Bytes,
-        /// When the job was created (ms since the epoch).
+        /// A tiled job's manifest, for a tile.
+        manifest: Option<Bytes>,
+        /// When the job was created, or the tile queued (ms since the
+        /// epoch).
         created_ms: u64,
         /// Deleted while queued or held by a stopped worker.
         cancelled: bool,
     },
+}
+
+/// A script's array answer: its code first.
+fn items(v: redis::Value, what: &str) -> Result<Vec<redis::Value>> {
+    redis::from_redis_value(v)
+        .map_err(|e| Error::Internal(format!("the store's {what} answer: {e}")))
+}
+
+/// An item of a script's answer as a number (0 if it is not one).
+fn num(v: Option<&redis::Value>) -> u64 {
+    v.and_then(|v| redis::from_redis_value::<i64>(v.clone()).ok())
+        .map_or(0, |n| u64::try_from(n).unwrap_or(0))
+}
+
+/// An item of a script's answer as bytes.
+fn bytes(v: &redis::Value) -> Bytes {
+    Bytes::from(redis::from_redis_value::<Vec<u8>>(v.clone()).unwrap_or_default())
+}
+
+/// An item of a script's answer as text.
+fn text(v: Option<&redis::Value>) -> String {
+    v.and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// What `START` or `START_TILE` answered.
+fn started(v: redis::Value) -> Result<Started> {
+    let items = items(v, "start")?;
+    Ok(match (num(items.first()), items.as_slice()) {
+        (1, [_, payload, created, cancel]) => Started::Run {
+            payload: bytes(payload),
+            manifest: None,
+            created_ms: text(Some(created)).parse().unwrap_or(0),
+            cancelled: text(Some(cancel)) == "1",
+        },
+        (1, [_, payload, manifest, created, cancel]) => Started::Run {
+            payload: bytes(payload),
+            manifest: Some(bytes(manifest)),
+            created_ms: text(Some(created)).parse().unwrap_or(0),
+            cancelled: text(Some(cancel)) == "1",
+        },
+        (2, _) => Started::Finished,
+        (3, _) => Started::PayloadLost,
+        _ => Started::Gone,
+    })
+}
+
+/// A tile's state from its name in the record.
+fn tile_state(name: &str) -> TileState {
+    match name {
+        "queued" => TileState::Queued,
+        "running" => TileState::Running,
+        "done" => TileState::Done,
+        "fetched" => TileState::Fetched,
+        "failed" => TileState::Failed,
+        _ => TileState::Missing,
+    }
+}
+
+/// A tiled job's tiles from its record (`None` for a single upload).
+fn tiles_of(r: &HashMap<String, String>) -> Option<TilesStatus> {
+    if r.get("state").map(String::as_str) != Some("tiled") {
+        return None;
+    }
+    let num = |k: &str| r.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Some(TilesStatus {
+        tile_rows: num("tile_rows") as u32,
+        halo_rows: num("halo_rows") as u32,
+        states: (0..num("tiles"))
+            .map(|i| tile_state(r.get(&format!("t{i}")).map_or("missing", String::as_str)))
+            .collect(),
+    })
+}
+
+/// A tiled job's state from its tiles' (as the in-memory store says it).
+fn tiled_state(states: &[TileState]) -> JobState {
+    if states
+        .iter()
+        .all(|s| matches!(s, TileState::Done | TileState::Fetched))
+    {
+        JobState::Done
+    } else if states.contains(&TileState::Running) {
+        JobState::Running
+    } else {
+        JobState::Queued
+    }
+}
+
+/// What a tile download found in the store.
+pub(super) enum TileFetched {
+    /// The result, now freed.
+    Ready(Bytes),
+    /// Queued or running.
+    Pending,
 }
 
 /// What a `DELETE` did.
@@ -354,6 +487,13 @@ impl RedisStore {
                 finish: Script::new(FINISH),
                 delete: delete_script(),
                 sweep: sweep_script(),
+                create_tiled: tile_script(CREATE_TILED),
+                reserve_tile: tile_script(RESERVE_TILE),
+                unreserve_tile: tile_script(UNRESERVE_TILE),
+                queue_tile: tile_script(QUEUE_TILE),
+                start_tile: tile_script(START_TILE),
+                finish_tile: tile_script(FINISH_TILE),
+                fetch_tile: tile_script(FETCH_TILE),
             },
             limits: Limits {
                 max_jobs: config.max_jobs,
@@ -424,7 +564,7 @@ impl RedisStore {
         let mut c = self.conn().await?;
         let q = &caller.quota;
         let l = &self.limits;
-        let r: (u8, u64, u64, u64) = self
+        let r: (u64, u64, u64, u64) = self
             .scripts
             .reserve
             .arg(&self.settings.prefix)
@@ -447,6 +587,8 @@ impl RedisStore {
                 owner: Arc::clone(&caller.name),
                 bytes,
                 used: false,
+                tile: None,
+                again: false,
             }),
             1 => {
                 let mut u = Usage::default();
@@ -458,24 +600,32 @@ impl RedisStore {
                     "the store refused a job within its quota".into(),
                 ))
             }
-            2 => Err(Error::Busy(format!(
-                "{a} jobs are stored, at most {}; retry later",
-                l.max_jobs
-            ))),
-            3 => Err(Error::Busy(format!(
+            code => Err(self.full(code, a, bytes, false)),
+        }
+    }
+
+    /// The `503` of a server-wide limit that refused a job (or a tile):
+    /// `code` and `a` as `RESERVE` and `RESERVE_TILE` answer them.
+    fn full(&self, code: u64, a: u64, bytes: usize, tile: bool) -> Error {
+        let l = &self.limits;
+        Error::Busy(match code {
+            2 => format!("{a} jobs are stored, at most {}; retry later", l.max_jobs),
+            3 => format!(
                 "{a} bytes of results are stored, at most {}; retry later",
                 l.max_stored_bytes
-            ))),
-            4 => Err(Error::Busy(format!(
-                "{a} bytes of uploads are in flight and this one may take {bytes}, at most {} \
+            ),
+            4 => format!(
+                "{a} bytes of uploads are in flight and this {} may take {bytes}, at most {} \
                  in all; retry later",
+                if tile { "tile" } else { "one" },
                 l.max_inflight_bytes
-            ))),
-            _ => Err(Error::Busy(format!(
-                "the queue is full ({} jobs in flight); retry later",
-                l.queue_capacity
-            ))),
-        }
+            ),
+            _ => format!(
+                "the queue is full ({} {} in flight); retry later",
+                l.queue_capacity,
+                if tile { "jobs and tiles" } else { "jobs" }
+            ),
+        })
     }
 
     /// Moves counters (see the `ADJUST` script).
@@ -596,15 +746,26 @@ impl RedisStore {
         now: u64,
     ) -> Option<JobStatus> {
         let num = |k: &str| r.get(k).and_then(|v| v.parse::<u64>().ok());
-        let state = match r.get("state")?.as_str() {
-            "queued" => JobState::Queued,
-            "running" => JobState::Running,
-            "done" => JobState::Done,
+        let tiles = tiles_of(r);
+        let state = match (r.get("state")?.as_str(), &tiles) {
+            (_, Some(t)) => tiled_state(&t.states),
+            ("queued", _) => JobState::Queued,
+            ("running", _) => JobState::Running,
+            ("done", _) => JobState::Done,
             _ => JobState::Failed,
         };
         let retention = self.limits.retention.as_millis() as u64;
         let finished = num("finished_ms");
-        if finished.is_some_and(|f| now >= f.saturating_add(retention)) {
+        // A tiled job counts from its last activity, once nothing is in
+        // flight; a deleted one is gone for its owner at once.
+        let since = match tiles {
+            Some(_) if r.get("cancel").is_some_and(|c| c == "1") => return None,
+            Some(_) => num("flying")
+                .is_none_or(|f| f == 0)
+                .then(|| num("last_ms").unwrap_or(0)),
+            None => finished,
+        };
+        if since.is_some_and(|f| now >= f.saturating_add(retention)) {
             return None;
         }
         let created = num("created_ms").unwrap_or(0);
@@ -629,11 +790,12 @@ impl RedisStore {
             filter_seconds: started
                 .zip(finished)
                 .map(|(s, f)| secs(f.saturating_sub(s))),
-            result_bytes: (state == JobState::Done).then(|| num("result_bytes").unwrap_or(0)),
-            expires_in_seconds: finished
+            result_bytes: (state == JobState::Done || tiles.is_some())
+                .then(|| num("result_bytes").unwrap_or(0)),
+            expires_in_seconds: since
                 .map(|f| (f.saturating_add(retention).saturating_sub(now)) / 1000),
             error: r.get("error").cloned(),
-            tiles: None,
+            tiles,
         })
     }
 
@@ -680,6 +842,9 @@ impl RedisStore {
         let st = self
             .status_of(id, "", &r, now_ms())
             .ok_or_else(|| self.not_found(id))?;
+        if st.tiles.is_some() {
+            return Err(tiles::tiled_result(id));
+        }
         match st.state {
             JobState::Done => {
                 let mut c = self.conn().await?;
@@ -752,30 +917,7 @@ impl RedisStore {
             .invoke_async(&mut c)
             .await
             .map_err(|e| self.failed(&e))?;
-        let items: Vec<redis::Value> = redis::from_redis_value(v)
-            .map_err(|e| Error::Internal(format!("the store's start answer: {e}")))?;
-        let code: i64 = items
-            .first()
-            .cloned()
-            .and_then(|v| redis::from_redis_value(v).ok())
-            .unwrap_or(0);
-        Ok(match (code, items.as_slice()) {
-            (1, [_, payload, created, cancel]) => {
-                let text = |v: &redis::Value| {
-                    redis::from_redis_value::<String>(v.clone()).unwrap_or_default()
-                };
-                Started::Run {
-                    payload: Bytes::from(
-                        redis::from_redis_value::<Vec<u8>>(payload.clone()).unwrap_or_default(),
-                    ),
-                    created_ms: text(created).parse().unwrap_or(0),
-                    cancelled: text(cancel) == "1",
-                }
-            }
-            (2, _) => Started::Finished,
-            (3, _) => Started::PayloadLost,
-            _ => Started::Gone,
-        })
+        started(v)
     }
 
     /// Stores the outcome of job `id` once (see `FINISH`); true if this
@@ -804,25 +946,336 @@ impl RedisStore {
         Ok(r == 1)
     }
 
-    /// Writes a running job's progress; returns whether it was cancelled.
-    pub(super) async fn heartbeat(&self, id: &str, done: u64, total: u64) -> Result<bool> {
+    /// Writes a running job's progress (`counts`: done, total; none for
+    /// a tile); returns whether the job was cancelled.
+    pub(super) async fn heartbeat(&self, id: &str, counts: Option<(u64, u64)>) -> Result<bool> {
         let mut c = self.conn().await?;
         let key = self.key(&format!("job:{id}"));
-        let (cancel,): (Option<String>,) = redis::pipe()
-            .cmd("HGET")
-            .arg(&key)
-            .arg("cancel")
-            .cmd("HSET")
-            .arg(&key)
-            .arg("progress_done")
-            .arg(done)
-            .arg("progress_total")
-            .arg(total)
-            .ignore()
+        let mut pipe = redis::pipe();
+        pipe.cmd("HGET").arg(&key).arg("cancel");
+        if let Some((done, total)) = counts {
+            pipe.cmd("HSET")
+                .arg(&key)
+                .arg("progress_done")
+                .arg(done)
+                .arg("progress_total")
+                .arg(total)
+                .ignore();
+        }
+        let (cancel,): (Option<String>,) = pipe
             .query_async(&mut c)
             .await
             .map_err(|e| self.failed(&e))?;
         Ok(cancel.as_deref() == Some("1"))
+    }
+
+    /// Creates a tiled job of `caller` from its checked manifest (the
+    /// framed body, key included), all tiles missing: it counts as one
+    /// stored job until it expires or is deleted.
+    pub(super) async fn create_tiled(
+        &self,
+        caller: &Caller,
+        info: &JobInfo,
+        manifest: &[u8],
+        plan: &enc_image::TilePlan,
+        instance: &str,
+    ) -> Result<(String, JobStatus)> {
+        let id = new_id()?;
+        let now = now_ms();
+        let labels = serde_json::to_string(&info.labels)
+            .map_err(|e| Error::Internal(format!("labels: {e}")))?;
+        let fields: Vec<(&str, String)> = vec![
+            ("owner", caller.name.to_string()),
+            ("state", "tiled".into()),
+            ("labels", labels),
+            ("width", info.width.to_string()),
+            ("height", info.height.to_string()),
+            ("key_bits", info.key_bits.to_string()),
+            ("ciphertexts", info.ciphertexts.to_string()),
+            ("validate_ms", info.validate.as_millis().to_string()),
+            ("created_ms", now.to_string()),
+            ("tiles", plan.count().to_string()),
+            ("tile_rows", plan.tile_rows().to_string()),
+            ("halo_rows", plan.halo_rows().to_string()),
+        ];
+        let (retention, ttl) = self.retention_ms();
+        let mut call = self.scripts.create_tiled.prepare_invoke();
+        call.arg(&self.settings.prefix)
+            .arg(&*caller.name)
+            .arg(caller.quota.stored_jobs)
+            .arg(self.limits.max_jobs)
+            .arg(now)
+            .arg(retention)
+            .arg(ttl)
+            .arg(&id)
+            .arg(manifest);
+        for (k, v) in &fields {
+            call.arg(*k).arg(v);
+        }
+        let mut c = self.conn().await?;
+        let (code, n): (u64, u64) = call
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        match code {
+            0 => {}
+            1 => {
+                let mut u = Usage::default();
+                u.jobs = n as usize;
+                u.check_stored_jobs(&caller.quota)?;
+                return Err(Error::Internal(
+                    "the store refused a job within its quota".into(),
+                ));
+            }
+            code => return Err(self.full(code, n, 0, false)),
+        }
+        let mut record: HashMap<String, String> = fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        record.insert("last_ms".into(), now.to_string());
+        let status = self
+            .status_of(&id, instance, &record, now)
+            .ok_or_else(|| Error::Internal("a job record without its fields".into()))?;
+        Ok((id, status))
+    }
+
+    /// The retention and the keys' TTL, in ms.
+    fn retention_ms(&self) -> (u64, u64) {
+        let retention = self.limits.retention;
+        (
+            retention.as_millis() as u64,
+            (retention * 2 + TTL_MARGIN).as_millis() as u64,
+        )
+    }
+
+    /// The manifest (framed, key included) of tiled job `id` of `owner`,
+    /// its tile `index`'s existence checked.
+    pub(super) async fn tile_manifest(&self, id: &str, owner: &str, index: usize) -> Result<Bytes> {
+        let r = self.record(id, owner).await?;
+        let st = self
+            .status_of(id, "", &r, now_ms())
+            .ok_or_else(|| self.not_found(id))?;
+        let count = st.tiles.ok_or_else(|| tiles::not_tiled(id))?.states.len();
+        if index >= count {
+            return Err(tiles::no_such_tile(id, count, index));
+        }
+        let mut c = self.conn().await?;
+        let m: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(self.key(&format!("manifest:{id}")))
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        m.map(Bytes::from).ok_or_else(|| self.not_found(id))
+    }
+
+    /// Admits an upload of tile `index` of job `id` that may take `bytes`
+    /// (see `RESERVE_TILE`): the tile must be missing, fetched or failed
+    /// (else `409`), then the token's quotas (`429`) and the server's
+    /// limits (`503`).
+    pub(super) async fn reserve_tile(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: &str,
+        index: usize,
+        bytes: usize,
+    ) -> Result<RedisReservation> {
+        let q = &caller.quota;
+        let l = &self.limits;
+        let mut c = self.conn().await?;
+        let v: redis::Value = self
+            .scripts
+            .reserve_tile
+            .arg(&self.settings.prefix)
+            .arg(id)
+            .arg(&*caller.name)
+            .arg(index)
+            .arg(bytes)
+            .arg(q.concurrent_jobs)
+            .arg(q.stored_bytes)
+            .arg(l.max_stored_bytes)
+            .arg(l.max_inflight_bytes)
+            .arg(l.queue_capacity)
+            .arg(now_ms())
+            .arg(self.retention_ms().0)
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        let items = items(v, "tile reservation")?;
+        let (a, b, d) = (num(items.get(1)), num(items.get(2)), num(items.get(3)));
+        match num(items.first()) {
+            0 if items.len() == 4 => Ok(RedisReservation {
+                store: Arc::clone(self),
+                owner: Arc::clone(&caller.name),
+                bytes,
+                used: false,
+                tile: Some((id.to_string(), index)),
+                again: a == 1,
+            }),
+            0 => Err(self.not_found(id)),
+            1 => {
+                let mut u = Usage::default();
+                u.in_flight = a as usize;
+                u.jobs = b as usize;
+                u.bytes = d as usize;
+                u.check_in_flight(q)?;
+                u.check_bytes(q, bytes)?;
+                Err(Error::Internal(
+                    "the store refused a tile within its quota".into(),
+                ))
+            }
+            6 => Err(tiles::not_tiled(id)),
+            7 => Err(tiles::no_such_tile(id, a as usize, index)),
+            8 => Err(tiles::tile_taken(
+                id,
+                index,
+                text(items.get(1)) == "uploading",
+                tile_state(&text(items.get(1))),
+            )),
+            code => Err(self.full(code, a, bytes, true)),
+        }
+    }
+
+    /// Queues a checked tile upload and its unit of work; returns the
+    /// job's status. A job deleted meanwhile is `404`.
+    pub(super) async fn queue_tile(
+        &self,
+        mut reservation: RedisReservation,
+        payload: &[u8],
+        instance: &str,
+    ) -> Result<JobStatus> {
+        let Some((id, index)) = reservation.tile.clone() else {
+            return Err(Error::Internal(
+                "a job's reservation used for a tile".into(),
+            ));
+        };
+        let mut c = self.conn().await?;
+        let queued: i64 = self
+            .scripts
+            .queue_tile
+            .arg(&self.settings.prefix)
+            .arg(&id)
+            .arg(index)
+            .arg(payload)
+            .arg(reservation.bytes)
+            .arg(now_ms())
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        if queued != 1 {
+            return Err(self.not_found(&id));
+        }
+        reservation.used = true;
+        let owner = Arc::clone(&reservation.owner);
+        self.status(&id, &owner, instance, Duration::ZERO).await
+    }
+
+    /// A worker takes tile `index` of job `id`.
+    pub(super) async fn start_tile(&self, id: &str, index: usize, worker: &str) -> Result<Started> {
+        let mut c = self.conn().await?;
+        let v: redis::Value = self
+            .scripts
+            .start_tile
+            .arg(&self.settings.prefix)
+            .arg(id)
+            .arg(index)
+            .arg(worker)
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        started(v)
+    }
+
+    /// Stores the outcome of tile `index` of job `id` once (see
+    /// `FINISH_TILE`); true if this call stored it.
+    pub(super) async fn finish_tile(
+        &self,
+        id: &str,
+        index: usize,
+        outcome: &std::result::Result<Bytes, String>,
+    ) -> Result<bool> {
+        let mut c = self.conn().await?;
+        let (retention, ttl) = self.retention_ms();
+        let mut call = self.scripts.finish_tile.prepare_invoke();
+        call.arg(&self.settings.prefix).arg(id).arg(index);
+        match outcome {
+            Ok(b) => call.arg(1).arg(&b[..]),
+            Err(e) => call.arg(0).arg(e.as_str()),
+        };
+        call.arg(now_ms()).arg(retention).arg(ttl);
+        let r: i64 = call
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        Ok(r == 1)
+    }
+
+    /// Downloads tile `index` of job `id` of `owner`: its result, freed
+    /// at once (the tile becomes `fetched`), or pending while it is
+    /// queued or running. A missing tile is `409`, a fetched one `410`,
+    /// a failed one `422`.
+    pub(super) async fn fetch_tile(
+        &self,
+        id: &str,
+        owner: &str,
+        index: usize,
+    ) -> Result<TileFetched> {
+        let mut c = self.conn().await?;
+        let (retention, ttl) = self.retention_ms();
+        let v: redis::Value = self
+            .scripts
+            .fetch_tile
+            .arg(&self.settings.prefix)
+            .arg(id)
+            .arg(owner)
+            .arg(index)
+            .arg(now_ms())
+            .arg(retention)
+            .arg(ttl)
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        let items = items(v, "tile download")?;
+        let refused = |state, error: Option<String>| {
+            Err(tiles::no_tile_result(id, index, state, error.as_deref()))
+        };
+        match (num(items.first()), items.get(1)) {
+            (1, Some(b)) => Ok(TileFetched::Ready(bytes(b))),
+            (2, _) => Ok(TileFetched::Pending),
+            (3, _) => refused(TileState::Fetched, None),
+            (4, e) => refused(TileState::Failed, Some(text(e))),
+            (5, _) => refused(TileState::Missing, None),
+            (6, _) => Err(tiles::not_tiled(id)),
+            (7, n) => Err(tiles::no_such_tile(id, num(n) as usize, index)),
+            _ => Err(self.not_found(id)),
+        }
+    }
+
+    /// Gives back a tile reservation that was not used (see
+    /// `UNRESERVE_TILE`).
+    async fn unreserve_tile(
+        &self,
+        owner: &str,
+        id: &str,
+        index: usize,
+        bytes: usize,
+    ) -> Result<()> {
+        let mut c = self.conn().await?;
+        let (retention, ttl) = self.retention_ms();
+        self.scripts
+            .unreserve_tile
+            .arg(&self.settings.prefix)
+            .arg(id)
+            .arg(owner)
+            .arg(index)
+            .arg(bytes)
+            .arg(now_ms())
+            .arg(retention)
+            .arg(ttl)
+            .invoke_async::<i64>(&mut c)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        Ok(())
     }
 
     /// The tokens held in the store (`None`: no node has put any).
@@ -887,9 +1340,36 @@ pub(super) struct RedisReservation {
     owner: Arc<str>,
     bytes: usize,
     used: bool,
+    /// A tile's upload: its job and index.
+    tile: Option<(String, usize)>,
+    /// The tile was filtered before (fetched or failed).
+    again: bool,
 }
 
 impl RedisReservation {
+    /// Whether the tile was filtered before (fetched or failed) and is
+    /// sent again: its cost was not in the manifest's charge.
+    pub(super) fn is_again(&self) -> bool {
+        self.again
+    }
+
+    /// Gives the reservation back (a job's place, or a tile's).
+    async fn give_back(&self) -> Result<()> {
+        let b = self.bytes as i64;
+        match &self.tile {
+            Some((id, index)) => {
+                self.store
+                    .unreserve_tile(&self.owner, id, *index, self.bytes)
+                    .await
+            }
+            None => {
+                self.store
+                    .adjust(&self.owner, [-1, -1, -b], [-1, -1, -b])
+                    .await
+            }
+        }
+    }
+
     /// Gives back what the upload did not use of the reservation.
     pub(super) async fn shrink_to(&mut self, bytes: usize) -> Result<()> {
         if bytes < self.bytes {
@@ -908,18 +1388,21 @@ impl Drop for RedisReservation {
         if self.used {
             return;
         }
-        let (store, owner, b) = (
-            Arc::clone(&self.store),
-            Arc::clone(&self.owner),
-            self.bytes as i64,
-        );
+        let this = RedisReservation {
+            store: Arc::clone(&self.store),
+            owner: Arc::clone(&self.owner),
+            bytes: self.bytes,
+            used: true,
+            tile: self.tile.take(),
+            again: self.again,
+        };
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             // Given back even if Redis is away for a while: a place held
             // for nothing would count against the token until reset.
             rt.spawn(async move {
                 let mut wait = Duration::from_millis(250);
                 for _ in 0..RELEASE_ATTEMPTS {
-                    match store.adjust(&owner, [-1, -1, -b], [-1, -1, -b]).await {
+                    match this.give_back().await {
                         Ok(()) => return,
                         Err(e) => tracing::warn!(
                             error = %e,
@@ -930,8 +1413,8 @@ impl Drop for RedisReservation {
                     wait = (wait * 2).min(Duration::from_secs(4));
                 }
                 tracing::error!(
-                    owner = %owner,
-                    bytes = b,
+                    owner = %this.owner,
+                    bytes = this.bytes,
                     "gave up giving back an unused upload's reservation: the store's counters \
                      hold it until reset (docs/OPERATIONS.md)"
                 );

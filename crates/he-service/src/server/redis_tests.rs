@@ -210,7 +210,7 @@ fn an_api_node_and_a_worker_share_a_redis_and_run_jobs_exactly() {
     let h = client.health().unwrap();
     assert_eq!((h.store.as_str(), h.role.as_str()), ("redis", "api"));
     assert!(h.store_reachable);
-    assert!(!client.info().unwrap().tiled_jobs);
+    assert!(client.info().unwrap().tiled_jobs);
     let wh = Client::new(&worker.url()).unwrap().health().unwrap();
     assert_eq!((wh.store.as_str(), wh.role.as_str()), ("redis", "worker"));
     // The worker serves health and metrics only.
@@ -259,15 +259,13 @@ fn an_api_node_and_a_worker_share_a_redis_and_run_jobs_exactly() {
     ] {
         assert!(metrics.contains(line), "{line} not in {metrics}");
     }
-    // A tiled job is refused with 501, naming the limitation.
+    // A manifest that does not load is refused as in memory.
     let r = agent()
         .post(format!("{}/v1/jobs", api.url()))
         .header("content-type", MANIFEST_CONTENT_TYPE)
         .send(&b"{}"[..])
         .unwrap();
-    assert_eq!(r.status().as_u16(), 501);
-    let body = r.into_body().read_to_string().unwrap();
-    assert!(body.contains("Redis store"), "{body}");
+    assert_eq!(r.status().as_u16(), 400);
 }
 
 #[test]
@@ -367,6 +365,18 @@ fn a_unit_delivered_too_often_fails_its_job() {
     assert!(
         st.error.as_deref().unwrap_or("").contains("1 times"),
         "{st:?}"
+    );
+    // A failed job holds no result: deleting it gives back its place.
+    client.delete(&id).unwrap();
+    let h = client.health().unwrap();
+    assert_eq!(
+        (
+            h.jobs_stored,
+            h.jobs_in_flight,
+            h.stored_bytes,
+            h.inflight_bytes
+        ),
+        (0, 0, 0, 0)
     );
 }
 
@@ -696,4 +706,433 @@ fn compute_per_hour_is_counted_across_nodes() {
             super::Error::OverBudget { .. }
         ));
     });
+}
+
+/// A tiled job's image, chain and key, its tiles encrypted by hand.
+struct Tiled {
+    kp: Keypair,
+    img: PixelImage,
+    chain: Vec<Filter>,
+    tile_rows: usize,
+}
+
+impl Tiled {
+    /// A `w`x`h` image in tiles of `tile_rows` rows.
+    fn new(w: usize, h: usize, tile_rows: usize, seed: u8) -> Self {
+        let data = (0..w * h)
+            .map(|i| (i as u8).wrapping_mul(37).wrapping_add(seed))
+            .collect();
+        Tiled {
+            kp: Keypair::generate_insecure_for_tests(512).unwrap(),
+            img: PixelImage::new(w, h, ColorLayout::Luma8, data).unwrap(),
+            chain: vec![Filter::Mean { k: 3 }],
+            tile_rows,
+        }
+    }
+
+    fn job(&self) -> he_filter::tiled::TiledJob<'_> {
+        let opts = he_filter::encrypt_options(&self.chain).unwrap();
+        he_filter::tiled::TiledJob::new(
+            &self.img,
+            &self.chain,
+            &opts,
+            self.kp.public_key(),
+            &he_filter::tiled::TileOptions::default().tile_rows(self.tile_rows),
+        )
+        .unwrap()
+    }
+
+    /// Creates the job through `client`; returns its id and tile count.
+    fn create(&self, client: &Client) -> client::Result<(String, usize)> {
+        let opts = he_filter::encrypt_options(&self.chain).unwrap();
+        let plan = *self.job().plan();
+        let m = crate::wire::TiledManifest::new(self.chain.clone(), self.img.color(), plan, &opts);
+        let st = client.create_tiled_job(&m, self.kp.public_key())?;
+        Ok((st.id, plan.count()))
+    }
+
+    fn upload(
+        &self,
+        client: &Client,
+        id: &str,
+        i: usize,
+    ) -> client::Result<crate::wire::JobStatus> {
+        let tile = self
+            .job()
+            .encrypt_tile(i, self.kp.private_key(), &NoProgress)
+            .unwrap()
+            .bytes;
+        client.upload_tile(id, i, &tile, &NoProgress)
+    }
+
+    /// Downloads tile `i` (waiting) and checks it is the chain's exact
+    /// result at its rows.
+    fn check(&self, client: &Client, id: &str, i: usize) {
+        let out = match client
+            .download_tile(id, i, Duration::from_secs(60), 1 << 20)
+            .unwrap()
+        {
+            client::TileDownload::Ready(b) => b,
+            client::TileDownload::Pending(st) => panic!("tile {i} still pending: {st:?}"),
+        };
+        let out =
+            EncryptedImage::from_bytes(&out, self.kp.public_key(), &enc_image::Limits::default())
+                .unwrap();
+        let got = out.decrypt(self.kp.private_key(), &NoProgress).unwrap();
+        let rows = self.job().plan().iter().nth(i).unwrap();
+        let want = reference::apply_chain_rows(&self.img, &self.chain, BorderMode::Replicate, rows)
+            .unwrap();
+        assert_eq!(got.values(), want.values(), "tile {i}");
+    }
+}
+
+fn status_code(e: &client::Error) -> u16 {
+    match e {
+        client::Error::Server { status, .. } => *status,
+        e => panic!("expected an error status, got {e}"),
+    }
+}
+
+#[test]
+fn a_tiled_job_spreads_over_two_workers_and_comes_back_exact() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let store = redis.settings();
+    let api = node(&store, Role::Api, |_| {});
+    let _w1 = node(&store, Role::Worker, |_| {});
+    let _w2 = node(&store, Role::Worker, |_| {});
+    let client = Client::new(&api.url()).unwrap();
+    assert!(client.info().unwrap().tiled_jobs);
+    // 16 rows in tiles of 2: 8 tiles, each a unit of work of its own.
+    let t = Tiled::new(9, 16, 2, 5);
+    let (id, n) = t.create(&client).unwrap();
+    assert_eq!(n, 8);
+    for i in 0..n {
+        t.upload(&client, &id, i).unwrap();
+    }
+    for i in 0..n {
+        t.check(&client, &id, i);
+    }
+    let st = client.status(&id, Duration::ZERO).unwrap();
+    assert_eq!(st.state, JobState::Done);
+    assert_eq!(
+        st.tiles.unwrap().states,
+        vec![crate::wire::TileState::Fetched; n]
+    );
+    // Downloaded tiles are freed: 410 the second time.
+    let e = client
+        .download_tile(&id, 0, Duration::ZERO, 1 << 20)
+        .unwrap_err();
+    assert_eq!(status_code(&e), 410, "{e}");
+    // Both workers filtered tiles of the job.
+    let mut c = redis.sync_conn();
+    let workers: std::collections::HashSet<String> = (0..n)
+        .map(|i| {
+            redis::cmd("HGET")
+                .arg(format!("{}job:{id}", store.prefix))
+                .arg(format!("w{i}"))
+                .query::<String>(&mut c)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    // A whole result is not a tiled job's, as in memory.
+    assert_eq!(
+        status_code(&client.result(&id, &NoProgress).unwrap_err()),
+        400
+    );
+    client.delete(&id).unwrap();
+    let h = client.health().unwrap();
+    assert_eq!(
+        (
+            h.jobs_stored,
+            h.jobs_in_flight,
+            h.stored_bytes,
+            h.inflight_bytes
+        ),
+        (0, 0, 0, 0)
+    );
+}
+
+#[test]
+fn a_tile_unit_left_by_a_stopped_worker_is_claimed_and_finished() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let mut store = redis.settings();
+    store.visibility_timeout = Duration::from_millis(600);
+    let api = node(&store, Role::Api, |_| {});
+    let client = Client::new(&api.url()).unwrap();
+    let t = Tiled::new(6, 4, 2, 9);
+    let (id, _) = t.create(&client).unwrap();
+    t.upload(&client, &id, 1).unwrap();
+    // A worker that reads the tile's unit and dies.
+    let mut c = redis.sync_conn();
+    let work = format!("{}work", store.prefix);
+    let _: redis::RedisResult<String> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&work)
+        .arg("workers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut c);
+    let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg("dead-worker")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(&work)
+        .arg(">")
+        .query(&mut c)
+        .unwrap();
+    let entry = &read.keys[0].ids[0];
+    assert_eq!(entry.get::<String>("job").as_deref(), Some(id.as_str()));
+    assert_eq!(entry.get::<usize>("tile"), Some(1));
+    let worker = node(&store, Role::Worker, |_| {});
+    t.check(&client, &id, 1);
+    let s = worker.service();
+    let text = s.shared.metrics.render(&s.shared.gauges());
+    assert!(text.contains("\nhe_work_claimed_total 1\n"), "{text}");
+    let len: usize = redis::cmd("XLEN").arg(&work).query(&mut c).unwrap();
+    assert_eq!(len, 0, "units left in the queue");
+    // Tile 0 was never sent: the job is queued, not done.
+    let st = client.status(&id, Duration::ZERO).unwrap();
+    assert_eq!(st.state, JobState::Queued);
+    client.delete(&id).unwrap();
+}
+
+#[test]
+fn deleting_a_tiled_job_frees_its_bytes_and_keys() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let store = redis.settings();
+    let api = node(&store, Role::Api, |_| {});
+    let client = Client::new(&api.url()).unwrap();
+    let mut c = redis.sync_conn();
+    let keys_of = |c: &mut redis::Connection, id: &str| -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg(format!("{}*{id}*", store.prefix))
+            .query(c)
+            .unwrap()
+    };
+    let t = Tiled::new(6, 4, 2, 3);
+    // No worker yet: a queued tile holds its upload's bytes and a place.
+    let (id, _) = t.create(&client).unwrap();
+    t.upload(&client, &id, 0).unwrap();
+    let h = client.health().unwrap();
+    assert_eq!((h.jobs_stored, h.jobs_in_flight), (1, 1));
+    assert!(h.inflight_bytes > 0);
+    assert!(!keys_of(&mut c, &id).is_empty());
+    client.delete(&id).unwrap();
+    let h = client.health().unwrap();
+    assert_eq!(
+        (
+            h.jobs_stored,
+            h.jobs_in_flight,
+            h.stored_bytes,
+            h.inflight_bytes
+        ),
+        (0, 0, 0, 0)
+    );
+    assert!(
+        keys_of(&mut c, &id).is_empty(),
+        "{:?}",
+        keys_of(&mut c, &id)
+    );
+    // Its unit is dropped by the worker, and a filtered tile's result
+    // is freed by the delete.
+    let _worker = node(&store, Role::Worker, |_| {});
+    let (id, n) = t.create(&client).unwrap();
+    for i in 0..n {
+        t.upload(&client, &id, i).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.status(&id, Duration::from_secs(1)).unwrap().state != JobState::Done {
+        assert!(Instant::now() < deadline, "the tiles were never filtered");
+    }
+    let h = client.health().unwrap();
+    assert_eq!(
+        (h.jobs_stored, h.jobs_in_flight, h.inflight_bytes),
+        (1, 0, 0)
+    );
+    let held = h.stored_bytes;
+    assert!(held > 0);
+    let st = client.status(&id, Duration::ZERO).unwrap();
+    assert_eq!(st.result_bytes, Some(held as u64));
+    client.delete(&id).unwrap();
+    let h = client.health().unwrap();
+    assert_eq!((h.jobs_stored, h.stored_bytes, h.inflight_bytes), (0, 0, 0));
+    assert!(
+        keys_of(&mut c, &id).is_empty(),
+        "{:?}",
+        keys_of(&mut c, &id)
+    );
+    assert_eq!(
+        status_code(&client.status(&id, Duration::ZERO).unwrap_err()),
+        404
+    );
+}
+
+#[test]
+fn a_quota_holds_for_manifests_and_tiles_across_two_api_nodes() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let store = redis.settings();
+    let mut tokens = super::tokens::TokenFile::default();
+    let token = tokens.create("alice", 0).unwrap();
+    // No worker: tiles stay queued, in flight.
+    let a = node(&store, Role::Api, |c| {
+        c.tokens = Some(tokens.clone());
+        c.quota.stored_jobs = 1;
+        c.quota.concurrent_jobs = 1;
+    });
+    let b = node(&store, Role::Api, |c| {
+        c.quota.stored_jobs = 1;
+        c.quota.concurrent_jobs = 1;
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let unknown = format!("{}/v1/jobs/{}", b.url(), "0".repeat(32));
+    while agent().get(&unknown).call().unwrap().status().as_u16() != 401 {
+        assert!(Instant::now() < deadline, "node b never asked for a token");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ca = Client::new(&a.url()).unwrap().with_token(&token).unwrap();
+    let cb = Client::new(&b.url()).unwrap().with_token(&token).unwrap();
+    let t = Tiled::new(6, 4, 2, 1);
+    let (id, _) = t.create(&ca).unwrap();
+    // One stored job: a second manifest, through the other node, is 429.
+    match t.create(&cb).unwrap_err() {
+        client::Error::Server { status, message } => {
+            assert_eq!(status, 429);
+            assert!(message.contains("stored_jobs"), "{message}");
+        }
+        e => panic!("expected 429, got {e}"),
+    }
+    // One tile in flight: the second, through the other node, is 429.
+    t.upload(&ca, &id, 0).unwrap();
+    match t.upload(&cb, &id, 1).unwrap_err() {
+        client::Error::Server { status, message } => {
+            assert_eq!(status, 429);
+            assert!(message.contains("concurrent_jobs"), "{message}");
+        }
+        e => panic!("expected 429, got {e}"),
+    }
+    // The same tile again is 409 on either node.
+    assert_eq!(status_code(&t.upload(&cb, &id, 0).unwrap_err()), 409);
+    cb.delete(&id).unwrap();
+    let (id, _) = t.create(&cb).unwrap();
+    ca.delete(&id).unwrap();
+    let h = ca.health().unwrap();
+    assert_eq!(
+        (h.jobs_stored, h.jobs_in_flight, h.inflight_bytes),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn a_tile_sent_again_after_its_download_is_charged_again() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let store = redis.settings();
+    let t = Tiled::new(6, 4, 2, 2);
+    // The manifest's charge and one tile's, as the server counts them.
+    let opts = he_filter::encrypt_options(&t.chain).unwrap();
+    let m = crate::wire::TiledManifest::new(t.chain.clone(), t.img.color(), *t.job().plan(), &opts);
+    let framed = m.encode(&t.kp.public_key().to_bytes());
+    let (spec, whole) = super::tiles::check_manifest(&Config::default(), &framed).unwrap();
+    let tile = he_filter::estimate_cost(spec.expected(0), &spec.chain)
+        .unwrap()
+        .whole_units();
+    let mut tokens = super::tokens::TokenFile::default();
+    let token = tokens.create("alice", 0).unwrap();
+    let node = node(&store, Role::All, |c| {
+        c.tokens = Some(tokens.clone());
+        c.quota.compute_per_hour = whole + tile;
+    });
+    let client = Client::new(&node.url())
+        .unwrap()
+        .with_token(&token)
+        .unwrap();
+    let (id, _) = t.create(&client).unwrap();
+    t.upload(&client, &id, 0).unwrap();
+    t.check(&client, &id, 0);
+    // Sent again: its estimate is charged again, which the hour holds once.
+    t.upload(&client, &id, 0).unwrap();
+    t.check(&client, &id, 0);
+    match t.upload(&client, &id, 0).unwrap_err() {
+        client::Error::Server { status, message } => {
+            assert_eq!(status, 429);
+            assert!(message.contains("compute_per_hour"), "{message}");
+        }
+        e => panic!("expected 429, got {e}"),
+    }
+    // Refused before its upload: the reservation is given back (by a
+    // task of the node, so soon rather than at once) and the tile is
+    // fetched again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let h = client.health().unwrap();
+        if (h.jobs_in_flight, h.inflight_bytes, h.stored_bytes) == (0, 0, 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reservation is held: {h:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let st = client.status(&id, Duration::ZERO).unwrap();
+    assert_eq!(st.tiles.unwrap().states[0], crate::wire::TileState::Fetched);
+    client.delete(&id).unwrap();
+}
+
+#[test]
+fn a_tile_delivered_too_often_fails_and_may_be_sent_again() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let mut store = redis.settings();
+    store.visibility_timeout = Duration::from_millis(300);
+    store.max_deliveries = 1;
+    let api = node(&store, Role::Api, |_| {});
+    let client = Client::new(&api.url()).unwrap();
+    let t = Tiled::new(6, 4, 2, 4);
+    let (id, _) = t.create(&client).unwrap();
+    t.upload(&client, &id, 0).unwrap();
+    let mut c = redis.sync_conn();
+    let work = format!("{}work", store.prefix);
+    let _: redis::RedisResult<String> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&work)
+        .arg("workers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut c);
+    let _: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg("dead-worker")
+        .arg("STREAMS")
+        .arg(&work)
+        .arg(">")
+        .query(&mut c)
+        .unwrap();
+    let _worker = node(&store, Role::Worker, |_| {});
+    let e = client
+        .download_tile(&id, 0, Duration::from_secs(30), 1 << 20)
+        .unwrap_err();
+    assert_eq!(status_code(&e), 422, "{e}");
+    assert!(e.to_string().contains("1 times"), "{e}");
+    let st = client.status(&id, Duration::ZERO).unwrap();
+    assert_eq!(st.tiles.unwrap().states[0], crate::wire::TileState::Failed);
+    assert!(st.error.unwrap_or_default().starts_with("tile 0: "));
+    // Its place and bytes were given back; sent again, it is filtered.
+    let h = client.health().unwrap();
+    assert_eq!((h.jobs_in_flight, h.inflight_bytes), (0, 0));
+    t.upload(&client, &id, 0).unwrap();
+    t.check(&client, &id, 0);
+    client.delete(&id).unwrap();
 }

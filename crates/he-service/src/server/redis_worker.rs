@@ -1,7 +1,9 @@
 //! The worker of the Redis store: takes units of work from the queue's
 //! stream (`XREADGROUP` in the group `workers`), validates the payload
 //! as the API did (Redis is not trusted either), filters it on this
-//! process's filter pool and writes the result once.
+//! process's filter pool and writes the result once. A unit is a job
+//! (single upload) or one tile of a tiled job, checked against its
+//! job's manifest as the API checked it.
 //!
 //! A unit stays pending until its result is written; while it runs the
 //! worker claims it again every third of the visibility timeout (its
@@ -26,11 +28,12 @@ use tracing::{info, warn};
 use super::admission::validate;
 use super::drain::Stage;
 use super::error::Result;
-use super::handlers::filter_logged;
+use super::handlers::{filter_logged, tile_task_id};
 use super::jobs::{JobProgress, valid_id};
 use super::pools::on_pool;
 use super::redis_store::{GROUP, READ_BLOCK, RedisStore, Started, now_ms};
 use super::service::{Held, Shared};
+use super::tiles::{check_manifest, check_tile};
 
 /// Units one process works on at once: the filter uses every thread of
 /// the pool, so a second unit only overlaps its reading and checking
@@ -47,6 +50,8 @@ struct Unit {
     entry: String,
     /// The job's id.
     job: String,
+    /// The tile, for a unit of a tiled job.
+    tile: Option<usize>,
     /// How many times the unit was handed out, this time included.
     deliveries: usize,
 }
@@ -152,6 +157,7 @@ async fn read(
         .and_then(|k| k.ids.into_iter().next())
         .map(|e| Unit {
             job: e.get::<String>("job").unwrap_or_default(),
+            tile: e.get::<usize>("tile"),
             entry: e.id,
             deliveries: 1,
         }))
@@ -191,15 +197,18 @@ async fn claim(shared: &Shared, store: &RedisStore, consumer: &str) -> Result<Op
             continue;
         };
         let job = e.get::<String>("job").unwrap_or_default();
+        let tile = e.get::<usize>("tile");
         if p.consumer == consumer {
             info!(
                 job = %job,
+                tile = ?tile,
                 idle_ms = p.last_delivered_ms as u64,
                 "taking up again work this worker dropped"
             );
         } else {
             info!(
                 job = %job,
+                tile = ?tile,
                 from = %p.consumer,
                 idle_ms = p.last_delivered_ms as u64,
                 deliveries = p.times_delivered + 1,
@@ -210,6 +219,7 @@ async fn claim(shared: &Shared, store: &RedisStore, consumer: &str) -> Result<Op
         return Ok(Some(Unit {
             entry: e.id,
             job,
+            tile,
             deliveries: p.times_delivered + 1,
         }));
     }
@@ -246,7 +256,10 @@ async fn settle(
     let mut backoff = Duration::from_millis(250);
     loop {
         let r = async {
-            store.finish(&unit.job, &outcome).await?;
+            match unit.tile {
+                Some(i) => store.finish_tile(&unit.job, i, &outcome).await?,
+                None => store.finish(&unit.job, &outcome).await?,
+            };
             ack(store, &unit.entry).await
         }
         .await;
@@ -282,8 +295,9 @@ async fn work(
     if unit.deliveries > max {
         warn!(job = %unit.job, deliveries = unit.deliveries, "giving up on a unit");
         let why = format!(
-            "the job was handed to a worker {} times and never finished (each worker stopped \
+            "the {} was handed to a worker {} times and never finished (each worker stopped \
              while filtering it); it is not tried again",
+            if unit.tile.is_some() { "tile" } else { "job" },
             unit.deliveries - 1
         );
         settle(shared, store, &unit, Err(why)).await;
@@ -297,11 +311,16 @@ async fn work(
         Arc::clone(store),
         unit.entry.clone(),
         unit.job.clone(),
+        unit.tile,
         consumer.to_string(),
         Arc::clone(&progress),
     ));
     let _beat = AbortOnDrop(beat);
-    let (payload, created_ms) = match store.start(&unit.job, consumer).await? {
+    let started = match unit.tile {
+        Some(i) => store.start_tile(&unit.job, i, consumer).await?,
+        None => store.start(&unit.job, consumer).await?,
+    };
+    let (payload, manifest, created_ms) = match started {
         Started::Gone | Started::Finished => return ack(store, &unit.entry).await,
         Started::PayloadLost => {
             let why = "the job's upload was lost by the store; submit it again".to_string();
@@ -316,26 +335,39 @@ async fn work(
         }
         Started::Run {
             payload,
+            manifest,
             created_ms,
             ..
-        } => (payload, created_ms),
+        } => (payload, manifest, created_ms),
     };
     let waited = Duration::from_millis(now_ms().saturating_sub(created_ms));
     let config = shared.config.clone();
-    let checked = on_pool(&shared.check_pool, move || validate(&config, &payload)).await;
+    let tile = unit.tile;
+    // A tile is checked against its job's manifest as the API did.
+    let checked = on_pool(&shared.check_pool, move || match (tile, manifest) {
+        (Some(i), Some(m)) => {
+            let (spec, _) = check_manifest(&config, &m)?;
+            let image = check_tile(&config, &spec, i, &payload)?;
+            Ok((image, spec.pk, spec.chain))
+        }
+        _ => validate(&config, &payload).map(|j| (j.image, j.pk, j.chain)),
+    })
+    .await;
     let outcome = match checked {
         Err(e) => {
-            warn!(job = %unit.job, error = %e, "the stored upload does not check");
+            warn!(job = %unit.job, tile = ?unit.tile, error = %e, "the stored upload does not check");
             Err(e.to_string())
         }
-        Ok(job) => {
-            let (sh, id, p) = (Arc::clone(shared), unit.job.clone(), Arc::clone(&progress));
+        Ok((image, pk, chain)) => {
+            let what = match unit.tile {
+                Some(i) => tile_task_id(&unit.job, i),
+                None => unit.job.clone(),
+            };
+            let (sh, p) = (Arc::clone(shared), Arc::clone(&progress));
             let pool = shared.filter_pool()?;
             let out = on_pool(pool, move || {
                 let _running = sh.metrics.job_running();
-                Ok(filter_logged(
-                    &id, &job.image, &job.pk, &job.chain, &p, waited,
-                ))
+                Ok(filter_logged(&what, &image, &pk, &chain, &p, waited))
             })
             .await;
             // A job deleted meanwhile goes whatever the outcome (FINISH).
@@ -363,6 +395,7 @@ async fn heartbeat(
     store: Arc<RedisStore>,
     entry: String,
     job: String,
+    tile: Option<usize>,
     consumer: String,
     progress: Arc<JobProgress>,
 ) {
@@ -381,8 +414,9 @@ async fn heartbeat(
                 .query_async::<redis::Value>(&mut c)
                 .await
                 .map_err(|e| store.failed(&e))?;
-            let (done, total) = progress.counts();
-            store.heartbeat(&job, done, total).await
+            // A tile's progress is not the job's: only a job's is written.
+            let counts = tile.is_none().then(|| progress.counts());
+            store.heartbeat(&job, counts).await
         };
         match beat.await {
             Ok(true) => {

@@ -2,7 +2,9 @@
 //! (any other body goes to the single-upload handler), `PUT
 //! /v1/jobs/{id}/tiles/{i}` uploads a tile, checked against the manifest
 //! and queued at once, and `GET /v1/jobs/{id}/tiles/{i}` downloads its
-//! result (long poll with `?wait=S`).
+//! result (long poll with `?wait=S`). Each route works on the in-memory
+//! store or, for a server with the Redis store, on Redis (where each
+//! tile is a unit of work for any worker).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,19 +15,18 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use enc_image::{EncryptedImage, ImageMeta};
-use paillier::PublicKey;
+use enc_image::EncryptedImage;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{info, warn};
 
 use super::admission::{content_length, read_body};
-use super::config::Config;
 use super::error::{Error, Result};
 use super::handlers::{WaitQuery, caller, checked_id, filter_logged, submit, tile_task_id};
 use super::jobs::{JobInfo, JobProgress, Snapshot, TileFetch};
 use super::pools::{Task, on_pool};
-use super::service::{Service, Shared};
-use super::tiles::TileSpec;
+use super::redis_store::{POLL_INTERVAL, TileFetched};
+use super::service::{Held, Service, Shared};
+use super::tiles::{TileSpec, check_manifest, check_tile};
 use crate::wire::{
     IMAGE_CONTENT_TYPE, MANIFEST_CONTENT_TYPE, MAX_KEY_BYTES, MAX_SPEC_BYTES, TiledManifest,
 };
@@ -42,20 +43,6 @@ fn content_type_is(headers: &HeaderMap, ct: &str) -> bool {
         .is_some_and(|e| e.trim().eq_ignore_ascii_case(ct))
 }
 
-/// Tiled jobs are kept in memory only, for now: with the Redis store a
-/// manifest or a tile gets `501`, and the client can send the image in
-/// one upload (`he submit` without `--tile-rows`).
-fn no_tiles_in_redis(s: &Service) -> Result<()> {
-    if s.shared.redis.is_some() {
-        return Err(Error::NotImplemented(
-            "tiled jobs are not available with the Redis store yet; send the image in one \
-             upload (without tiles) or use a server with the in-memory store"
-                .into(),
-        ));
-    }
-    Ok(())
-}
-
 /// `POST /v1/jobs`: a tiled job's manifest, or a single upload.
 pub(super) async fn post_job(
     State(s): State<Service>,
@@ -65,10 +52,7 @@ pub(super) async fn post_job(
     if !content_type_is(&headers, MANIFEST_CONTENT_TYPE) {
         return submit(State(s), headers, body).await;
     }
-    let r = match no_tiles_in_redis(&s) {
-        Ok(()) => create(&s, &headers, body).await,
-        Err(e) => Err(e),
-    };
+    let r = create(&s, &headers, body).await;
     if let Err(e) = &r {
         warn!(status = e.status().as_u16(), error = %e, "tiled job refused");
     }
@@ -87,8 +71,11 @@ async fn create(s: &Service, headers: &HeaderMap, body: Body) -> Result<Response
     let t = Instant::now();
     let body = read_body(body, MAX_MANIFEST_BYTES, declared, c.upload_timeout).await?;
     let config = c.clone();
-    let (spec, units) =
-        on_pool(&s.shared.check_pool, move || check_manifest(&config, &body)).await?;
+    let framed = body.clone();
+    let (spec, units) = on_pool(&s.shared.check_pool, move || {
+        check_manifest(&config, &framed)
+    })
+    .await?;
     let plan = spec.manifest.plan;
     let count = plan.count();
     let info = JobInfo {
@@ -100,16 +87,28 @@ async fn create(s: &Service, headers: &HeaderMap, body: Body) -> Result<Response
             as u64,
         validate: t.elapsed(),
     };
-    let (id, status) = s
-        .shared
-        .jobs
-        .create_tiled(&who, info.clone(), Arc::new(spec))?;
     // Charged once the job exists, so that a manifest refused for room
     // (503, 429) costs nothing; a job over the hour's quota goes again.
-    if let Err(e) = s.shared.jobs.charge_compute(&who, units) {
-        let _ = s.shared.jobs.delete(&id, &who.name);
-        return Err(e);
-    }
+    let (id, status) = if let Some(store) = &s.shared.redis {
+        let (id, status) = store
+            .create_tiled(&who, &info, &body, &plan, s.instance())
+            .await?;
+        if let Err(e) = store.charge_compute(&who, units).await {
+            let _ = store.delete(&id, &who.name).await;
+            return Err(e);
+        }
+        (id, status)
+    } else {
+        let (id, status) = s
+            .shared
+            .jobs
+            .create_tiled(&who, info.clone(), Arc::new(spec))?;
+        if let Err(e) = s.shared.jobs.charge_compute(&who, units) {
+            let _ = s.shared.jobs.delete(&id, &who.name);
+            return Err(e);
+        }
+        (id, status)
+    };
     info!(
         job = %id,
         token = %who.name,
@@ -130,110 +129,6 @@ async fn create(s: &Service, headers: &HeaderMap, body: Body) -> Result<Response
         .into_response())
 }
 
-/// Loads and checks a manifest: the chain, the key, the plan against the
-/// encryption, every tile's size against the limits (a tile must fit in
-/// one upload) and the chain against the tiles, and the whole job's
-/// estimated cost against the per-job budget. Returns what the tiles
-/// will be checked against, and the cost in whole units.
-fn check_manifest(config: &Config, body: &[u8]) -> Result<(TileSpec, u64)> {
-    let (manifest, key) = TiledManifest::decode(body)?;
-    let chain = manifest.filters.clone();
-    if chain.is_empty() {
-        return Err(Error::BadRequest("the manifest names no filter".into()));
-    }
-    if chain.len() > config.max_chain_len {
-        return Err(Error::Unprocessable(format!(
-            "{} filters in the chain, at most {} allowed",
-            chain.len(),
-            config.max_chain_len
-        )));
-    }
-    let pk =
-        PublicKey::from_bytes(key).map_err(|e| Error::BadRequest(format!("public key: {e}")))?;
-    let plan = manifest.plan;
-    if plan.width() > config.max_side || plan.height() > config.max_side {
-        return Err(Error::TooLarge(format!(
-            "the image is {}x{}, at most {}x{} allowed",
-            plan.width(),
-            plan.height(),
-            config.max_side,
-            config.max_side
-        )));
-    }
-    let (full, last, whole) = check_tiles(config, &manifest, pk.bits(), pk.fingerprint())?;
-    Ok((
-        TileSpec {
-            pk,
-            chain,
-            manifest,
-            full,
-            last,
-        },
-        whole,
-    ))
-}
-
-/// The limits a tiled job is held to, for a key of `bits` bits and
-/// fingerprint `fp`: the plan against the encryption, every tile within
-/// one upload and the ciphertext limit, the chain against the tiles, and
-/// the whole job's estimated cost (every tile's, halo rows included)
-/// within the per-job budget. Returns the full and last tiles'
-/// descriptions and the cost in whole units.
-fn check_tiles(
-    config: &Config,
-    manifest: &TiledManifest,
-    bits: u32,
-    fp: [u8; 32],
-) -> Result<(ImageMeta, ImageMeta, u64)> {
-    let (plan, chain) = (manifest.plan, &manifest.filters);
-    manifest
-        .check_plan(bits)
-        .map_err(|e| Error::Unprocessable(format!("tile plan: {e}")))?;
-    let meta = |i| {
-        manifest
-            .tile_meta(i, bits, fp)
-            .map_err(|e| Error::Unprocessable(format!("tile {i}: {e}")))
-    };
-    let count = plan.count();
-    let (full, last) = (meta(0)?, meta(count - 1)?);
-    let mut units = 0.0;
-    for (m, n) in [(&full, count - 1), (&last, 1)] {
-        if m.ciphertext_count() > config.max_ciphertexts {
-            return Err(Error::TooLarge(format!(
-                "a tile of {} rows has {} ciphertexts, at most {} allowed; use fewer rows per tile",
-                m.height(),
-                m.ciphertext_count(),
-                config.max_ciphertexts
-            )));
-        }
-        let bytes = TiledManifest::tile_bytes(m);
-        if bytes > config.max_body_bytes as u64 {
-            return Err(Error::TooLarge(format!(
-                "a tile of {} rows takes up to {bytes} bytes, the server takes at most {} per \
-                 upload; use fewer rows per tile",
-                m.height(),
-                config.max_body_bytes
-            )));
-        }
-        he_filter::check_chain(m, chain).map_err(|e| Error::Unprocessable(e.to_string()))?;
-        let cost =
-            he_filter::estimate_cost(m, chain).map_err(|e| Error::Unprocessable(e.to_string()))?;
-        units += cost.units() * n as f64;
-    }
-    let whole = units.ceil() as u64;
-    if whole > config.max_job_cost {
-        return Err(Error::OverBudget {
-            estimate: whole,
-            budget: config.max_job_cost,
-            hint: format!(
-                "{units:.1} units over {count} tiles; send a smaller image, a smaller kernel, or a \
-                 smaller key"
-            ),
-        });
-    }
-    Ok((full, last, whole))
-}
-
 /// A tile index from the path (`404` if it is not a number).
 fn tile_index(s: &str) -> Result<usize> {
     s.parse()
@@ -249,10 +144,7 @@ pub(super) async fn put_tile(
     Path((id, index)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response> {
-    let r = match no_tiles_in_redis(&s) {
-        Ok(()) => put_tile_inner(&s, &headers, &id, &index, body).await,
-        Err(e) => Err(e),
-    };
+    let r = put_tile_inner(&s, &headers, &id, &index, body).await;
     if let Err(e) = &r {
         warn!(status = e.status().as_u16(), error = %e, "tile refused");
     }
@@ -276,7 +168,20 @@ async fn put_tile_inner(
         )));
     }
     let declared = content_length(headers)?;
-    let spec = s.shared.jobs.tile_spec(id, &who.name, index)?;
+    let spec = match &s.shared.redis {
+        Some(store) => {
+            // The manifest was checked when the job was made; loading it
+            // again here is the same code as in the worker.
+            let framed = store.tile_manifest(id, &who.name, index).await?;
+            let config = c.clone();
+            let (spec, _) = on_pool(&s.shared.check_pool, move || {
+                check_manifest(&config, &framed)
+            })
+            .await?;
+            Arc::new(spec)
+        }
+        None => s.shared.jobs.tile_spec(id, &who.name, index)?,
+    };
     let expected = TiledManifest::tile_bytes(spec.expected(index));
     let limit = usize::try_from(expected)
         .unwrap_or(usize::MAX)
@@ -291,6 +196,25 @@ async fn put_tile_inner(
     let units = he_filter::estimate_cost(spec.expected(index), &spec.chain)
         .map_err(|e| Error::Unprocessable(e.to_string()))?
         .whole_units();
+    if let Some(store) = &s.shared.redis {
+        let _held = Held::new(&s.shared);
+        let mut reservation = store
+            .reserve_tile(&who, id, index, declared.unwrap_or(limit))
+            .await?;
+        if reservation.is_again() {
+            store.charge_compute(&who, units).await?;
+        }
+        let body = read_body(body, limit, declared, c.upload_timeout).await?;
+        reservation.shrink_to(body.len()).await?;
+        let (config, check, payload) = (c.clone(), Arc::clone(&spec), body.clone());
+        on_pool(&s.shared.check_pool, move || {
+            check_tile(&config, &check, index, &payload).map(drop)
+        })
+        .await?;
+        let status = store.queue_tile(reservation, &body, s.instance()).await?;
+        info!(job = %id, tile = index, "tile queued");
+        return Ok((StatusCode::ACCEPTED, Json(status)).into_response());
+    }
     let mut reservation = s
         .shared
         .jobs
@@ -329,66 +253,6 @@ async fn put_tile_inner(
         .push(Arc::clone(&who.name), tile_task_id(id, index), units, task);
     info!(job = %id, tile = index, "tile queued");
     Ok((StatusCode::ACCEPTED, Json(status)).into_response())
-}
-
-/// Loads tile `index` under the manifest's key and the limits, and checks
-/// that its description is exactly the one the manifest gives it.
-fn check_tile(
-    config: &Config,
-    spec: &TileSpec,
-    index: usize,
-    body: &[u8],
-) -> Result<EncryptedImage> {
-    let image = EncryptedImage::from_bytes(body, &spec.pk, &config.image_limits()).map_err(
-        |e| match e {
-            enc_image::Error::Limit(_) => Error::TooLarge(format!("tile {index}: {e}")),
-            e => Error::BadRequest(format!("tile {index}: {e}")),
-        },
-    )?;
-    let want = spec.expected(index);
-    if let Some(why) = mismatch(want, image.meta()) {
-        return Err(Error::Unprocessable(format!(
-            "tile {index} does not match the job's manifest: {why}"
-        )));
-    }
-    Ok(image)
-}
-
-/// How `found` differs from the description `want`, in words, if it does.
-fn mismatch(want: &ImageMeta, found: &ImageMeta) -> Option<String> {
-    if (found.width(), found.height()) != (want.width(), want.height()) {
-        return Some(format!(
-            "it is {}x{}, the tile is {}x{}",
-            found.width(),
-            found.height(),
-            want.width(),
-            want.height()
-        ));
-    }
-    if found.key_fingerprint() != want.key_fingerprint() {
-        return Some("it is encrypted under another key".into());
-    }
-    if !found.history().is_empty() {
-        return Some(format!("it was filtered already ({:?})", found.history()));
-    }
-    if found.color() != want.color() || found.border() != want.border() {
-        return Some(format!(
-            "it is {:?} with border {:?}, the manifest says {:?} with border {:?}",
-            found.color(),
-            found.border(),
-            want.color(),
-            want.border()
-        ));
-    }
-    (found != want).then(|| {
-        format!(
-            "its packing or halo differs ({:?} with {:?} halo, the manifest's {:?} with {:?})",
-            found.packing(),
-            found.halo_left(),
-            want.packing(),
-            want.halo_left()
-        )
-    })
 }
 
 /// Filters one tile (on the filter pool, from a dispatcher) and stores
@@ -430,7 +294,6 @@ pub(super) async fn get_tile(
     Path((id, index)): Path<(String, String)>,
     query: std::result::Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Response> {
-    no_tiles_in_redis(&s)?;
     let who = caller(&s, &headers)?;
     let id = checked_id(&id)?;
     let index = tile_index(&index)?;
@@ -440,19 +303,24 @@ pub(super) async fn get_tile(
         .seconds()?;
     let wait = wait.min(s.shared.config.max_wait);
     let deadline = Instant::now() + wait;
+    if let Some(store) = &s.shared.redis {
+        loop {
+            if let TileFetched::Ready(bytes) = store.fetch_tile(id, &who.name, index).await? {
+                return Ok(tile_sent(id, index, bytes));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let st = store
+                    .status(id, &who.name, s.instance(), Duration::ZERO)
+                    .await?;
+                return Ok((StatusCode::ACCEPTED, Json(st)).into_response());
+            }
+            tokio::time::sleep(left.min(POLL_INTERVAL)).await;
+        }
+    }
     loop {
         match s.shared.jobs.tile_result(id, &who.name, index)? {
-            TileFetch::Ready(bytes) => {
-                info!(job = %id, tile = index, bytes_out = bytes.len(), "tile sent");
-                return Ok((
-                    [(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static(IMAGE_CONTENT_TYPE),
-                    )],
-                    bytes,
-                )
-                    .into_response());
-            }
+            TileFetch::Ready(bytes) => return Ok(tile_sent(id, index, bytes)),
             TileFetch::Pending(mut rx) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -469,48 +337,15 @@ pub(super) async fn get_tile(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use enc_image::{ColorLayout, TilePlan};
-    use he_filter::Filter;
-
-    /// Every built-in filter with a kernel of at most 7x7.
-    fn builtins_up_to_7x7() -> Vec<Filter> {
-        let mut all = Filter::every_builtin();
-        all.extend([
-            Filter::Mean { k: 7 },
-            Filter::Gaussian { k: 7, sigma: None },
-            Filter::MotionH { k: 7 },
-            Filter::MotionV { k: 7 },
-        ]);
-        all.retain(|f| f.radius().is_ok_and(|r| r <= 3));
-        all
-    }
-
-    #[test]
-    fn the_defaults_admit_a_48_mp_photo_at_3072_bits_in_default_tiles() {
-        let config = Config::default();
-        let mut worst = 0;
-        for f in builtins_up_to_7x7() {
-            let chain = vec![f.clone()];
-            let opts = he_filter::encrypt_options(&chain).unwrap();
-            let plan =
-                TilePlan::for_encryption(8000, 6000, ColorLayout::Rgb8, 3072, &opts, None).unwrap();
-            let m = TiledManifest::new(chain, ColorLayout::Rgb8, plan, &opts);
-            let (full, _, units) = check_tiles(&config, &m, 3072, [0; 32])
-                .unwrap_or_else(|e| panic!("{}: {e}", f.label()));
-            assert!(TiledManifest::tile_bytes(&full) <= config.max_body_bytes as u64);
-            worst = worst.max(units);
-        }
-        assert!(worst > 0 && worst <= config.max_job_cost, "{worst}");
-        // Each tile is a small fraction of the body limit: a few MiB.
-        let chain = vec![Filter::Mean { k: 7 }];
-        let opts = he_filter::encrypt_options(&chain).unwrap();
-        let plan =
-            TilePlan::for_encryption(8000, 6000, ColorLayout::Rgb8, 3072, &opts, None).unwrap();
-        let m = TiledManifest::new(chain, ColorLayout::Rgb8, plan, &opts);
-        let (full, _, _) = check_tiles(&config, &m, 3072, [0; 32]).unwrap();
-        assert!(TiledManifest::tile_bytes(&full) < 8 << 20);
-    }
+/// The `200` of a tile's result.
+fn tile_sent(id: &str, index: usize, bytes: axum::body::Bytes) -> Response {
+    info!(job = %id, tile = index, bytes_out = bytes.len(), "tile sent");
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(IMAGE_CONTENT_TYPE),
+        )],
+        bytes,
+    )
+        .into_response()
 }

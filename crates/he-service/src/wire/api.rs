@@ -120,8 +120,9 @@ pub struct ServiceInfo {
     pub limits: LimitsInfo,
     /// Seconds a finished job and its result are kept.
     pub retention_seconds: u64,
-    /// Whether the server takes tiled jobs (`false` with the Redis
-    /// store, for now: send the image in one upload).
+    /// Whether the server takes tiled jobs (every server of this
+    /// version does; an older one with the Redis store says `false`:
+    /// send the image in one upload).
     #[serde(default = "yes")]
     pub tiled_jobs: bool,
 }
