@@ -484,9 +484,11 @@ pub(crate) struct SubmitArgs {
     /// Client threads for encryption and decryption (default: all cores).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) threads: Option<u16>,
-    /// Overall deadline for the exchange with the server, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
-    pub(crate) timeout: u64,
+    /// Overall deadline for the exchange with the server, in seconds
+    /// (default: an hour per started 12 megapixels of the photo). A tiled
+    /// run stopped by it keeps its finished tiles: run it again to go on.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) timeout: Option<u64>,
     /// Longest silence of the server on a connection, in seconds.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) io_timeout: Option<u64>,

@@ -1013,6 +1013,18 @@ fn a_killed_submit_resumes_on_its_server_job_and_writes_the_same_picture() {
     let whole = d.join("whole.png");
     let o = submit(&whole).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Stopped by its deadline: it says where its tiles are and how to go on.
+    let late = d.join("late.png");
+    let o = submit(&late).args(["--timeout", "1"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("of 60 tiles are done and kept in")
+            && err.contains("run the same command again")
+            && err.contains("gave up after 1 s"),
+        "{err}"
+    );
+    assert!(d.join("late.png.he-partial").exists() && !late.exists());
     // Killed once a few tiles are saved.
     let out = d.join("out.png");
     let state = d.join("out.png.he-partial");

@@ -151,7 +151,7 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
     }
 
     let bar = Bar::new();
-    let run = client.run_job(&envelope, &bar, Duration::from_secs(a.timeout))?;
+    let run = client.run_job(&envelope, &bar, deadline(&a, img))?;
     drop(bar);
     let (status, download) = (run.status, run.result);
     println!(
@@ -247,6 +247,17 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
     )
 }
 
+/// The longest the exchange with the server may take: `--timeout`, or an
+/// hour per started 12 megapixels of the photo (a 48 MP photo takes more
+/// than an hour on two cores; a deadline of one hour would stop it).
+fn deadline(a: &SubmitArgs, img: &enc_image::PixelImage) -> Duration {
+    const PIXELS_PER_HOUR: usize = 12_000_000;
+    let hours = (img.width() * img.height())
+        .div_ceil(PIXELS_PER_HOUR)
+        .max(1);
+    Duration::from_secs(a.timeout.unwrap_or(3600 * hours as u64))
+}
+
 /// The tiled path: every tile encrypted, uploaded, filtered, downloaded,
 /// decrypted and spot-checked in a pipeline; the picture written only
 /// when every tile has passed.
@@ -279,7 +290,7 @@ fn run_tiled(
             tile_rows: a.tile_rows.map(|n| n as usize),
             ..TileOptions::default()
         },
-        timeout: Duration::from_secs(a.timeout),
+        timeout: deadline(a, img),
         on_upload: &on_upload,
         ..TiledRequest::new(kp, img, &job)
     };
@@ -370,7 +381,19 @@ fn run_tiled(
         e @ (client::Error::Filter(_) | client::Error::Image(_)) => {
             VerificationFailed(format!("the result from the server: {e}")).into()
         }
-        e => anyhow::Error::from(e),
+        e => {
+            // A deadline, a server gone: the tiles done so far are kept.
+            if let Ok(Some(state)) = state.lock().as_deref() {
+                let done = (0..plan.count()).filter(|&i| canvas.has(i)).count();
+                eprintln!(
+                    "he: {done} of {} tiles are done and kept in {}: run the same command \
+                     again to go on from there",
+                    plan.count(),
+                    state.path().display()
+                );
+            }
+            anyhow::Error::from(e)
+        }
     })?;
     let job = run.job.as_ref().map_or_else(
         || "no job: every tile was saved already".to_string(),
