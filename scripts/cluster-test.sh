@@ -314,14 +314,21 @@ echo "   api2 refused: $(grep -m1 -o "compute_per_hour.*" "$d/out/carol-$api2_po
 
 if [ "$throughput" = 1 ]; then
     echo "== throughput: the same load with 1, 2 and 3 workers, and the embedded store"
-    load=(--clients 8 --requests 4 --size 128)
+    load=(--clients 8 --requests 8 --size 256)
+    jobs=64
     rate() { sed -n 's/.* \([0-9.]*\) requests\/s.*/\1/p' "$1"; }
+    # Redis' own counts: commands run, bytes in and out.
+    calls() { rcli INFO commandstats | sed -n 's/.*:calls=\([0-9]*\),.*/\1/p' | awk '{s += $1} END {print s}'; }
+    netbytes() { rcli INFO stats | tr -d '\r' | awk -F: '/^total_net_(input|output)_bytes/ {s += $2} END {print s}'; }
     for n in 1 2 3; do
         for i in 1 2 3; do
             [ -z "${pids[worker$i]:-}" ] || stop "worker$i"
         done
         start_workers "$n"
+        c0="$(calls)" b0="$(netbytes)"
         loadtest "${load[@]}" >"$d/out/tp-$n.txt" 2>&1 || { cat "$d/out/tp-$n.txt"; fail "throughput with $n workers"; }
+        c1="$(calls)" b1="$(netbytes)"
+        echo "   $n worker(s): $(rate "$d/out/tp-$n.txt") requests/s; Redis: $(( (c1 - c0) / jobs )) commands and $(( (b1 - b0) / jobs / 1024 )) KiB in+out per job (health checks and polls included)"
     done
     for i in 1 2 3; do
         [ -z "${pids[worker$i]:-}" ] || stop "worker$i"
