@@ -410,6 +410,30 @@ mod tests {
     }
 
     #[test]
+    fn the_cluster_configs_are_ones_he_serve_takes() {
+        // deploy/cluster/ (docs/SCALING.md): scripts/cluster-test.sh runs
+        // them for real; this catches a renamed key without Redis.
+        for (name, role) in [("he-api.toml", "api"), ("he-worker.toml", "worker")] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../deploy/cluster")
+                .join(name);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let a = parse_config(&text, &path).unwrap();
+            assert_eq!(a.role.as_deref(), Some(role), "{name}");
+            assert_eq!(
+                a.store.as_deref(),
+                Some("redis://127.0.0.1:6379/0"),
+                "{name}"
+            );
+            assert_eq!(
+                a.redis_password_file.as_deref(),
+                Some(Path::new("/etc/he-serve/redis-password")),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn every_key_reaches_the_server_config() {
         let d = scratch("every-key");
         write(&d, "tokens.json", r#"{"version": 1, "tokens": []}"#);
