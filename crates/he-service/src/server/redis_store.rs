@@ -464,6 +464,29 @@ pub(super) struct Counts {
     pub(super) queue_held: usize,
 }
 
+/// The fields every job record starts with, single upload or tiled:
+/// owner, state, the chain's labels, the image's sizes and key, when.
+fn job_fields(
+    owner: &str,
+    state: &str,
+    info: &JobInfo,
+    now: u64,
+) -> Result<Vec<(&'static str, String)>> {
+    let labels =
+        serde_json::to_string(&info.labels).map_err(|e| Error::Internal(format!("labels: {e}")))?;
+    Ok(vec![
+        ("owner", owner.to_string()),
+        ("state", state.into()),
+        ("labels", labels),
+        ("width", info.width.to_string()),
+        ("height", info.height.to_string()),
+        ("key_bits", info.key_bits.to_string()),
+        ("ciphertexts", info.ciphertexts.to_string()),
+        ("validate_ms", info.validate.as_millis().to_string()),
+        ("created_ms", now.to_string()),
+    ])
+}
+
 impl RedisStore {
     /// The store of `config` (checked, not connected: the connection is
     /// made on first use, and again whenever it is lost).
@@ -695,21 +718,11 @@ impl RedisStore {
     ) -> Result<(String, JobStatus)> {
         let id = new_id()?;
         let now = now_ms();
-        let labels = serde_json::to_string(&info.labels)
-            .map_err(|e| Error::Internal(format!("labels: {e}")))?;
-        let fields: Vec<(&str, String)> = vec![
-            ("owner", reservation.owner.to_string()),
-            ("state", "queued".into()),
-            ("labels", labels),
-            ("width", info.width.to_string()),
-            ("height", info.height.to_string()),
-            ("key_bits", info.key_bits.to_string()),
-            ("ciphertexts", info.ciphertexts.to_string()),
-            ("validate_ms", info.validate.as_millis().to_string()),
-            ("created_ms", now.to_string()),
+        let mut fields = job_fields(&reservation.owner, "queued", info, now)?;
+        fields.extend([
             ("payload_bytes", reservation.bytes.to_string()),
             ("attempts", "0".into()),
-        ];
+        ]);
         let mut call = self.scripts.create.prepare_invoke();
         call.arg(&self.settings.prefix).arg(&id).arg(&payload[..]);
         for (k, v) in &fields {
@@ -982,22 +995,12 @@ impl RedisStore {
     ) -> Result<(String, JobStatus)> {
         let id = new_id()?;
         let now = now_ms();
-        let labels = serde_json::to_string(&info.labels)
-            .map_err(|e| Error::Internal(format!("labels: {e}")))?;
-        let fields: Vec<(&str, String)> = vec![
-            ("owner", caller.name.to_string()),
-            ("state", "tiled".into()),
-            ("labels", labels),
-            ("width", info.width.to_string()),
-            ("height", info.height.to_string()),
-            ("key_bits", info.key_bits.to_string()),
-            ("ciphertexts", info.ciphertexts.to_string()),
-            ("validate_ms", info.validate.as_millis().to_string()),
-            ("created_ms", now.to_string()),
+        let mut fields = job_fields(&caller.name, "tiled", info, now)?;
+        fields.extend([
             ("tiles", plan.count().to_string()),
             ("tile_rows", plan.tile_rows().to_string()),
             ("halo_rows", plan.halo_rows().to_string()),
-        ];
+        ]);
         let (retention, ttl) = self.retention_ms();
         let mut call = self.scripts.create_tiled.prepare_invoke();
         call.arg(&self.settings.prefix)
