@@ -109,6 +109,33 @@ impl TestRedis {
         s
     }
 
+    /// Reads the next unit of the work stream (under `prefix`) as a
+    /// worker that then dies would: `dead-worker` never acks it, so it
+    /// stays pending. The entry read.
+    fn read_as_dead_worker(&self, prefix: &str) -> redis::streams::StreamId {
+        let mut c = self.sync_conn();
+        let work = format!("{prefix}work");
+        let _: redis::RedisResult<String> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&work)
+            .arg("workers")
+            .arg("0")
+            .arg("MKSTREAM")
+            .query(&mut c);
+        let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("workers")
+            .arg("dead-worker")
+            .arg("COUNT")
+            .arg(1)
+            .arg("STREAMS")
+            .arg(&work)
+            .arg(">")
+            .query(&mut c)
+            .unwrap();
+        read.keys[0].ids[0].clone()
+    }
+
     fn sync_conn(&self) -> redis::Connection {
         redis::Client::open(self.url().as_str())
             .unwrap()
@@ -280,27 +307,9 @@ fn a_unit_left_by_a_stopped_worker_is_claimed_and_finished() {
     let j = job(7);
     let id = j.submit(&client).unwrap().id;
     // A worker that reads the unit and dies: it stays pending, never acked.
+    let entry = &redis.read_as_dead_worker(&store.prefix);
     let mut c = redis.sync_conn();
     let work = format!("{}work", store.prefix);
-    let _: redis::RedisResult<String> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&work)
-        .arg("workers")
-        .arg("0")
-        .arg("MKSTREAM")
-        .query(&mut c);
-    let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("workers")
-        .arg("dead-worker")
-        .arg("COUNT")
-        .arg(1)
-        .arg("STREAMS")
-        .arg(&work)
-        .arg(">")
-        .query(&mut c)
-        .unwrap();
-    let entry = &read.keys[0].ids[0];
     assert_eq!(entry.get::<String>("job").as_deref(), Some(id.as_str()));
     // A unit that names no valid job is dropped, not worked on.
     let _: String = redis::cmd("XADD")
@@ -341,24 +350,7 @@ fn a_unit_delivered_too_often_fails_its_job() {
     let api = node(&store, Role::Api, |_| {});
     let client = Client::new(&api.url()).unwrap();
     let id = job(3).submit(&client).unwrap().id;
-    let mut c = redis.sync_conn();
-    let work = format!("{}work", store.prefix);
-    let _: redis::RedisResult<String> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&work)
-        .arg("workers")
-        .arg("0")
-        .arg("MKSTREAM")
-        .query(&mut c);
-    let _: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("workers")
-        .arg("dead-worker")
-        .arg("STREAMS")
-        .arg(&work)
-        .arg(">")
-        .query(&mut c)
-        .unwrap();
+    redis.read_as_dead_worker(&store.prefix);
     let _worker = node(&store, Role::Worker, |_| {});
     let st = finished(&client, &id, Duration::from_secs(30));
     assert_eq!(st.state, JobState::Failed);
@@ -868,27 +860,7 @@ fn a_tile_unit_left_by_a_stopped_worker_is_claimed_and_finished() {
     let (id, _) = t.create(&client).unwrap();
     t.upload(&client, &id, 1).unwrap();
     // A worker that reads the tile's unit and dies.
-    let mut c = redis.sync_conn();
-    let work = format!("{}work", store.prefix);
-    let _: redis::RedisResult<String> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&work)
-        .arg("workers")
-        .arg("0")
-        .arg("MKSTREAM")
-        .query(&mut c);
-    let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("workers")
-        .arg("dead-worker")
-        .arg("COUNT")
-        .arg(1)
-        .arg("STREAMS")
-        .arg(&work)
-        .arg(">")
-        .query(&mut c)
-        .unwrap();
-    let entry = &read.keys[0].ids[0];
+    let entry = &redis.read_as_dead_worker(&store.prefix);
     assert_eq!(entry.get::<String>("job").as_deref(), Some(id.as_str()));
     assert_eq!(entry.get::<usize>("tile"), Some(1));
     let worker = node(&store, Role::Worker, |_| {});
@@ -896,7 +868,10 @@ fn a_tile_unit_left_by_a_stopped_worker_is_claimed_and_finished() {
     let s = worker.service();
     let text = s.shared.metrics.render(&s.shared.gauges());
     assert!(text.contains("\nhe_work_claimed_total 1\n"), "{text}");
-    let len: usize = redis::cmd("XLEN").arg(&work).query(&mut c).unwrap();
+    let len: usize = redis::cmd("XLEN")
+        .arg(format!("{}work", store.prefix))
+        .query(&mut redis.sync_conn())
+        .unwrap();
     assert_eq!(len, 0, "units left in the queue");
     // Tile 0 was never sent: the job is queued, not done.
     let st = client.status(&id, Duration::ZERO).unwrap();
@@ -1102,24 +1077,7 @@ fn a_tile_delivered_too_often_fails_and_may_be_sent_again() {
     let t = Tiled::new(6, 4, 2, 4);
     let (id, _) = t.create(&client).unwrap();
     t.upload(&client, &id, 0).unwrap();
-    let mut c = redis.sync_conn();
-    let work = format!("{}work", store.prefix);
-    let _: redis::RedisResult<String> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&work)
-        .arg("workers")
-        .arg("0")
-        .arg("MKSTREAM")
-        .query(&mut c);
-    let _: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("workers")
-        .arg("dead-worker")
-        .arg("STREAMS")
-        .arg(&work)
-        .arg(">")
-        .query(&mut c)
-        .unwrap();
+    redis.read_as_dead_worker(&store.prefix);
     let _worker = node(&store, Role::Worker, |_| {});
     let e = client
         .download_tile(&id, 0, Duration::from_secs(30), 1 << 20)
