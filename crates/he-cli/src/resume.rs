@@ -202,33 +202,28 @@ pub(crate) struct DoneTile {
     pub(crate) pixels: Vec<u8>,
 }
 
-/// What an interrupted run left: its finished tiles and its server job.
+/// What an interrupted run left besides its tiles (which
+/// [`Partial::open`] puts on the canvas as it reads them): how many there
+/// were, and its server job.
 #[derive(Debug, Default)]
 pub(crate) struct Found {
-    /// The finished tiles, each checked.
-    pub(crate) tiles: Vec<DoneTile>,
+    /// How many finished tiles the state held, each checked.
+    pub(crate) tiles: usize,
     /// The last job on a server it recorded.
     pub(crate) job: Option<ServiceJob>,
 }
 
 impl Found {
-    /// Says what an interrupted run left (in `state`'s file) and puts its
-    /// tiles in place on `canvas`, one by one (each freed once copied).
-    pub(crate) fn take_tiles(&mut self, state: &Partial, canvas: &mut Canvas) -> Result<()> {
-        if !self.tiles.is_empty() {
+    /// Says what an interrupted run left (in `state`'s file).
+    pub(crate) fn report(&self, state: &Partial) {
+        if self.tiles > 0 {
             println!(
                 "  resuming: {} of {} tiles were done by an interrupted run (kept in {})",
-                self.tiles.len(),
+                self.tiles,
                 state.plan.count(),
                 state.path().display()
             );
         }
-        for t in self.tiles.drain(..) {
-            canvas
-                .put(t.index, t.color, &t.pixels)
-                .with_context(|| format!("{}", state.path().display()))?;
-        }
-        Ok(())
     }
 }
 
@@ -271,13 +266,15 @@ fn remove(path: &Path) -> Result<()> {
 impl Partial {
     /// Opens the state of `header`'s run writing `output`: a new one (no
     /// state file yet, or `restart`, which deletes the old one), or the
-    /// one there if it is this run's, whose finished tiles (and server
-    /// job) are returned after every check. A state of another run is
-    /// refused with what differs.
+    /// one there if it is this run's, whose finished tiles are put on
+    /// `canvas` one by one as they are read and checked (never all in
+    /// memory at once) and whose server job is returned. A state of
+    /// another run is refused with what differs.
     pub(crate) fn open(
         output: &Path,
         header: &RunHeader,
         restart: bool,
+        canvas: &mut Canvas,
     ) -> Result<(Partial, Found)> {
         let path = state_path(output);
         if restart && path.symlink_metadata().is_ok() {
@@ -327,18 +324,16 @@ impl Partial {
                     tile.index
                 );
             }
-            if let Some(first) = found.tiles.first()
-                && first.color != tile.color
-            {
-                bail!(
-                    "{}: tiles {} and {} have different colour layouts; the file was \
-                     changed. Add --restart to delete it and start over",
-                    path.display(),
-                    first.index,
-                    tile.index
-                );
-            }
-            found.tiles.push(tile);
+            // Into place at once, one tile in memory at a time.
+            canvas
+                .put(tile.index, tile.color, &tile.pixels)
+                .map_err(|e| {
+                    anyhow!(
+                        "{}: {e}; the file was changed. Add --restart to delete it and start over",
+                        path.display()
+                    )
+                })?;
+            found.tiles += 1;
         }
         // A record cut short by an interruption is dropped: its tile is
         // done again.
@@ -573,8 +568,8 @@ mod tests {
         let d = scratch("roundtrip");
         let out = d.join("out.png");
         let h = header(kp.public_key());
-        let (mut p, found) = Partial::open(&out, &h, false).unwrap();
-        assert!(found.tiles.is_empty() && found.job.is_none());
+        let (mut p, found) = Partial::open(&out, &h, false, &mut Canvas::new(h.plan)).unwrap();
+        assert!(found.tiles == 0 && found.job.is_none());
         assert_eq!(p.path(), d.join("out.png.he-partial"));
         #[cfg(unix)]
         {
@@ -604,15 +599,10 @@ mod tests {
             .unwrap();
         f.write_all(&RECORD.seal(&[7; 60])[..40]).unwrap();
         drop(f);
-        let (mut p, found) = Partial::open(&out, &h, false).unwrap();
-        assert_eq!(
-            found
-                .tiles
-                .iter()
-                .map(|t| (t.index, t.pixels.clone()))
-                .collect::<Vec<_>>(),
-            vec![(0, vec![1; 8]), (2, vec![3; 4])]
-        );
+        let mut canvas = Canvas::new(h.plan);
+        let (mut p, found) = Partial::open(&out, &h, false, &mut canvas).unwrap();
+        assert_eq!(found.tiles, 2);
+        assert!(canvas.has(0) && !canvas.has(1) && canvas.has(2));
         assert_eq!(found.job, Some(job("second")));
         assert_eq!(
             std::fs::read(&path).unwrap(),
@@ -621,8 +611,12 @@ mod tests {
         );
         p.save(1, ColorLayout::Luma8, &[2; 8]).unwrap();
         drop(p);
-        let (p, found) = Partial::open(&out, &h, false).unwrap();
-        assert_eq!(found.tiles.len(), 3);
+        let mut canvas = Canvas::new(h.plan);
+        let (p, found) = Partial::open(&out, &h, false, &mut canvas).unwrap();
+        assert_eq!(found.tiles, 3);
+        // The tiles are in place: the whole picture, as saved.
+        let pixels = canvas.into_image().unwrap();
+        assert_eq!(pixels.data(), [vec![1; 8], vec![2; 8], vec![3; 4]].concat());
         p.finish().unwrap();
         assert!(!path.exists());
         std::fs::remove_dir_all(&d).unwrap();
@@ -635,12 +629,17 @@ mod tests {
         let d = scratch("refuse");
         let out = d.join("out.png");
         let h = header(kp.public_key());
-        let (mut p, _) = Partial::open(&out, &h, false).unwrap();
+        let (mut p, _) = Partial::open(&out, &h, false, &mut Canvas::new(h.plan)).unwrap();
         p.save(0, ColorLayout::Luma8, &[1; 8]).unwrap();
         drop(p);
         let path = state_path(&out);
         let kept = std::fs::read(&path).unwrap();
-        let refused = |h: &RunHeader| format!("{:#}", Partial::open(&out, h, false).unwrap_err());
+        let refused = |h: &RunHeader| {
+            format!(
+                "{:#}",
+                Partial::open(&out, h, false, &mut Canvas::new(h.plan)).unwrap_err()
+            )
+        };
         let mut chain = h.clone();
         chain.chain = vec![Filter::Mean { k: 5 }];
         let e = refused(&chain);
@@ -666,8 +665,8 @@ mod tests {
         // refuse_stale names the file; --restart deletes it.
         let e = refuse_stale(&out, false, "this run keeps no key").unwrap_err();
         assert!(e.to_string().contains("he-partial"), "{e}");
-        let (_, found) = Partial::open(&out, &h, true).unwrap();
-        assert!(found.tiles.is_empty());
+        let (_, found) = Partial::open(&out, &h, true, &mut Canvas::new(h.plan)).unwrap();
+        assert_eq!(found.tiles, 0);
         refuse_stale(&out, true, "").unwrap();
         assert!(!path.exists());
         std::fs::remove_dir_all(&d).unwrap();
@@ -682,7 +681,8 @@ mod tests {
         let target = d.join("elsewhere");
         std::fs::write(&target, b"mine").unwrap();
         std::os::unix::fs::symlink(&target, state_path(&out)).unwrap();
-        assert!(Partial::open(&out, &header(kp.public_key()), false).is_err());
+        let h = header(kp.public_key());
+        assert!(Partial::open(&out, &h, false, &mut Canvas::new(h.plan)).is_err());
         assert_eq!(std::fs::read(&target).unwrap(), b"mine");
         std::fs::remove_dir_all(&d).unwrap();
     }

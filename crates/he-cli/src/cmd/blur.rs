@@ -223,8 +223,8 @@ fn run_tiled(
                 plan,
                 kp.public_key(),
             );
-            let (state, mut found) = Partial::open(r.output, &header, r.restart)?;
-            found.take_tiles(&state, &mut canvas)?;
+            let (state, found) = Partial::open(r.output, &header, r.restart, &mut canvas)?;
+            found.report(&state);
             Some(state)
         }
         None => None,

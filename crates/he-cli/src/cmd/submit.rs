@@ -307,8 +307,8 @@ fn run_tiled(
             plan,
             kp.public_key(),
         );
-        let (state, mut found) = Partial::open(out_path, &header, a.restart)?;
-        found.take_tiles(&state, &mut canvas)?;
+        let (state, found) = Partial::open(out_path, &header, a.restart, &mut canvas)?;
+        found.report(&state);
         // The job is asked for again only on the same server.
         attach = found
             .job
