@@ -268,6 +268,19 @@ fn uploads_in_flight_are_bounded_in_bytes_server_wide() {
     assert_eq!(c.health().unwrap().stored_bytes, 0);
 }
 
+/// The status `token` gets for a job nobody has: 404 for a known token,
+/// 401 for an unknown one.
+fn unknown_job_status(server: &he_service::server::ServerHandle, token: &str) -> u16 {
+    raw(
+        server,
+        "GET",
+        "/v1/jobs/00000000000000000000000000000000",
+        Some(token),
+        None,
+    )
+    .status
+}
+
 /// A tokens file changed after it was read and before the server watches
 /// it (on a busy machine, the watcher's thread may start late) is read
 /// again: the watcher starts from the file as it was read, not as it is
@@ -288,16 +301,7 @@ fn a_tokens_file_changed_before_the_watcher_starts_is_read_again() {
     std::fs::write(&tmp, tokens.to_json()).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
     let server = server(|c| c.tokens = Some(loaded));
-    let status = |token: &str| {
-        raw(
-            &server,
-            "GET",
-            "/v1/jobs/00000000000000000000000000000000",
-            Some(token),
-            None,
-        )
-        .status
-    };
+    let status = |token: &str| unknown_job_status(&server, token);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while status(&bob) != 404 {
         assert!(
@@ -324,16 +328,7 @@ fn a_changed_tokens_file_is_read_again_without_a_restart() {
     std::fs::write(&path, tokens.to_json()).unwrap();
     let loaded = TokenFile::load(&path).unwrap();
     let server = server(|c| c.tokens = Some(loaded));
-    let status = |token: &str| {
-        raw(
-            &server,
-            "GET",
-            "/v1/jobs/00000000000000000000000000000000",
-            Some(token),
-            None,
-        )
-        .status
-    };
+    let status = |token: &str| unknown_job_status(&server, token);
     // Known token, unknown job: 404; an unknown token: 401.
     assert_eq!(status(&alice), 404);
     let until = |want: u16, token: &str| {

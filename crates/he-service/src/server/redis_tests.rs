@@ -225,6 +225,21 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
+/// The store holds no job, nothing in flight and no bytes, as every node
+/// sees it.
+fn assert_nothing_held(client: &Client) {
+    let h = client.health().unwrap();
+    assert_eq!(
+        (
+            h.jobs_stored,
+            h.jobs_in_flight,
+            h.stored_bytes,
+            h.inflight_bytes
+        ),
+        (0, 0, 0, 0)
+    );
+}
+
 #[test]
 fn an_api_node_and_a_worker_share_a_redis_and_run_jobs_exactly() {
     let Some(redis) = TestRedis::start() else {
@@ -260,16 +275,7 @@ fn an_api_node_and_a_worker_share_a_redis_and_run_jobs_exactly() {
         assert_eq!(got, want);
     }
     // Every job was collected: the store's counters are back to zero.
-    let h = client.health().unwrap();
-    assert_eq!(
-        (
-            h.jobs_stored,
-            h.jobs_in_flight,
-            h.stored_bytes,
-            h.inflight_bytes
-        ),
-        (0, 0, 0, 0)
-    );
+    assert_nothing_held(&client);
     // The queue is empty, and the worker took the units over from nobody.
     let metrics = agent()
         .get(format!("{}/metrics", worker.url()))
@@ -360,16 +366,7 @@ fn a_unit_delivered_too_often_fails_its_job() {
     );
     // A failed job holds no result: deleting it gives back its place.
     client.delete(&id).unwrap();
-    let h = client.health().unwrap();
-    assert_eq!(
-        (
-            h.jobs_stored,
-            h.jobs_in_flight,
-            h.stored_bytes,
-            h.inflight_bytes
-        ),
-        (0, 0, 0, 0)
-    );
+    assert_nothing_held(&client);
 }
 
 #[test]
@@ -835,16 +832,7 @@ fn a_tiled_job_spreads_over_two_workers_and_comes_back_exact() {
         400
     );
     client.delete(&id).unwrap();
-    let h = client.health().unwrap();
-    assert_eq!(
-        (
-            h.jobs_stored,
-            h.jobs_in_flight,
-            h.stored_bytes,
-            h.inflight_bytes
-        ),
-        (0, 0, 0, 0)
-    );
+    assert_nothing_held(&client);
 }
 
 #[test]
@@ -903,16 +891,7 @@ fn deleting_a_tiled_job_frees_its_bytes_and_keys() {
     assert!(h.inflight_bytes > 0);
     assert!(!keys_of(&mut c, &id).is_empty());
     client.delete(&id).unwrap();
-    let h = client.health().unwrap();
-    assert_eq!(
-        (
-            h.jobs_stored,
-            h.jobs_in_flight,
-            h.stored_bytes,
-            h.inflight_bytes
-        ),
-        (0, 0, 0, 0)
-    );
+    assert_nothing_held(&client);
     assert!(
         keys_of(&mut c, &id).is_empty(),
         "{:?}",
