@@ -4,21 +4,25 @@
 # ratios against the targets) and exits non-zero if any result is not exact
 # or a resume did not resume.
 #
-#   scripts/phone-targets.sh [--small] [--runs N] [--port P] [--keep DIR]
+#   scripts/phone-targets.sh [--small] [--runs N] [--parts LIST] [--port P] [--keep DIR]
 #
-# Full size (most of an hour on 2 cores: run it on an otherwise idle
-# machine, outside CI):
-#   - 12 MP (4000x3000 RGB, 3x3 mean, 2048-bit key): `he blur` tiled (the
+# Full size (hours on this 2-core VM: run it on an otherwise idle machine,
+# outside CI; --parts runs some of it, e.g. --parts 48,3072):
+#   - 512 (part `512`): 512x512 RGB, 2048 bits, `he blur` tiled and untiled
+#     and `he submit` through `he serve`, N runs each, alternated, medians;
+#   - 12 MP (part `12`) (4000x3000 RGB, 3x3 mean, 2048-bit key): `he blur` tiled (the
 #     default) and untiled (`--untiled`) in one process, and `he serve`
 #     (default settings, loopback) with `he submit`; N runs each (default 3),
 #     alternated, medians;
-#   - 48 MP (8000x6000) tiled in process and through the service, once;
-#   - 12 MP with a 3072-bit key through the service, once;
 #   - 12 MP killed (kill -9 of the client) at about 50% and run again, which
-#     resumes: the two runs' client CPU against an uninterrupted run's.
-# --small (CI, a few minutes): 1000x750, 2048 bits, tiles of 50 rows, one
-# run each, interrupted and resumed once in process and once through the
-# service.
+#     resumes (part `resume`): the two runs' client CPU against an
+#     uninterrupted run's (from part `12`);
+#   - 48 MP (8000x6000) tiled in process and through the service, once
+#     (part `48`);
+#   - 12 MP with a 3072-bit key through the service, once (part `3072`).
+# --small (CI, a few minutes): parts 512, 12 (at 1000x750, tiles of 50
+# rows) and resume, one run each, interrupted and resumed once in process
+# and once through the service.
 #
 # The photo is the bundled one resized (examples/phone_photo.rs); times and
 # peak RSS come from /usr/bin/time (GNU time); every client run checks its
@@ -27,22 +31,30 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-small=0 runs="" port=18797 keep=""
+small=0 runs="" parts="" port=18797 keep=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --small) small=1 ;;
         --runs) runs="$2"; shift ;;
+        --parts) parts="$2"; shift ;;
         --port) port="$2"; shift ;;
         --keep) keep="$2"; shift ;;
-        *) echo "usage: $0 [--small] [--runs N] [--port P] [--keep DIR]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--small] [--runs N] [--parts LIST] [--port P] [--keep DIR]" >&2; exit 2 ;;
     esac
     shift
 done
 if [ "$small" = 1 ]; then
-    size=1000x750 runs="${runs:-1}" tiles=(--tile-rows 50)
+    size=1000x750 runs="${runs:-1}" tiles=(--tile-rows 50) parts="${parts:-512,12,resume}"
 else
-    size=4000x3000 runs="${runs:-3}" tiles=()
+    size=4000x3000 runs="${runs:-3}" tiles=() parts="${parts:-512,12,resume,48,3072}"
 fi
+for p in ${parts//,/ }; do
+    case "$p" in
+        512 | 12 | resume | 48 | 3072) ;;
+        *) echo "unknown part '$p': the parts are 512, 12, resume, 48 and 3072" >&2; exit 2 ;;
+    esac
+done
+want() { [[ ",$parts," == *",$1,"* ]]; }
 if [ ! -x /usr/bin/time ]; then
     echo "GNU time (/usr/bin/time) is needed for CPU and peak RSS" >&2
     exit 1
@@ -151,27 +163,54 @@ if "$he" submit --help | grep -q -- '--tile-rows'; then has_service=1; fi
 blur=("$he" blur "$out/photo.png" --key "$out/key2048" "${tiles[@]}")
 submit=("$he" submit "$out/photo.png" --server "http://127.0.0.1:$port" --key "$out/key2048" --full-check "${tiles[@]}")
 
-echo "== $size, 2048 bits: tiled, untiled$([ $has_service = 1 ] && echo ", service"), $runs run(s) each, alternated"
-[ $has_service = 1 ] && start_server server-12
-for i in $(seq 1 "$runs"); do
-    measure "tiled-$i" "${blur[@]}" -o "$out/tiled-$i.png"
-    measure "untiled-$i" "$he" blur "$out/photo.png" --key "$out/key2048" --untiled -o "$out/untiled-$i.png"
-    same "$out/tiled-$i.png" "$out/untiled-$i.png"
-    if [ $has_service = 1 ]; then
-        measure "service-$i" "${submit[@]}" -o "$out/service-$i.png"
-        same "$out/tiled-$i.png" "$out/service-$i.png"
-    fi
-done
-echo "== $size killed at about 50% and resumed"
-interrupted blur-resume "${blur[@]}" -o "$out/blur-resume.png"
-same "$out/tiled-1.png" "$out/blur-resume.png"
-if [ $has_service = 1 ]; then
-    interrupted service-resume "${submit[@]}" -o "$out/service-resume.png"
-    same "$out/tiled-1.png" "$out/service-resume.png"
+if want 512; then
+    echo "== 512x512, 2048 bits: tiled, untiled$([ $has_service = 1 ] && echo ", service"), $runs run(s) each, alternated"
+    p512=("$he" blur --resize 512x512 --key "$out/key2048")
+    [ $has_service = 1 ] && start_server server-512
+    for i in $(seq 1 "$runs"); do
+        measure "p512-tiled-$i" "${p512[@]}" -o "$out/p512-tiled-$i.png"
+        measure "p512-untiled-$i" "${p512[@]}" --untiled -o "$out/p512-untiled-$i.png"
+        same "$out/p512-tiled-$i.png" "$out/p512-untiled-$i.png"
+        if [ $has_service = 1 ]; then
+            measure "p512-service-$i" "$he" submit --resize 512x512 --server "http://127.0.0.1:$port" \
+                --key "$out/key2048" --full-check -o "$out/p512-service-$i.png"
+            same "$out/p512-tiled-$i.png" "$out/p512-service-$i.png"
+        fi
+    done
     stop_server
 fi
 
-if [ "$small" = 0 ]; then
+if want 12; then
+    echo "== $size, 2048 bits: tiled, untiled$([ $has_service = 1 ] && echo ", service"), $runs run(s) each, alternated"
+    [ $has_service = 1 ] && start_server server-12
+    for i in $(seq 1 "$runs"); do
+        measure "tiled-$i" "${blur[@]}" -o "$out/tiled-$i.png"
+        measure "untiled-$i" "$he" blur "$out/photo.png" --key "$out/key2048" --untiled -o "$out/untiled-$i.png"
+        same "$out/tiled-$i.png" "$out/untiled-$i.png"
+        if [ $has_service = 1 ]; then
+            measure "service-$i" "${submit[@]}" -o "$out/service-$i.png"
+            same "$out/tiled-$i.png" "$out/service-$i.png"
+        fi
+    done
+    stop_server
+fi
+
+# Every resumed result is also compared with an uninterrupted one, when
+# part 12 made one.
+same_as_tiled() { [ ! -f "$out/tiled-1.png" ] || same "$out/tiled-1.png" "$1"; }
+if want resume; then
+    echo "== $size killed at about 50% and resumed"
+    interrupted blur-resume "${blur[@]}" -o "$out/blur-resume.png"
+    same_as_tiled "$out/blur-resume.png"
+    if [ $has_service = 1 ]; then
+        start_server server-resume
+        interrupted service-resume "${submit[@]}" -o "$out/service-resume.png"
+        same_as_tiled "$out/service-resume.png"
+        stop_server
+    fi
+fi
+
+if want 48; then
     echo "== 8000x6000, 2048 bits"
     "$target/release/examples/phone_photo" 8000x6000 "$out/photo48.png" >/dev/null
     measure tiled48 "$he" blur "$out/photo48.png" --key "$out/key2048" -o "$out/tiled48.png"
@@ -182,6 +221,9 @@ if [ "$small" = 0 ]; then
         stop_server
         same "$out/tiled48.png" "$out/service48.png"
     fi
+fi
+
+if want 3072; then
     echo "== $size, 3072 bits"
     "$he" keygen -o "$out/key3072" --key-bits 3072 >/dev/null
     if [ $has_service = 1 ]; then
@@ -199,38 +241,57 @@ list() { local f="$1" p="$2" v=""; for i in $(seq 1 "$runs"); do v="$v $($f "$p-
 row() { printf '%-34s %10s %10s %12s %12s  %s\n' "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r <= t ? "ok" : "MISSED")}'; }
+# rows PREFIX LABEL TILED-TARGET SERVICE-TARGET SERVER: the tiled, untiled
+# and service rows of part 512 or 12 (PREFIX p512- or nothing).
+rows() {
+    local p="$1" label="$2" server="$5" tw uw sw srss crss
+    tw="$(list wall "${p}tiled" | median)" uw="$(list wall "${p}untiled" | median)"
+    row "$label in process, tiled" "$tw" "$(list cpu "${p}tiled" | median)" "$(list rss "${p}tiled" | max)" "-" \
+        "tiled/untiled wall $(ratio "$tw" "$uw") <= $3: $(verdict "$(ratio "$tw" "$uw")" "$3")"
+    row "$label in process, untiled" "$uw" "$(list cpu "${p}untiled" | median)" "$(list rss "${p}untiled" | max)" "-" ""
+    [ $has_service = 1 ] || return 0
+    sw="$(list wall "${p}service" | median)" srss="$(rss "$server")" crss="$(list rss "${p}service" | max)"
+    row "$label service" "$sw" "$(list cpu "${p}service" | median)" "$crss" "$srss" \
+        "service/in-process wall $(ratio "$sw" "$tw") <= $4: $(verdict "$(ratio "$sw" "$tw")" "$4")"
+    [ -n "$p" ] || row "" "" "" "" "" "client $crss MiB <= 400: $(verdict "$crss" 400); server $srss MiB <= 600: $(verdict "$srss" 600)"
+}
 echo
-echo "$(date -u +%Y-%m-%d) on $(nproc) cores, $(uname -m); $size RGB, 3x3 mean; medians of $runs run(s)"
+echo "$(date -u +%Y-%m-%d) on $(nproc) cores, $(uname -m); RGB, 3x3 mean; parts $parts; medians of $runs run(s)"
 row "run" "wall s" "CPU s" "client MiB" "server MiB" "target"
-tw="$(list wall tiled | median)" uw="$(list wall untiled | median)"
-row "in process, tiled (2048)" "$tw" "$(list cpu tiled | median)" "$(list rss tiled | max)" "-" \
-    "tiled/untiled wall $(ratio "$tw" "$uw") <= 1.00: $(verdict "$(ratio "$tw" "$uw")" 1.00)"
-row "in process, untiled (2048)" "$uw" "$(list cpu untiled | median)" "$(list rss untiled | max)" "-" ""
-if [ $has_service = 1 ]; then
-    sw="$(list wall service | median)" srss="$(rss server-12)" crss="$(list rss service | max)"
-    row "service, tiled (2048)" "$sw" "$(list cpu service | median)" "$crss" "$srss" \
-        "service/in-process wall $(ratio "$sw" "$tw") <= 1.10: $(verdict "$(ratio "$sw" "$tw")" 1.10)"
-    row "" "" "" "" "" "client $crss MiB <= 400: $(verdict "$crss" 400); server $srss MiB <= 600: $(verdict "$srss" 600)"
-fi
+if want 512; then rows p512- "512x512 (2048)" 1.03 1.15 server-512; fi
+if want 12; then rows "" "$size (2048)" 1.00 1.10 server-12; fi
 for r in blur-resume service-resume; do
     [ -f "$out/$r-resumed.time" ] || continue
     base=tiled
     [ "$r" = service-resume ] && base=service
     total="$(awk -v a="$(cpu "$r-killed")" -v b="$(cpu "$r-resumed")" 'BEGIN {printf "%.2f", a + b}')"
-    c="$(ratio "$total" "$(list cpu "$base" | median)")"
-    row "$r: killed + resumed" "$(wall "$r-killed")+$(wall "$r-resumed")" "$total" \
-        "$(rss "$r-resumed")" "-" "CPU vs uninterrupted $c <= 1.05: $(verdict "$c" 1.05)"
-done
-if [ "$small" = 0 ]; then
-    r48="$(ratio "$(wall tiled48)" "$tw")"
-    row "in process, 8000x6000 (2048)" "$(wall tiled48)" "$(cpu tiled48)" "$(rss tiled48)" "-" \
-        "48 MP / 12 MP wall $r48 <= 4.4: $(verdict "$r48" 4.4)"
-    if [ $has_service = 1 ]; then
-        row "service, 8000x6000 (2048)" "$(wall service48)" "$(cpu service48)" "$(rss service48)" "$(rss server-48)" \
-            "client <= 400: $(verdict "$(rss service48)" 400); server <= 600: $(verdict "$(rss server-48)" 600)"
-        row "service, $size (3072)" "$(wall service3072)" "$(cpu service3072)" "$(rss service3072)" "$(rss server-3072)" "reported"
+    if want 12; then
+        c="$(ratio "$total" "$(list cpu "$base" | median)")"
+        against="CPU vs uninterrupted $c <= 1.05: $(verdict "$c" 1.05)"
     else
-        row "in process, $size (3072)" "$(wall tiled3072)" "$(cpu tiled3072)" "$(rss tiled3072)" "-" "reported"
+        against="(run part 12 too for the uninterrupted CPU)"
+    fi
+    row "$size $r: killed + resumed" "$(wall "$r-killed")+$(wall "$r-resumed")" "$total" \
+        "$(rss "$r-resumed")" "-" "$against"
+done
+if want 48; then
+    if want 12; then
+        r48="$(ratio "$(wall tiled48)" "$(list wall tiled | median)")"
+        against="48 MP / 12 MP wall $r48 <= 4.4: $(verdict "$r48" 4.4)"
+    else
+        against="(run part 12 too for the 48 MP / 12 MP ratio)"
+    fi
+    row "8000x6000 (2048) in process" "$(wall tiled48)" "$(cpu tiled48)" "$(rss tiled48)" "-" "$against"
+    if [ $has_service = 1 ]; then
+        row "8000x6000 (2048) service" "$(wall service48)" "$(cpu service48)" "$(rss service48)" "$(rss server-48)" \
+            "client <= 400: $(verdict "$(rss service48)" 400); server <= 600: $(verdict "$(rss server-48)" 600)"
+    fi
+fi
+if want 3072; then
+    if [ $has_service = 1 ]; then
+        row "$size (3072) service" "$(wall service3072)" "$(cpu service3072)" "$(rss service3072)" "$(rss server-3072)" "reported"
+    else
+        row "$size (3072) in process" "$(wall tiled3072)" "$(cpu tiled3072)" "$(rss tiled3072)" "-" "reported"
     fi
 fi
 echo "every result exact (checked by each run, and byte for byte against each other); every resume resumed"
