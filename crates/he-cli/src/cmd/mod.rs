@@ -25,6 +25,19 @@ pub(crate) fn set_threads(threads: Option<u16>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The longest a job's exchange with the server may take when nobody
+/// says otherwise: an hour per started 12 megapixels of the photo (a 48 MP
+/// photo takes more than an hour on two cores; a deadline of one hour
+/// would stop it). `he submit` (without `--timeout`) and the studio use it.
+pub(crate) fn job_deadline(width: usize, height: usize) -> std::time::Duration {
+    const PIXELS_PER_HOUR: usize = 12_000_000;
+    let hours = width
+        .saturating_mul(height)
+        .div_ceil(PIXELS_PER_HOUR)
+        .max(1);
+    std::time::Duration::from_secs(3600 * hours as u64)
+}
+
 /// The border mode named on the command line.
 pub(crate) fn border(s: &str) -> anyhow::Result<enc_image::BorderMode> {
     s.parse()
@@ -137,4 +150,19 @@ pub(crate) fn keypair(src: &KeySource<'_>) -> anyhow::Result<KeyUsed> {
         what,
         took,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::job_deadline;
+
+    #[test]
+    fn the_job_deadline_is_an_hour_per_started_12_megapixels() {
+        let hours = |w, h| job_deadline(w, h).as_secs() / 3600;
+        assert_eq!(hours(1, 1), 1);
+        assert_eq!(hours(0, 0), 1);
+        assert_eq!(hours(4000, 3000), 1);
+        assert_eq!(hours(4000, 3001), 2);
+        assert_eq!(hours(8000, 6000), 4);
+    }
 }

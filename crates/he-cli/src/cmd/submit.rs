@@ -247,15 +247,13 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
     )
 }
 
-/// The longest the exchange with the server may take: `--timeout`, or an
-/// hour per started 12 megapixels of the photo (a 48 MP photo takes more
-/// than an hour on two cores; a deadline of one hour would stop it).
+/// The longest the exchange with the server may take: `--timeout`, or
+/// [`super::job_deadline`] of the photo.
 fn deadline(a: &SubmitArgs, img: &enc_image::PixelImage) -> Duration {
-    const PIXELS_PER_HOUR: usize = 12_000_000;
-    let hours = (img.width() * img.height())
-        .div_ceil(PIXELS_PER_HOUR)
-        .max(1);
-    Duration::from_secs(a.timeout.unwrap_or(3600 * hours as u64))
+    a.timeout.map_or_else(
+        || super::job_deadline(img.width(), img.height()),
+        Duration::from_secs,
+    )
 }
 
 /// The tiled path: every tile encrypted, uploaded, filtered, downloaded,

@@ -6,7 +6,6 @@
 //! by the pipeline's window.
 
 use std::sync::Mutex;
-use std::time::Duration;
 
 use enc_image::{
     BorderMode, DEFAULT_TILE_BYTES, EncryptOptions, EncryptedImage, OutputMapping, Phase,
@@ -49,9 +48,6 @@ pub(super) struct Checked {
     pub(super) random_per_tile: usize,
 }
 
-/// The deadline of one job, everything included.
-const JOB_TIMEOUT: Duration = Duration::from_secs(3600);
-
 /// Filters `image` with `spec` on the server behind `client`, tile by
 /// tile ([`Client::filter_image_tiled`]: public key and ciphertexts only,
 /// each tile's history and rows spot-checked against the chain
@@ -86,7 +82,8 @@ pub(super) fn filter_privately(
     let request = TiledRequest {
         border,
         tiles,
-        timeout: JOB_TIMEOUT,
+        // Everything included: an hour per started 12 MP, as `he submit`.
+        timeout: crate::cmd::job_deadline(image.width(), image.height()),
         progress: meter,
         on_upload: &on_upload,
         on_job: &on_job,
