@@ -16,7 +16,10 @@
 #   4. kill -9 of redis-server in the middle of a load test, restarted on
 #      its AOF: every job completes, exact, none lost or mixed;
 #   5. a token's compute quota used up through one API node is refused by
-#      the other.
+#      the other;
+#   6. an upload refused before it is read (a token's stored-bytes quota)
+#      through nginx: the client gets the refusal, not a 502 from nginx
+#      (the node reads and discards the refused body first).
 #
 #   scripts/cluster-test.sh [--throughput] [--keep DIR] [--base-port P]
 #
@@ -151,9 +154,11 @@ http {
 EOF
 
 # Tokens: alice for the load (16 jobs at once: every client of the load
-# test is hers), carol with one unit of compute an hour.
+# test is hers), carol with one unit of compute an hour, erin with 1 MiB
+# of storage.
 alice="$("$he" token create alice --tokens "$d/etc/tokens.json" 2>/dev/null)"
 carol="$("$he" token create carol --tokens "$d/etc/tokens.json" 2>/dev/null)"
+erin="$("$he" token create erin --tokens "$d/etc/tokens.json" 2>/dev/null)"
 python3 - "$d/etc/tokens.json" <<'EOF'
 import json, sys
 p = sys.argv[1]
@@ -163,6 +168,8 @@ for t in f["tokens"]:
         t["quota"] = {"concurrent_jobs": 16}
     if t["name"] == "carol":
         t["quota"] = {"compute_per_hour": 1}
+    if t["name"] == "erin":
+        t["quota"] = {"stored_bytes": 1 << 20}
 json.dump(f, open(p, "w"), indent=2)
 EOF
 chmod 600 "$d/etc/tokens.json"
@@ -311,6 +318,16 @@ if carol_submit "$api2_port"; then
 fi
 grep -q "compute_per_hour" "$d/out/carol-$api2_port.txt" || { cat "$d/out/carol-$api2_port.txt"; fail "api2 refused carol for another reason"; }
 echo "   api2 refused: $(grep -m1 -o "compute_per_hour.*" "$d/out/carol-$api2_port.txt")"
+
+echo "== 6. an upload refused before it is read, through nginx: the client gets the refusal"
+# About 9 MiB of ciphertexts, over erin's 1 MiB: the node refuses from the
+# declared length, while nginx is still streaming the body to it.
+if HE_TOKEN="$erin" "$he" submit "$photo" "${client[@]}" --single-upload --resize 1024x1024 \
+    --key-bits 2048 --timeout 60 -o "$d/out/erin.png" >"$d/out/erin.txt" 2>&1; then
+    fail "erin's job went through beyond her stored-bytes quota"
+fi
+grep -q "stored_bytes" "$d/out/erin.txt" || { cat "$d/out/erin.txt"; fail "erin did not get the quota's refusal through nginx"; }
+echo "   refused through nginx: $(grep -m1 -o "stored_bytes.*" "$d/out/erin.txt")"
 
 if [ "$throughput" = 1 ]; then
     echo "== throughput: the same load with 1, 2 and 3 workers, and the embedded store"

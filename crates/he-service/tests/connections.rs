@@ -37,6 +37,13 @@ fn connect_from(last: u8, server: SocketAddr) -> std::io::Result<TcpStream> {
 fn get(s: &mut TcpStream, path: &str, extra: &str) -> Option<(u16, String)> {
     let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{extra}\r\n");
     s.write_all(req.as_bytes()).ok()?;
+    answer(s, &format!("GET {path}"))
+}
+
+/// Reads the answer to the request just sent on `s` (`what` names it):
+/// status and body. `None` if the server closed the connection without
+/// answering.
+fn answer(s: &mut TcpStream, what: &str) -> Option<(u16, String)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -44,7 +51,7 @@ fn get(s: &mut TcpStream, path: &str, extra: &str) -> Option<(u16, String)> {
             Ok(0) => return None,
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::ConnectionReset => return None,
-            Err(e) => panic!("reading the answer to GET {path}: {e}"),
+            Err(e) => panic!("reading the answer to {what}: {e}"),
         };
         buf.extend_from_slice(&chunk[..n]);
         let text = String::from_utf8_lossy(&buf).to_string();
@@ -368,4 +375,38 @@ fn when_full_an_idle_connection_makes_room_and_busy_ones_make_newcomers_wait() {
         .unwrap();
     waiting.read_exact(&mut answer).unwrap();
     assert_eq!(&answer, b"HTTP/1.1 200");
+}
+
+#[test]
+fn a_refused_upload_through_a_trusted_proxy_is_read_before_the_answer() {
+    let server = common::server(|c: &mut Config| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    });
+    // The proxy streams a 24 MiB upload that the API refuses before
+    // reading it (not a job's content type). Before, the server answered
+    // and closed the socket, and the proxy's writes failed: nginx then
+    // gave its client 502 instead of the answer.
+    let len: usize = 24 << 20;
+    let mut s = connect_from(1, server.addr()).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let head = format!(
+            "POST /v1/jobs HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+             Content-Length: {len}\r\nX-Forwarded-For: 198.51.100.7\r\n\r\n"
+        );
+        w.write_all(head.as_bytes())?;
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..len >> 20 {
+            w.write_all(&chunk)?;
+        }
+        Ok::<(), std::io::Error>(())
+    });
+    let (status, body) = answer(&mut s, "the refused upload").expect("an answer");
+    assert_eq!(status, 415, "{body}");
+    sender
+        .join()
+        .unwrap()
+        .expect("the server took the whole body before it answered");
+    // The connection stays usable for the proxy's next request.
+    assert_eq!(get(&mut s, "/v1/health", "").unwrap().0, 200);
 }

@@ -1,10 +1,13 @@
 //! Request bodies that cannot stall: a body silent for longer than the
 //! per-read timeout, or falling behind the minimum upload rate, ends in
 //! a [`BodyTimeout`] error, which the upload handler answers with `408`
-//! (freeing its queue slot). And response bodies that tell the
+//! (freeing its queue slot). Request bodies that, left unread by a
+//! refusal, come back to the connection to be read and discarded
+//! ([`Returning`], [`discard`]). And response bodies that tell the
 //! connection when a request is over.
 
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -159,6 +162,95 @@ where
     }
 }
 
+/// Where a [`Returning`] body goes back to when it is dropped unfinished.
+pub(super) type ReturnSlot<B> = Arc<Mutex<Option<B>>>;
+
+/// A request body that, dropped before its end (a handler refused the
+/// request without reading it), is put back in its [`ReturnSlot`], so
+/// that the connection can read and discard the rest before it answers.
+/// A proxy that streams the body upstream (nginx with
+/// `proxy_request_buffering off`) would otherwise hit a closed socket
+/// while still sending, and answer its client `502` instead of the
+/// refusal.
+#[derive(Debug)]
+pub(super) struct Returning<B> {
+    inner: Option<B>,
+    back: Option<ReturnSlot<B>>,
+}
+
+impl<B> Returning<B> {
+    /// `inner`, given back to `back` if dropped unfinished; with `None`,
+    /// just `inner`.
+    pub(super) fn new(inner: B, back: Option<ReturnSlot<B>>) -> Self {
+        Returning {
+            inner: Some(inner),
+            back,
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for Returning<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        match self.get_mut().inner.as_mut() {
+            Some(b) => Pin::new(b).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+impl<B> Drop for Returning<B> {
+    fn drop(&mut self) {
+        if let (Some(back), Some(inner)) = (self.back.take(), self.inner.take())
+            && let Ok(mut slot) = back.lock()
+        {
+            *slot = Some(inner);
+        }
+    }
+}
+
+/// Reads and discards what is left of `body`, at most `limit` bytes more;
+/// whether it came to its end. The body's own pace bounds the time (a
+/// [`TimedBody`] cuts a silent or slow one).
+pub(super) async fn discard<B>(mut body: B, limit: u64) -> bool
+where
+    B: Body + Unpin,
+    B::Data: hyper::body::Buf,
+{
+    use http_body_util::BodyExt as _;
+    let mut read = 0u64;
+    while !body.is_end_stream() {
+        match body.frame().await {
+            None => return true,
+            Some(Err(_)) => return false,
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    read += hyper::body::Buf::remaining(data) as u64;
+                    if read > limit {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
 /// A response body holding a value (the connection's request guard)
 /// until the response has been sent or dropped.
 #[derive(Debug)]
@@ -297,5 +389,52 @@ mod tests {
         let why = r.unwrap_err();
         assert!(why.contains("too slowly"), "{why}");
         assert!(took < Duration::from_millis(1000), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_unfinished_comes_back_and_is_discarded_within_its_limit() {
+        let back = ReturnSlot::default();
+        drop(Returning::new(
+            trickle(1, 100, 1000, false),
+            Some(Arc::clone(&back)),
+        ));
+        let rest = back.lock().unwrap().take().expect("the body came back");
+        assert!(discard(rest, 1000).await, "1000 bytes are within 1000");
+        drop(Returning::new(
+            trickle(1, 100, 1000, false),
+            Some(Arc::clone(&back)),
+        ));
+        let rest = back.lock().unwrap().take().expect("the body came back");
+        assert!(!discard(rest, 500).await, "1000 bytes went past 500");
+        // A slow body is cut by its pace, not waited for.
+        let timed = ReturnSlot::default();
+        drop(Returning::new(
+            TimedBody::new(trickle(10, 100, 100, true), PACE),
+            Some(Arc::clone(&timed)),
+        ));
+        let rest = timed.lock().unwrap().take().expect("the body came back");
+        let t = Instant::now();
+        assert!(!discard(rest, 1 << 20).await);
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_body_read_to_its_end_leaves_nothing_and_without_a_slot_nothing_comes_back() {
+        let back = ReturnSlot::default();
+        let mut b = Returning::new(trickle(1, 100, 300, false), Some(Arc::clone(&back)));
+        let mut n = 0;
+        while let Some(f) = b.frame().await {
+            n += f.unwrap().data_ref().map_or(0, Bytes::len);
+        }
+        assert_eq!(n, 300);
+        drop(b);
+        let rest = back.lock().unwrap().take().expect("the body came back");
+        assert_eq!(rest.left, 0);
+        assert!(
+            discard(rest, 0).await,
+            "an ended body has nothing to discard"
+        );
+        drop(Returning::new(trickle(1, 100, 300, false), None));
+        assert!(back.lock().unwrap().is_none());
     }
 }

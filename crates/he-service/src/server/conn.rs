@@ -11,6 +11,9 @@
 //!   beyond, the connection is closed at once, before anything is read.
 //!   A trusted proxy's connections are not counted; each request through
 //!   it counts for the address it forwards, and one beyond gets `429`;
+//!   a request body through it that nobody read (the request was
+//!   refused) is read and discarded, bounded, before the answer, so the
+//!   proxy sees the answer and not a closed socket;
 //! - TLS, when configured, with a handshake timeout;
 //! - a watchdog closes a connection whose request headers take longer
 //!   than [`Config::header_timeout`] (counted from its first byte, or
@@ -55,7 +58,7 @@ use tokio_rustls::TlsAcceptor;
 use tower_service::Service as _;
 use tracing::{debug, info, warn};
 
-use super::body::{Holding, Pace, TimedBody};
+use super::body::{Holding, Pace, ReturnSlot, Returning, TimedBody, discard};
 use super::client_addr::{ClientAddr, PerClient, Slot, resolve};
 use super::config::Config;
 use super::drain::{CLOSE_GRACE, DRAIN_RETRY_AFTER, Stage, refused_while_draining};
@@ -76,6 +79,8 @@ struct Ctx {
     handshake_timeout: Duration,
     tick: Duration,
     trusted: Vec<IpAddr>,
+    /// Most bytes of an unread request body read and discarded.
+    max_body: u64,
     /// Connections per direct client, requests per client behind a proxy.
     per_client: PerClient,
     tls: Option<TlsAcceptor>,
@@ -104,6 +109,7 @@ impl Ctx {
             handshake_timeout: c.tls_handshake_timeout,
             tick: (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)),
             trusted: c.trusted_proxies.clone(),
+            max_body: c.max_body_bytes as u64,
             per_client: PerClient::new(c.max_connections_per_client),
             tls,
             open: Registry::default(),
@@ -357,48 +363,83 @@ async fn handle(
 ) -> std::result::Result<Response<Body>, Infallible> {
     let request = activity.begin();
     let client = resolve(peer.ip(), req.headers(), &ctx.trusted);
-    let slot = if ctx.trusted.contains(&peer.ip()) {
+    let from_proxy = ctx.trusted.contains(&peer.ip());
+    let mut slot = None;
+    let mut refused = None;
+    if from_proxy {
         match ctx.per_client.try_acquire(client) {
-            Some(s) => Some(s),
+            Some(s) => slot = Some(s),
             None => {
                 debug!(%peer, %client, "request refused: too many from this client");
                 ctx.shared.metrics.refused(Refusal::TooManyRequests);
-                let resp = refusal(
+                refused = Some(refusal(
                     &ctx.instance,
                     StatusCode::TOO_MANY_REQUESTS,
                     1,
                     format!(
                         "too many requests at once from {client}; retry when one of them has finished"
                     ),
-                );
-                return Ok(resp.map(|b| Body::new(Holding::new(b, request))));
+                ));
             }
         }
-    } else {
-        None
-    };
-    if ctx.shared.drain.stage() != Stage::Serving
+    }
+    if refused.is_none()
+        && ctx.shared.drain.stage() != Stage::Serving
         && refused_while_draining(req.method(), req.uri().path())
     {
         ctx.shared.metrics.refused(Refusal::Draining);
-        let resp = refusal(
+        refused = Some(refusal(
             &ctx.instance,
             StatusCode::SERVICE_UNAVAILABLE,
             DRAIN_RETRY_AFTER,
             "this server is stopping: it takes no new jobs, and serves the jobs it holds \
              until they are collected; retry, here after its restart or on another server"
                 .into(),
-        );
+        ));
+    }
+    if let Some(mut resp) = refused {
+        if from_proxy {
+            let rest = TimedBody::new(req.into_body(), ctx.pace);
+            discard_unread(&ctx, Some(rest), &mut resp).await;
+        }
         return Ok(resp.map(|b| Body::new(Holding::new(b, (request, slot)))));
     }
-    let mut req = req.map(|b| TimedBody::new(b, ctx.pace));
+    // Behind a trusted proxy, a body the API left unread (it refused the
+    // request first) comes back here to be read and discarded.
+    let back = from_proxy.then(ReturnSlot::default);
+    let mut req = req.map(|b| Returning::new(TimedBody::new(b, ctx.pace), back.clone()));
     req.extensions_mut().insert(ClientAddr(client));
-    let resp = match ctx.router.clone().call(req).await {
+    let mut resp = match ctx.router.clone().call(req).await {
         Ok(r) => r,
         Err(e) => match e {},
     };
+    if let Some(back) = back {
+        let rest = back.lock().ok().and_then(|mut b| b.take());
+        discard_unread(&ctx, rest, &mut resp).await;
+    }
     ctx.shared.metrics.answered(resp.status());
     Ok(resp.map(|b| Body::new(Holding::new(b, (request, slot)))))
+}
+
+/// Reads and discards `rest`, what is left of a request body nobody read,
+/// before the answer goes out: a proxy that streams bodies upstream (nginx
+/// with `proxy_request_buffering off`) would otherwise hit a closed socket
+/// while still sending, and give its client `502` instead of the answer.
+/// At most [`Config::max_body_bytes`], under the body's pace; a body that
+/// is longer, too slow or broken is left, and the connection is closed
+/// after the answer. Only for a trusted proxy: a direct client's refused
+/// body is not waited for.
+async fn discard_unread<B>(ctx: &Ctx, rest: Option<B>, resp: &mut Response<Body>)
+where
+    B: hyper::body::Body + Unpin,
+    B::Data: hyper::body::Buf,
+{
+    if let Some(rest) = rest
+        && !discard(rest, ctx.max_body).await
+    {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
 }
 
 /// An answer refused by the connection layer, before the API: `status`,
