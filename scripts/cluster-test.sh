@@ -211,7 +211,7 @@ start_workers() {
 url="https://127.0.0.1:$nginx_port"
 client=(--server "$url" --ca "$d/etc/tls/ca.pem")
 loadtest() { HE_TOKEN="$alice" "$he" loadtest "${client[@]}" "$@"; }
-instance_of() { health "$1" | sed -n 's/.*"instance":"\([^"]*\)".*/\1/p'; }
+node_of() { health "$1" | sed -n 's/.*"node":"\([^"]*\)".*/\1/p'; }
 
 start_redis
 start_node api1 api "$api1_port"
@@ -263,7 +263,7 @@ done
 [ -n "$holder" ] || fail "no worker took the job within 60 s"
 victim=""
 for i in 1 2 3; do
-    [ "$(instance_of "${worker_ports[$((i - 1))]}")" = "$holder" ] && victim="worker$i"
+    [ "$(node_of "${worker_ports[$((i - 1))]}")" = "$holder" ] && victim="worker$i"
 done
 [ -n "$victim" ] || fail "no worker answers as $holder"
 stop "$victim" KILL

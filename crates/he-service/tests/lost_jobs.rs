@@ -108,6 +108,7 @@ fn forgetful_server(health_instance: &'static str) -> (String, Arc<AtomicUsize>)
                 let h = Health {
                     status: "ok".into(),
                     instance: health_instance.into(),
+                    node: health_instance.into(),
                     jobs_in_flight: 0,
                     queue_capacity: 1,
                     jobs_stored: 0,

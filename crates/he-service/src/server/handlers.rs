@@ -36,6 +36,7 @@ pub(super) async fn health(State(s): State<Service>) -> Response {
     let mut h = Health {
         status: "ok".into(),
         instance: s.instance().to_string(),
+        node: s.instance().to_string(),
         jobs_in_flight: c.queue_capacity - s.shared.queue.available_permits(),
         queue_capacity: c.queue_capacity,
         jobs_stored: s.shared.jobs.len(),
@@ -46,8 +47,13 @@ pub(super) async fn health(State(s): State<Service>) -> Response {
         store_reachable: true,
     };
     if let Some(store) = &s.shared.redis {
-        match store.counts().await {
-            Ok(n) => {
+        let read = match store.counts().await {
+            Ok(n) => store.instance().await.map(|i| (n, i)),
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok((n, instance)) => {
+                h.instance = instance;
                 h.jobs_in_flight = n.inflight_jobs;
                 h.jobs_stored = n.jobs;
                 h.stored_bytes = n.stored_bytes;
@@ -70,12 +76,18 @@ pub(super) async fn health(State(s): State<Service>) -> Response {
     Json(h).into_response()
 }
 
-pub(super) async fn service_info(State(s): State<Service>) -> Json<ServiceInfo> {
+/// `GET /v1/info`; its instance is the one job statuses carry (the
+/// store's, with Redis).
+pub(super) async fn service_info(State(s): State<Service>) -> Result<Json<ServiceInfo>> {
     let c = &s.shared.config;
-    Json(ServiceInfo {
+    let instance = match &s.shared.redis {
+        Some(store) => store.instance().await?,
+        None => s.instance().to_string(),
+    };
+    Ok(Json(ServiceInfo {
         service: "he-service".into(),
         version: env!("CARGO_PKG_VERSION").into(),
-        instance: s.instance().to_string(),
+        instance,
         job_content_type: JOB_CONTENT_TYPE.into(),
         result_content_type: IMAGE_CONTENT_TYPE.into(),
         envelope_version: ENVELOPE_VERSION,
@@ -97,7 +109,7 @@ pub(super) async fn service_info(State(s): State<Service>) -> Json<ServiceInfo> 
         },
         retention_seconds: c.retention.as_secs(),
         tiled_jobs: true,
-    })
+    }))
 }
 
 pub(super) async fn submit(
@@ -150,9 +162,7 @@ async fn submit_inner(s: &Service, headers: &HeaderMap, body: Body) -> Result<Re
         let cost = checked.cost;
         drop(checked);
         store.charge_compute(&who, cost.whole_units()).await?;
-        let (id, status) = store
-            .create(reservation, &info, body.clone(), s.instance())
-            .await?;
+        let (id, status) = store.create(reservation, &info, body.clone()).await?;
         log_accepted(&id, &who, &info, cost, body.len(), upload);
         return Ok(accepted(&id, status));
     }
@@ -350,7 +360,7 @@ pub(super) async fn job_status(
         .seconds()?
         .min(s.shared.config.max_wait);
     if let Some(store) = &s.shared.redis {
-        return Ok(Json(store.status(id, &who.name, s.instance(), wait).await?));
+        return Ok(Json(store.status(id, &who.name, wait).await?));
     }
     match s.shared.jobs.snapshot(id, &who.name)? {
         Snapshot::Finished(st) => Ok(Json(st)),

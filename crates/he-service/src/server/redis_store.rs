@@ -15,6 +15,8 @@
 //! - `usage:{token}`: what one token holds (jobs in flight, jobs, bytes);
 //! - `compute:{token}`: the compute admitted over the last hour;
 //! - `expiry`: finished jobs by the time they expire, for the sweeper;
+//! - `instance`: the store's instance id, which job statuses and `404`s
+//!   carry (see [`RedisStore::instance`]);
 //! - a tiled job's manifest, tiles and results (`redis_tile_scripts.rs`);
 //!   each uploaded tile is a unit of its own in `work`.
 //!
@@ -37,7 +39,7 @@ use tokio::sync::OnceCell;
 
 use super::config::{Config, RedisSettings};
 use super::error::{Error, Result};
-use super::jobs::{JobInfo, new_id};
+use super::jobs::{JobInfo, new_id, new_instance};
 use super::quota::Usage;
 use super::redis_tile_scripts::{
     CREATE_TILED, FETCH_TILE, FINISH_TILE, QUEUE_TILE, REMOVE_TILED, RESERVE_TILE, START_TILE,
@@ -129,6 +131,14 @@ if used + units > quota then return out end
 redis.call('ZADD', z, now, ARGV[3]..':'..ARGV[6])
 redis.call('PEXPIRE', z, 3600000)
 return 0
+";
+
+/// The store's instance id: KEYS[1] if set, else ARGV[1], kept there.
+const INSTANCE: &str = r"
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
 ";
 
 /// Creates a job record and its payload and queues its unit of work:
@@ -278,6 +288,7 @@ return n",
 /// The scripts, loaded once per process (EVALSHA, reloaded by the
 /// client if Redis restarted and forgot them).
 struct Scripts {
+    instance: Script,
     reserve: Script,
     adjust: Script,
     charge: Script,
@@ -502,6 +513,7 @@ impl RedisStore {
             client,
             conn: OnceCell::new(),
             scripts: Scripts {
+                instance: Script::new(INSTANCE),
                 reserve: Script::new(RESERVE),
                 adjust: Script::new(ADJUST),
                 charge: Script::new(CHARGE),
@@ -567,6 +579,25 @@ impl RedisStore {
             Self::manager_config(READ_BLOCK + RESPONSE_TIMEOUT),
         )
         .map_err(|e| self.failed(&e))
+    }
+
+    /// The instance id of the jobs in this store, the same on every node:
+    /// kept in Redis (`instance`), drawn by the first node that asks. Job
+    /// statuses and `404`s carry it, so a client told `404` by any node
+    /// sees the instance that accepted its job when the job expired or was
+    /// deleted (an error), and another one only when Redis lost its data,
+    /// the job with it (then the client submits it again). A node's own
+    /// id ([`Service::instance`](super::Service::instance)) names it as a
+    /// consumer and in its health.
+    pub(super) async fn instance(&self) -> Result<String> {
+        let mut c = self.conn().await?;
+        self.scripts
+            .instance
+            .key(self.key("instance"))
+            .arg(new_instance()?)
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.failed(&e))
     }
 
     /// The answer to a request when Redis fails: `503` naming the store.
@@ -714,7 +745,6 @@ impl RedisStore {
         mut reservation: RedisReservation,
         info: &JobInfo,
         payload: Bytes,
-        instance: &str,
     ) -> Result<(String, JobStatus)> {
         let id = new_id()?;
         let now = now_ms();
@@ -738,7 +768,7 @@ impl RedisStore {
             .map(|(k, v)| (k.to_string(), v))
             .collect();
         let status = self
-            .status_of(&id, instance, &record, now)
+            .status_of(&id, &self.instance().await?, &record, now)
             .ok_or_else(|| Error::Internal("a job record without its fields".into()))?;
         Ok((id, status))
     }
@@ -828,18 +858,13 @@ impl RedisStore {
 
     /// The status of a job of `owner`; with `wait`, held until it
     /// finishes or `wait` passes (the record is polled).
-    pub(super) async fn status(
-        &self,
-        id: &str,
-        owner: &str,
-        instance: &str,
-        wait: Duration,
-    ) -> Result<JobStatus> {
+    pub(super) async fn status(&self, id: &str, owner: &str, wait: Duration) -> Result<JobStatus> {
         let deadline = tokio::time::Instant::now() + wait;
+        let instance = self.instance().await?;
         loop {
             let r = self.record(id, owner).await?;
             let st = self
-                .status_of(id, instance, &r, now_ms())
+                .status_of(id, &instance, &r, now_ms())
                 .ok_or_else(|| self.not_found(id))?;
             let now = tokio::time::Instant::now();
             if st.state.is_finished() || now >= deadline {
@@ -991,7 +1016,6 @@ impl RedisStore {
         info: &JobInfo,
         manifest: &[u8],
         plan: &enc_image::TilePlan,
-        instance: &str,
     ) -> Result<(String, JobStatus)> {
         let id = new_id()?;
         let now = now_ms();
@@ -1038,7 +1062,7 @@ impl RedisStore {
             .collect();
         record.insert("last_ms".into(), now.to_string());
         let status = self
-            .status_of(&id, instance, &record, now)
+            .status_of(&id, &self.instance().await?, &record, now)
             .ok_or_else(|| Error::Internal("a job record without its fields".into()))?;
         Ok((id, status))
     }
@@ -1145,7 +1169,6 @@ impl RedisStore {
         &self,
         mut reservation: RedisReservation,
         payload: &[u8],
-        instance: &str,
     ) -> Result<JobStatus> {
         let Some((id, index)) = reservation.tile.clone() else {
             return Err(Error::Internal(
@@ -1170,7 +1193,7 @@ impl RedisStore {
         }
         reservation.used = true;
         let owner = Arc::clone(&reservation.owner);
-        self.status(&id, &owner, instance, Duration::ZERO).await
+        self.status(&id, &owner, Duration::ZERO).await
     }
 
     /// A worker takes tile `index` of job `id`.

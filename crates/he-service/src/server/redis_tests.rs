@@ -424,6 +424,68 @@ fn with_redis_down_the_api_answers_503_and_works_again_when_it_is_back() {
     j.check(&client.result(&id, &NoProgress).unwrap());
 }
 
+/// The `404` of `GET /v1/jobs/{id}` from `node`, and the instance in it.
+fn not_found_instance(node: &ServerHandle, id: &str) -> Option<String> {
+    let r = agent()
+        .get(format!("{}/v1/jobs/{id}", node.url()))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let body: crate::wire::ErrorBody =
+        serde_json::from_str(&r.into_body().read_to_string().unwrap()).unwrap();
+    body.instance
+}
+
+#[test]
+fn every_node_answers_with_the_store_instance_which_changes_only_with_redis_data() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let store = redis.settings();
+    let api1 = node(&store, Role::Api, |_| {});
+    let api2 = node(&store, Role::Api, |_| {});
+    let worker = node(&store, Role::Worker, |_| {});
+    let (c1, c2) = (
+        Client::new(&api1.url()).unwrap(),
+        Client::new(&api2.url()).unwrap(),
+    );
+    let j = job(21);
+    let accepted = j.submit(&c1).unwrap();
+    let instance = accepted.instance.clone();
+    assert_eq!(
+        finished(&c2, &accepted.id, Duration::from_secs(60)).instance,
+        instance
+    );
+    // One instance on every node (health and info); each node has its own id.
+    let healths = [&api1, &api2, &worker].map(|n| Client::new(&n.url()).unwrap().health().unwrap());
+    for (h, n) in healths.iter().zip([&api1, &api2, &worker]) {
+        assert_eq!(h.instance, instance);
+        assert_eq!(h.node, n.service().instance());
+        assert_ne!(h.node, instance);
+    }
+    assert_ne!(healths[0].node, healths[1].node);
+    assert_eq!(c2.info().unwrap().instance, instance);
+    // Deleted through api1, the job is a 404 from api2 with the job's
+    // instance: deleted, not lost (the client does not submit it again).
+    c1.delete(&accepted.id).unwrap();
+    assert_eq!(
+        not_found_instance(&api2, &accepted.id),
+        Some(instance.clone())
+    );
+    // Redis loses its data: a job it held is a 404 from another instance
+    // (lost: the client submits it again), the same on every node.
+    let lost = j.submit(&c1).unwrap();
+    assert_eq!(lost.instance, instance);
+    finished(&c1, &lost.id, Duration::from_secs(60));
+    redis::cmd("FLUSHALL")
+        .query::<()>(&mut redis.sync_conn())
+        .unwrap();
+    let after = not_found_instance(&api2, &lost.id).expect("a 404 with an instance");
+    assert_ne!(after, instance);
+    assert_eq!(not_found_instance(&api1, &lost.id), Some(after.clone()));
+    assert_eq!(c1.health().unwrap().instance, after);
+}
+
 #[test]
 fn a_result_written_twice_is_one_result() {
     let Some(redis) = TestRedis::start() else {

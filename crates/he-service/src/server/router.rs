@@ -157,14 +157,21 @@ async fn method_not_allowed() -> Response {
 
 /// Writes every error answer of the server as `{"error": ..., "instance":
 /// ...}`, so that a client told `404` for its job can see whether the
-/// server restarted (another instance id) or the job expired.
+/// server restarted (another instance id) or the job expired. With the
+/// Redis store a `404` carries the store's instance, the same on every
+/// node ([`RedisStore::instance`](super::redis_store::RedisStore::instance));
+/// if Redis does not answer, none (the client then asks `/v1/health`).
+/// Other errors carry the node's.
 async fn stamp_errors(State(s): State<Service>, req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let Some(ErrorMessage(mut body)) = resp.extensions_mut().remove::<ErrorMessage>() else {
         return resp;
     };
     let (mut parts, _) = resp.into_parts();
-    body.instance = Some(s.instance().to_string());
+    body.instance = match &s.shared.redis {
+        Some(store) if parts.status == StatusCode::NOT_FOUND => store.instance().await.ok(),
+        _ => Some(s.instance().to_string()),
+    };
     // Only strings: this cannot fail.
     let json = serde_json::to_vec(&body).unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);

@@ -392,7 +392,11 @@ impl Service {
     /// server has another instance id and none of the old jobs; it reports
     /// the id in `/v1/health`, `/v1/info`, every job status and every
     /// error body, so that a client can tell "the server restarted and
-    /// lost my job" from "my job expired or was deleted".
+    /// lost my job" from "my job expired or was deleted". With the Redis
+    /// store, jobs outlive the node: statuses, `404`s, `/v1/info` and
+    /// `/v1/health`'s `instance` carry the store's id instead (kept in
+    /// Redis, the same on every node), and this one names the node
+    /// (`/v1/health`'s `node`, a worker's consumer name, other errors).
     #[must_use]
     pub fn instance(&self) -> &str {
         self.shared.instance()

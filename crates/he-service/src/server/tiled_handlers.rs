@@ -90,9 +90,7 @@ async fn create(s: &Service, headers: &HeaderMap, body: Body) -> Result<Response
     // Charged once the job exists, so that a manifest refused for room
     // (503, 429) costs nothing; a job over the hour's quota goes again.
     let (id, status) = if let Some(store) = &s.shared.redis {
-        let (id, status) = store
-            .create_tiled(&who, &info, &body, &plan, s.instance())
-            .await?;
+        let (id, status) = store.create_tiled(&who, &info, &body, &plan).await?;
         if let Err(e) = store.charge_compute(&who, units).await {
             let _ = store.delete(&id, &who.name).await;
             return Err(e);
@@ -211,7 +209,7 @@ async fn put_tile_inner(
             check_tile(&config, &check, index, &payload).map(drop)
         })
         .await?;
-        let status = store.queue_tile(reservation, &body, s.instance()).await?;
+        let status = store.queue_tile(reservation, &body).await?;
         info!(job = %id, tile = index, "tile queued");
         return Ok((StatusCode::ACCEPTED, Json(status)).into_response());
     }
@@ -310,9 +308,7 @@ pub(super) async fn get_tile(
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                let st = store
-                    .status(id, &who.name, s.instance(), Duration::ZERO)
-                    .await?;
+                let st = store.status(id, &who.name, Duration::ZERO).await?;
                 return Ok((StatusCode::ACCEPTED, Json(st)).into_response());
             }
             tokio::time::sleep(left.min(POLL_INTERVAL)).await;

@@ -15,9 +15,17 @@ pub const IMAGE_CONTENT_TYPE: &str = "application/vnd.he-toolkit.image";
 pub struct Health {
     /// Always `"ok"` when the server answers.
     pub status: String,
-    /// The server instance id, drawn at start (changes when it restarts).
+    /// The instance id of the jobs this server holds, which job statuses
+    /// and `404`s carry: with the memory store, the process's, drawn at
+    /// start (it changes when the server restarts, and the jobs are gone);
+    /// with Redis, the store's, the same on every node (it changes only if
+    /// Redis loses its data).
     #[serde(default)]
     pub instance: String,
+    /// This process's id, drawn at start: with Redis, the consumer name of
+    /// a worker; with the memory store, the same as `instance`.
+    #[serde(default)]
+    pub node: String,
     /// Jobs accepted and not finished.
     pub jobs_in_flight: usize,
     /// The most jobs that may be in flight at once.
@@ -103,7 +111,8 @@ pub struct ServiceInfo {
     pub service: String,
     /// The crate version.
     pub version: String,
-    /// The server instance id, drawn at start (changes when it restarts).
+    /// The instance id of the jobs this server holds, as in
+    /// [`Health::instance`].
     #[serde(default)]
     pub instance: String,
     /// Content type of `POST /v1/jobs`.
