@@ -15,8 +15,9 @@
 #     (default settings, loopback) with `he submit`; N runs each (default 3),
 #     alternated, medians;
 #   - 12 MP killed (kill -9 of the client) at about 50% and run again, which
-#     resumes (part `resume`): the two runs' client CPU against an
-#     uninterrupted run's (from part `12`);
+#     resumes (part `resume`): the two runs' client CPU against the
+#     uninterrupted run made right before them (the machine's speed drifts
+#     over an hour), in process and through the service;
 #   - 48 MP (8000x6000) tiled in process and through the service, once
 #     (part `48`);
 #   - 12 MP with a 3072-bit key through the service, once (part `3072`).
@@ -195,17 +196,19 @@ if want 12; then
     stop_server
 fi
 
-# Every resumed result is also compared with an uninterrupted one, when
-# part 12 made one.
-same_as_tiled() { [ ! -f "$out/tiled-1.png" ] || same "$out/tiled-1.png" "$1"; }
+# Each interrupted pair comes right after an uninterrupted run of the same
+# command, its baseline, and gives the same bytes.
 if want resume; then
-    echo "== $size killed at about 50% and resumed"
+    echo "== $size killed at about 50% and resumed, each beside an uninterrupted run"
+    measure blur-whole "${blur[@]}" -o "$out/blur-whole.png"
     interrupted blur-resume "${blur[@]}" -o "$out/blur-resume.png"
-    same_as_tiled "$out/blur-resume.png"
+    same "$out/blur-whole.png" "$out/blur-resume.png"
     if [ $has_service = 1 ]; then
         start_server server-resume
+        measure service-whole "${submit[@]}" -o "$out/service-whole.png"
         interrupted service-resume "${submit[@]}" -o "$out/service-resume.png"
-        same_as_tiled "$out/service-resume.png"
+        same "$out/blur-whole.png" "$out/service-resume.png"
+        same "$out/blur-whole.png" "$out/service-whole.png"
         stop_server
     fi
 fi
@@ -260,19 +263,13 @@ echo "$(date -u +%Y-%m-%d) on $(nproc) cores, $(uname -m); RGB, 3x3 mean; parts 
 row "run" "wall s" "CPU s" "client MiB" "server MiB" "target"
 if want 512; then rows p512- "512x512 (2048)" 1.03 1.15 server-512; fi
 if want 12; then rows "" "$size (2048)" 1.00 1.10 server-12; fi
-for r in blur-resume service-resume; do
-    [ -f "$out/$r-resumed.time" ] || continue
-    base=tiled
-    [ "$r" = service-resume ] && base=service
-    total="$(awk -v a="$(cpu "$r-killed")" -v b="$(cpu "$r-resumed")" 'BEGIN {printf "%.2f", a + b}')"
-    if want 12; then
-        c="$(ratio "$total" "$(list cpu "$base" | median)")"
-        against="CPU vs uninterrupted $c <= 1.05: $(verdict "$c" 1.05)"
-    else
-        against="(run part 12 too for the uninterrupted CPU)"
-    fi
-    row "$size $r: killed + resumed" "$(wall "$r-killed")+$(wall "$r-resumed")" "$total" \
-        "$(rss "$r-resumed")" "-" "$against"
+for r in blur service; do
+    [ -f "$out/$r-resume-resumed.time" ] || continue
+    total="$(awk -v a="$(cpu "$r-resume-killed")" -v b="$(cpu "$r-resume-resumed")" 'BEGIN {printf "%.2f", a + b}')"
+    c="$(ratio "$total" "$(cpu "$r-whole")")"
+    row "$size $r, uninterrupted" "$(wall "$r-whole")" "$(cpu "$r-whole")" "$(rss "$r-whole")" "-" ""
+    row "$size $r, killed + resumed" "$(wall "$r-resume-killed")+$(wall "$r-resume-resumed")" "$total" \
+        "$(rss "$r-resume-resumed")" "-" "CPU vs uninterrupted $c <= 1.05: $(verdict "$c" 1.05)"
 done
 if want 48; then
     if want 12; then
