@@ -706,13 +706,8 @@ fn a_killed_blur_resumes_with_the_remaining_tiles_only_and_exactly() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let saved = |p: &Path| {
-        std::fs::read(p)
-            .map(|b| b.windows(8).filter(|w| w == b"HETILE\0\0").count())
-            .unwrap_or(0)
-    };
     let t = std::time::Instant::now();
-    while saved(&state) < 3 {
+    while saved_tiles(&state) < 3 {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the run ended before it was killed"
@@ -968,6 +963,13 @@ fn submit_tiled_and_single(name: &str, serve_args: &[&str]) {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
+/// The tiles saved in a resume state file (none if it is not there).
+fn saved_tiles(p: &Path) -> usize {
+    std::fs::read(p)
+        .map(|b| b.windows(8).filter(|w| w == b"HETILE\0\0").count())
+        .unwrap_or(0)
+}
+
 /// A child process killed when dropped, a failed test included.
 struct Served(std::process::Child);
 
@@ -979,6 +981,7 @@ impl Drop for Served {
 }
 
 #[test]
+#[cfg(unix)]
 fn a_killed_submit_resumes_on_its_server_job_and_writes_the_same_picture() {
     let d = scratch("submit-resume");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -1014,14 +1017,43 @@ fn a_killed_submit_resumes_on_its_server_job_and_writes_the_same_picture() {
     let o = submit(&whole).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Stopped by its deadline: it says where its tiles are and how to go on.
+    // The server is paused (SIGSTOP) once a tile is saved, so that the
+    // deadline passes on any machine: a fast one finishes this photo within
+    // a second otherwise.
+    let signal = |sig: &str| {
+        let pid = server.0.id().to_string();
+        let st = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(st.success(), "kill {sig} {pid}");
+    };
     let late = d.join("late.png");
-    let o = submit(&late).args(["--timeout", "1"]).output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let child = submit(&late)
+        .args(["--timeout", "4"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Served(child);
+    let t = std::time::Instant::now();
+    while saved_tiles(&d.join("late.png.he-partial")) < 1 {
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "the run ended before the server was paused"
+        );
+        assert!(t.elapsed().as_secs() < 120, "no tile saved in two minutes");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    signal("-STOP");
+    let mut err = String::new();
+    let mut pipe = child.0.stderr.take().unwrap();
+    let read = std::io::Read::read_to_string(&mut pipe, &mut err);
+    let status = child.0.wait();
+    signal("-CONT");
+    read.unwrap();
+    assert_eq!(status.unwrap().code(), Some(1), "{err}");
     assert!(
         err.contains("of 60 tiles are done and kept in")
             && err.contains("run the same command again")
-            && err.contains("gave up after 1 s"),
+            && err.contains("gave up after 4 s"),
         "{err}"
     );
     assert!(d.join("late.png.he-partial").exists() && !late.exists());
@@ -1033,13 +1065,8 @@ fn a_killed_submit_resumes_on_its_server_job_and_writes_the_same_picture() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let saved = |p: &Path| {
-        std::fs::read(p)
-            .map(|b| b.windows(8).filter(|w| w == b"HETILE\0\0").count())
-            .unwrap_or(0)
-    };
     let t = std::time::Instant::now();
-    while saved(&state) < 3 {
+    while saved_tiles(&state) < 3 {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the run ended before it was killed"

@@ -541,6 +541,22 @@ fn a_server_that_never_answers_or_is_not_there_times_out_clearly() {
     let err = client.info().unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert!(err.to_string().contains("timeout"), "{err}");
+    // Within a deadline: the shorter of it and the I/O timeout, in words.
+    for (limit, after) in [
+        (Duration::from_millis(600), 1),
+        (Duration::from_secs(30), 1),
+    ] {
+        let t = Instant::now();
+        let err = client.info_within(limit).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+        let msg = err.to_string();
+        assert!(
+            matches!(err, Error::Deadline { seconds, .. } if seconds == after)
+                && msg.contains(&url)
+                && msg.contains("asking for its filters and limits"),
+            "{msg}"
+        );
+    }
 
     let deadline = Duration::from_secs(4);
     let t = Instant::now();

@@ -71,11 +71,12 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
     if let Some(t) = &a.token {
         client = client.with_token(&t.0)?;
     }
-    // Ask the server first: no key is generated for a server that is not there.
-    let info = client
-        .info()
-        .with_context(|| format!("server {}", a.server))?;
+    // Ask the server first: no key is generated for a server that is not
+    // there. The question counts against the deadline of the exchange.
     let img = input.pixels();
+    let (info, t_info) = timed(|| client.info_within(deadline(&a, img)));
+    let info = info.with_context(|| format!("server {}", a.server))?;
+    let timeout = deadline(&a, img).saturating_sub(t_info);
     let labels: Vec<String> = spec.filters.iter().map(Filter::label).collect();
     println!(
         "{}: {}x{} {:?}, {}, border {}, server {} ({} {})",
@@ -122,7 +123,7 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
         }
         return run_tiled(
             &a,
-            &client,
+            (&client, timeout),
             &spec,
             border,
             (&kp, key.kept),
@@ -151,7 +152,7 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
     }
 
     let bar = Bar::new();
-    let run = client.run_job(&envelope, &bar, deadline(&a, img))?;
+    let run = client.run_job(&envelope, &bar, timeout)?;
     drop(bar);
     let (status, download) = (run.status, run.result);
     println!(
@@ -259,12 +260,13 @@ fn deadline(a: &SubmitArgs, img: &enc_image::PixelImage) -> Duration {
 /// The tiled path: every tile encrypted, uploaded, filtered, downloaded,
 /// decrypted and spot-checked in a pipeline; the picture written only
 /// when every tile has passed.
+/// `(client, timeout)`: the server and the time left for the exchange;
 /// `(kp, resumable)`: the key pair and whether it is kept in a file (then
 /// each finished tile is saved for a resume); `(out_path, view_path,
 /// quality)`: where the result and the server's view go.
 fn run_tiled(
     a: &SubmitArgs,
-    client: &Client,
+    (client, timeout): (&Client, Duration),
     spec: &ChainSpec,
     border: enc_image::BorderMode,
     (kp, resumable): (&Keypair, bool),
@@ -288,7 +290,7 @@ fn run_tiled(
             tile_rows: a.tile_rows.map(|n| n as usize),
             ..TileOptions::default()
         },
-        timeout: deadline(a, img),
+        timeout,
         on_upload: &on_upload,
         ..TiledRequest::new(kp, img, &job)
     };

@@ -377,6 +377,31 @@ impl Client {
         json(check(self.get("/v1/info", None).call()?)?)
     }
 
+    /// [`Client::info`] within `limit` for the whole exchange. One try: a
+    /// server that is not there is an error at once. A server that takes
+    /// the connection and stays silent is [`Error::Deadline`] after
+    /// `limit`, or after the I/O timeout if that comes first.
+    pub fn info_within(&self, limit: Duration) -> Result<ServiceInfo> {
+        let doing = "asking for its filters and limits";
+        let asked = self
+            .get("/v1/info", Some(limit))
+            .call()
+            .map_err(Error::from)
+            .and_then(check)
+            .and_then(json);
+        let gave_up = |after, last| Error::gave_up(&self.base, doing, after, last);
+        asked.map_err(|e| match e {
+            Error::Http(ureq::Error::Timeout(ureq::Timeout::Global)) => {
+                gave_up(limit, "no answer".into())
+            }
+            Error::Http(ureq::Error::Timeout(ureq::Timeout::PerRead)) => {
+                let silent = self.options.io_timeout;
+                gave_up(silent, format!("silent for {} s", silent.as_secs()))
+            }
+            e => e,
+        })
+    }
+
     /// `POST /v1/jobs` with an encoded [`Envelope`], reporting the upload
     /// in bytes (phase `"upload"`). One try: [`Client::run_job`] retries.
     ///

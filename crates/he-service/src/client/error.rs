@@ -100,6 +100,25 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+impl Error {
+    /// [`Error::Deadline`]: gave up on `doing` at `server` after `after`
+    /// (given to the nearest second: a deadline of 4 s less the few
+    /// milliseconds spent before it began still reads "4 s").
+    pub(crate) fn gave_up(
+        server: &str,
+        doing: &str,
+        after: std::time::Duration,
+        last: String,
+    ) -> Self {
+        Error::Deadline {
+            server: server.to_string(),
+            doing: doing.to_string(),
+            seconds: (after + std::time::Duration::from_millis(500)).as_secs(),
+            last,
+        }
+    }
+}
+
 impl From<ureq::Error> for Error {
     /// TLS failures apart ([`Error::Tls`]: retrying does not cure them),
     /// the rest as [`Error::Http`].

@@ -65,12 +65,7 @@ fn fault(e: &Error) -> Option<Fault> {
 
 impl Client {
     pub(super) fn deadline_error(&self, deadline: &Deadline, doing: &str, last: String) -> Error {
-        Error::Deadline {
-            server: self.base.clone(),
-            doing: doing.to_string(),
-            seconds: deadline.total.as_secs(),
-            last,
-        }
+        Error::gave_up(&self.base, doing, deadline.total, last)
     }
 
     /// Runs `f` with the time left, retrying what retrying may cure: a
