@@ -62,6 +62,16 @@ fn div_ceil(a: u64, b: u64) -> u64 {
     a.div_ceil(b)
 }
 
+/// The cost [`Geometry::plan`] minimises for bands of `band_rows` rows,
+/// `halo` rows of context and `chunks` ciphertexts per row, per channel:
+/// `3 * outputs + inputs` (a decryption weighs about 3 encryptions), and
+/// the inputs, which break ties.
+fn cost_of(band_rows: u64, halo: u64, chunks: u64) -> (u64, u64) {
+    let outputs = band_rows * chunks;
+    let inputs = (band_rows + 2 * halo) * chunks;
+    (3 * outputs + inputs, inputs)
+}
+
 impl Geometry {
     /// Slots per plaintext for a key of `key_bits` bits.
     #[must_use]
@@ -104,9 +114,7 @@ impl Geometry {
             last_t = t;
             let bands = div_ceil(h, t);
             let chunks = div_ceil(bands * wp, core);
-            let outputs = t * chunks;
-            let inputs = (t + 2 * hl) * chunks;
-            let cost = 3 * outputs + inputs;
+            let (cost, inputs) = cost_of(t, hl, chunks);
             if best
                 .as_ref()
                 .is_none_or(|(c, i, _)| (cost, inputs) < (*c, *i))
@@ -127,6 +135,19 @@ impl Geometry {
         }
         best.map(|(_, _, g)| g)
             .ok_or_else(|| Error::Parameter("image is empty".into()))
+    }
+
+    /// The ciphertext cost of the layout per channel, the one
+    /// [`Geometry::plan`] minimises: `3 * outputs + inputs`, in units of
+    /// one encryption.
+    #[must_use]
+    pub fn cost(&self) -> u64 {
+        cost_of(
+            u64::from(self.band_rows),
+            u64::from(self.halo),
+            u64::from(self.chunks),
+        )
+        .0
     }
 
     /// Checks that a geometry read from a file is consistent with the image

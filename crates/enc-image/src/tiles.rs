@@ -27,7 +27,8 @@ use crate::pixels::ColorLayout;
 /// per-tile overheads vanish, small enough that a window of a few tiles
 /// (and the copies a filter makes) stays in the tens of MiB whatever the
 /// image size. A 4000-pixel-wide RGB row at 2048 bits is about 38 KiB of
-/// ciphertexts, so its tiles have about 110 rows.
+/// ciphertexts, so its tiles have at most 109 rows (108 by default: of the
+/// heights within a quarter below, the one that packs best).
 pub const DEFAULT_TILE_BYTES: usize = 4 << 20;
 
 /// The fewest rows a tile of the default height has (unless the image is
@@ -89,6 +90,40 @@ impl From<TilePlan> for TilePlanRepr {
     }
 }
 
+/// Of the tile heights from three quarters of `most` rows up to `most`,
+/// the one whose tiles of a `width x height` image cost the fewest
+/// ciphertexts ([`Geometry::cost`], the last, shorter tile included); the
+/// tallest of equals. `most` itself when the image fits one tile.
+///
+/// A tile's rows pack into bands and chunks more or less tightly: at 2048
+/// bits, 109 rows of a 4000-pixel-wide image are 2 bands of 55 rows (a row
+/// of ciphertexts wasted), while 108 rows are 3 bands of 36. A 12 MP photo
+/// in tiles of 108 rows decrypts 1.6% fewer ciphertexts (and encrypts 0.2%
+/// more) than in tiles of 109.
+fn tightest_tile_rows(
+    width: usize,
+    height: usize,
+    key_bits: u32,
+    slot_bits: u32,
+    halo: u32,
+    most: usize,
+) -> usize {
+    if most >= height {
+        return most;
+    }
+    let layout = |rows: usize| Geometry::plan(width, rows, key_bits, slot_bits, halo).ok();
+    let cost = |rows: usize| -> Option<u64> {
+        let (full, last) = (height / rows, height % rows);
+        let last = if last == 0 { 0 } else { layout(last)?.cost() };
+        Some(layout(rows)?.cost() * full as u64 + last)
+    };
+    let least = (most * 3 / 4).clamp(MIN_TILE_ROWS.min(most), most);
+    (least..=most)
+        .filter_map(|rows| Some((cost(rows)?, std::cmp::Reverse(rows))))
+        .min()
+        .map_or(most, |(_, std::cmp::Reverse(rows))| rows)
+}
+
 impl TilePlan {
     /// Tiles of `tile_rows` rows (at most the height: a taller tile is the
     /// whole image) with `halo_rows` rows of context. Refuses an empty
@@ -111,11 +146,12 @@ impl TilePlan {
     }
 
     /// The plan for encrypting a `width x height` image in `color` under a
-    /// `key_bits`-bit key with `opts`: tiles of `tile_rows` rows, or of
-    /// [`Self::default_tile_rows`] when `None`, with the layout's halo as
-    /// context. The unpacked layout re-applies the border when filtering,
-    /// so it has only the whole-image plan (one tile): asking it for
-    /// shorter tiles is an error.
+    /// `key_bits`-bit key with `opts`: tiles of `tile_rows` rows, or when
+    /// `None` of the height up to [`Self::default_tile_rows`] (and at most a
+    /// quarter below it) whose tiles cost the fewest ciphertexts, with the
+    /// layout's halo as context. The unpacked layout re-applies the border
+    /// when filtering, so it has only the whole-image plan (one tile):
+    /// asking it for shorter tiles is an error.
     pub fn for_encryption(
         width: usize,
         height: usize,
@@ -125,9 +161,11 @@ impl TilePlan {
         tile_rows: Option<usize>,
     ) -> Result<Self> {
         match opts.layout {
-            Layout::Packed { halo, .. } => {
-                let rows = tile_rows
-                    .unwrap_or_else(|| Self::default_tile_rows(width, color, key_bits, opts));
+            Layout::Packed { slot_bits, halo } => {
+                let rows = tile_rows.unwrap_or_else(|| {
+                    let most = Self::default_tile_rows(width, color, key_bits, opts);
+                    tightest_tile_rows(width, height, key_bits, slot_bits, halo, most)
+                });
                 TilePlan::new(width, height, rows, halo)
             }
             Layout::Unpacked => match tile_rows {
@@ -140,7 +178,7 @@ impl TilePlan {
         }
     }
 
-    /// The default tile height for an image `width` pixels wide: about
+    /// The tallest default tile for an image `width` pixels wide: about
     /// [`DEFAULT_TILE_BYTES`] of input ciphertexts per tile (estimated from
     /// the key size, the slots per plaintext and the halo), and at least
     /// [`MIN_TILE_ROWS`].
@@ -285,7 +323,62 @@ mod tests {
         assert_eq!(wide, MIN_TILE_ROWS);
         let plan =
             TilePlan::for_encryption(4000, 3000, ColorLayout::Rgb8, 2048, &opts, None).unwrap();
-        assert_eq!((plan.tile_rows(), plan.halo_rows()), (rows, 1));
+        assert_eq!(plan.halo_rows(), 1);
+        assert!(
+            (rows * 3 / 4..=rows).contains(&plan.tile_rows()),
+            "{plan:?}"
+        );
+    }
+
+    /// The ciphertext cost of encrypting and decrypting every tile of `plan`.
+    fn cost(plan: &TilePlan, key_bits: u32, opts: &EncryptOptions) -> u64 {
+        let Layout::Packed { slot_bits, halo } = opts.layout else {
+            unreachable!("packed options")
+        };
+        plan.iter()
+            .map(|r| {
+                Geometry::plan(plan.width(), r.len(), key_bits, slot_bits, halo)
+                    .unwrap()
+                    .cost()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn default_tiles_take_the_height_that_packs_best() {
+        let opts = EncryptOptions::for_mean(3);
+        // 12 MP at 2048 bits: 108 rows (3 bands of 36) instead of 109 (2
+        // bands of 55, one row of ciphertexts wasted): 1.1% cheaper.
+        let most = TilePlan::default_tile_rows(4000, ColorLayout::Rgb8, 2048, &opts);
+        let plan =
+            TilePlan::for_encryption(4000, 3000, ColorLayout::Rgb8, 2048, &opts, None).unwrap();
+        assert_eq!((most, plan.tile_rows()), (109, 108));
+        let tallest = TilePlan::new(4000, 3000, most, 1).unwrap();
+        let (chosen, naive) = (cost(&plan, 2048, &opts), cost(&tallest, 2048, &opts));
+        assert!(chosen * 1000 <= naive * 990, "{chosen} against {naive}");
+        // No height in range does better, at several sizes and keys.
+        for (w, h, bits, k) in [
+            (4000, 3000, 2048, 3),
+            (8000, 6000, 3072, 5),
+            (1000, 750, 2048, 7),
+        ] {
+            let opts = EncryptOptions::for_mean(k);
+            let most = TilePlan::default_tile_rows(w, ColorLayout::Rgb8, bits, &opts);
+            let plan =
+                TilePlan::for_encryption(w, h, ColorLayout::Rgb8, bits, &opts, None).unwrap();
+            let c = cost(&plan, bits, &opts);
+            for rows in most * 3 / 4..=most {
+                let other = TilePlan::new(w, h, rows, plan.halo_rows()).unwrap();
+                assert!(
+                    c <= cost(&other, bits, &opts),
+                    "{w}x{h}: {plan:?} against {rows} rows"
+                );
+            }
+        }
+        // An image that fits one tile stays one tile.
+        let small =
+            TilePlan::for_encryption(512, 512, ColorLayout::Rgb8, 2048, &opts, None).unwrap();
+        assert_eq!(small.count(), 1);
     }
 
     #[test]

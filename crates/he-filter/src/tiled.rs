@@ -58,10 +58,10 @@ pub const DEFAULT_WINDOW: usize = 3;
 /// How a tiled job cuts and paces the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TileOptions {
-    /// Rows per tile; `None` for
-    /// [`TilePlan::default_tile_rows`] (about
+    /// Rows per tile; `None` for the default of
+    /// [`TilePlan::for_encryption`] (at most about
     /// [`DEFAULT_TILE_BYTES`](enc_image::DEFAULT_TILE_BYTES) of
-    /// ciphertexts per tile).
+    /// ciphertexts per tile, the height that packs best).
     pub tile_rows: Option<usize>,
     /// Most tiles alive at once, between encryption and the sink (at least
     /// 1; [`DEFAULT_WINDOW`] by default).
