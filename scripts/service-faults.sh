@@ -23,6 +23,7 @@ start_server() {
     "$he" serve --listen "127.0.0.1:$port" 2>>"$out/server-$1.log" &
     server=$!
     for _ in $(seq 1 100); do
+        kill -0 "$server" 2>/dev/null || break
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
         sleep 0.05
     done
@@ -32,6 +33,11 @@ start_server() {
 }
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 
+# Another program on the port would answer in the server's place.
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use: pass another as the first argument" >&2
+    exit 1
+fi
 start_server 1
 client=(--server "http://127.0.0.1:$port" --key "$out/key.bin" --key-bits 2048 --timeout 300)
 cp crates/he-cli/assets/astronaut-256.png "$out/input.png"
@@ -55,9 +61,11 @@ for _ in $(seq 1 1200); do
     sleep 0.05
 done
 [ "$(count "job accepted")" -ge 2 ] || { echo "the job never reached the server" >&2; exit 1; }
-sleep 0.5
+# Paused at once (SIGSTOP), so that the job cannot finish before the kill
+# however fast the machine.
+kill -STOP "$server"
 if [ "$(count "job done")" -ge 2 ]; then
-    echo "the job finished before the kill: this machine is too fast for this test" >&2
+    echo "the job finished before the server was paused" >&2
     exit 1
 fi
 kill -9 "$server"

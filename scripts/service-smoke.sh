@@ -17,14 +17,26 @@ target="${target:-${CARGO_TARGET_DIR:-target}}"
 cargo build --release -p he-cli
 he="$target/release/he"
 
+# Another program on the port would answer in the server's place.
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use: pass another as the first argument" >&2
+    exit 1
+fi
 "$he" serve --listen "127.0.0.1:$port" 2>"$out/server.log" &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 
-for _ in $(seq 1 50); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+started=0
+for _ in $(seq 1 100); do
+    kill -0 "$server" 2>/dev/null || break
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then started=1; break; fi
     sleep 0.1
 done
+if [ "$started" = 0 ]; then
+    echo "the server did not start; its log:" >&2
+    cat "$out/server.log" >&2
+    exit 1
+fi
 
 client=("$he" submit --server "http://127.0.0.1:$port" --resize 128x128 --key-bits 2048)
 "${client[@]}" -o "$out/blurred.png" --filter blur -k 3

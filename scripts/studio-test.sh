@@ -31,25 +31,33 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Waits (at most 30 s) until something listens on 127.0.0.1:$1.
+# Waits (at most 30 s) until process $2 listens on 127.0.0.1:$1.
 wait_port() {
     for _ in $(seq 1 300); do
+        kill -0 "$2" 2>/dev/null || { echo "the process meant for port $1 ended" >&2; return 1; }
         if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
         sleep 0.1
     done
     echo "nothing listens on 127.0.0.1:$1 after 30 s" >&2
     return 1
 }
+# Another program on a port would answer in the server's place.
+for p in "$serve_port" "$studio_port"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        echo "port $p is in use: pass others as the arguments" >&2
+        exit 1
+    fi
+done
 
 token="$("$he" token create studio-test --tokens "$work/tokens.json" | grep -o 'he_[0-9a-f]*' | head -n 1)"
 "$he" serve --listen "127.0.0.1:$serve_port" --tokens "$work/tokens.json" 2>"$work/serve.log" &
 pids+=($!)
-wait_port "$serve_port"
+wait_port "$serve_port" "$!" || { cat "$work/serve.log" >&2; exit 1; }
 
 HE_TOKEN="$token" "$he" studio --listen "127.0.0.1:$studio_port" \
     --server "http://127.0.0.1:$serve_port" >"$work/studio.out" 2>"$work/studio.log" &
 pids+=($!)
-wait_port "$studio_port"
+wait_port "$studio_port" "$!" || { cat "$work/studio.log" >&2; exit 1; }
 studio_url="$(grep -o 'http://127\.0\.0\.1:[0-9]*/?token=[0-9a-f]*' "$work/studio.out" | head -n 1)"
 test -n "$studio_url" || { echo "he studio printed no address" >&2; cat "$work/studio.out" "$work/studio.log" >&2; exit 1; }
 

@@ -666,6 +666,7 @@ fn number_after(text: &str, prefix: &str) -> u64 {
 }
 
 #[test]
+#[cfg(unix)]
 fn a_killed_blur_resumes_with_the_remaining_tiles_only_and_exactly() {
     let d = scratch("resume");
     let photo = photo_of(&d, 48, 80);
@@ -706,17 +707,7 @@ fn a_killed_blur_resumes_with_the_remaining_tiles_only_and_exactly() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let t = std::time::Instant::now();
-    while saved_tiles(&state) < 3 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it was killed"
-        );
-        assert!(t.elapsed().as_secs() < 120, "no tile saved in two minutes");
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_once_tiles_saved(&mut child, &state, 3);
     assert!(!out.exists());
     let kept = std::fs::read(&state).unwrap();
     #[cfg(unix)]
@@ -970,6 +961,34 @@ fn saved_tiles(p: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// Kills `child` (SIGKILL) once its resume state `state` holds `n` tiles.
+/// The child is paused (SIGSTOP) while they are counted, so it cannot
+/// finish in between, however fast the machine.
+#[cfg(unix)]
+fn kill_once_tiles_saved(child: &mut std::process::Child, state: &Path, n: usize) {
+    let pid = child.id().to_string();
+    let signal = |sig: &str| {
+        let st = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(st.success(), "kill {sig} {pid}");
+    };
+    let t = std::time::Instant::now();
+    loop {
+        signal("-STOP");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        if saved_tiles(state) >= n {
+            break;
+        }
+        signal("-CONT");
+        assert!(t.elapsed().as_secs() < 120, "no tile saved in two minutes");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// A child process killed when dropped, a failed test included.
 struct Served(std::process::Child);
 
@@ -1065,17 +1084,7 @@ fn a_killed_submit_resumes_on_its_server_job_and_writes_the_same_picture() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let t = std::time::Instant::now();
-    while saved_tiles(&state) < 3 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it was killed"
-        );
-        assert!(t.elapsed().as_secs() < 120, "no tile saved in two minutes");
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_once_tiles_saved(&mut child, &state, 3);
     assert!(!out.exists());
     // --single-upload cannot resume: refused, the state kept.
     let o = Command::new(env!("CARGO_BIN_EXE_he"))

@@ -331,11 +331,17 @@ pub(crate) fn run(a: &LoadtestArgs) -> Result<()> {
             match c.submit_envelope(&heavy_env, &NoProgress) {
                 Ok(st) => {
                     heavy_t.accepted.fetch_add(1, Ordering::SeqCst);
-                    let mut last = st.state;
-                    while !stop.load(Ordering::SeqCst) && last != JobState::Done {
+                    let (mut last, mut errors) = (st.state, 0);
+                    // A status request that fails once (a busy machine) is
+                    // asked again; five failures in a row end the watch.
+                    while !stop.load(Ordering::SeqCst) && last != JobState::Done && errors < 5 {
                         match c.status(&st.id, Duration::from_millis(500)) {
-                            Ok(st) => last = st.state,
-                            Err(_) => break,
+                            Ok(st) => (last, errors) = (st.state, 0),
+                            Err(_) => {
+                                errors += 1;
+                                std::thread::sleep(Duration::from_millis(100));
+                                continue;
+                            }
                         }
                         heavy_running.store(last == JobState::Running, Ordering::SeqCst);
                     }

@@ -948,7 +948,7 @@ mod tests {
     fn lifecycle_retention_and_accounting() {
         let store = JobStore::new(
             new_instance().unwrap(),
-            limits(Duration::from_millis(50), 2, 100),
+            limits(Duration::from_millis(500), 2, 100),
         );
         let alice = caller("alice", Quota::default());
         let (id, st, _) = store
@@ -973,7 +973,7 @@ mod tests {
             panic!("finished job reported pending")
         };
         assert_eq!((st.state, st.result_bytes), (JobState::Done, Some(100)));
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(Duration::from_millis(600));
         assert!(matches!(
             store.result(&id, "alice"),
             Err(Error::NotFound(_))
@@ -1082,7 +1082,7 @@ mod tests {
     fn tiles_move_through_their_states_and_the_job_expires_from_its_last_activity() {
         let store = JobStore::new(
             new_instance().unwrap(),
-            limits(Duration::from_secs(1), 8, 1000),
+            limits(Duration::from_secs(2), 8, 1000),
         );
         let alice = caller("alice", Quota::default());
         let (id, st) = store.create_tiled(&alice, info(), tile_spec()).unwrap();
@@ -1149,14 +1149,14 @@ mod tests {
             Err(Error::Gone(_))
         ));
         assert_eq!(states(&store), [TileState::Fetched, TileState::Missing]);
-        // Activity keeps the job: idle 0.6 s twice, each under the 1 s
-        // retention, then 1.1 s.
-        std::thread::sleep(Duration::from_millis(600));
+        // Activity keeps the job: idle 1.2 s twice, each under the 2 s
+        // retention, then 2.2 s.
+        std::thread::sleep(Duration::from_millis(1200));
         drop(store.reserve_tile(&alice, &id, 1, 1).unwrap());
-        std::thread::sleep(Duration::from_millis(600));
+        std::thread::sleep(Duration::from_millis(1200));
         assert_eq!(store.sweep(), 0);
         states(&store);
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(1000));
         assert_eq!(store.sweep(), 1);
         assert!(matches!(
             store.snapshot(&id, "alice"),

@@ -678,7 +678,7 @@ fn an_expired_job_goes_with_its_bytes() {
         return;
     };
     let store = redis.settings();
-    let node = node(&store, Role::All, |c| c.retention = Duration::from_secs(1));
+    let node = node(&store, Role::All, |c| c.retention = Duration::from_secs(4));
     let client = Client::new(&node.url()).unwrap();
     let id = job(41).submit(&client).unwrap().id;
     assert_eq!(
