@@ -4,7 +4,7 @@
 # ratios against the targets) and exits non-zero if any result is not exact
 # or a resume did not resume.
 #
-#   scripts/phone-targets.sh [--small] [--runs N] [--parts LIST] [--port P] [--keep DIR]
+#   scripts/phone-targets.sh [--small] [--runs N] [--parts LIST] [--paths LIST] [--port P] [--keep DIR]
 #
 # Full size (hours on this 2-core VM: run it on an otherwise idle machine,
 # outside CI; --parts runs some of it, e.g. --parts 48,3072):
@@ -21,6 +21,10 @@
 #   - 48 MP (8000x6000) tiled in process and through the service, once
 #     (part `48`);
 #   - 12 MP with a 3072-bit key through the service, once (part `3072`).
+# --paths tiled,untiled,service (the default: all three) runs only those
+# ways in parts 512, 12 and 48 (without `service`, parts resume and 3072 run
+# in process only), e.g. `--parts 12,48 --paths service --runs 1` for the
+# 48 MP / 12 MP ratio through the service in about 45 minutes.
 # --small (CI, a few minutes): parts 512, 12 (at 1000x750, tiles of 50
 # rows) and resume, one run each, interrupted and resumed once in process
 # and once through the service.
@@ -32,15 +36,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-small=0 runs="" parts="" port=18797 keep=""
+small=0 runs="" parts="" paths="tiled,untiled,service" port=18797 keep=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --small) small=1 ;;
         --runs) runs="$2"; shift ;;
         --parts) parts="$2"; shift ;;
+        --paths) paths="$2"; shift ;;
         --port) port="$2"; shift ;;
         --keep) keep="$2"; shift ;;
-        *) echo "usage: $0 [--small] [--runs N] [--parts LIST] [--port P] [--keep DIR]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--small] [--runs N] [--parts LIST] [--paths LIST] [--port P] [--keep DIR]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -55,7 +60,14 @@ for p in ${parts//,/ }; do
         *) echo "unknown part '$p': the parts are 512, 12, resume, 48 and 3072" >&2; exit 2 ;;
     esac
 done
+for p in ${paths//,/ }; do
+    case "$p" in
+        tiled | untiled | service) ;;
+        *) echo "unknown path '$p': the paths are tiled, untiled and service" >&2; exit 2 ;;
+    esac
+done
 want() { [[ ",$parts," == *",$1,"* ]]; }
+way() { [[ ",$paths," == *",$1,"* ]]; }
 if [ ! -x /usr/bin/time ]; then
     echo "GNU time (/usr/bin/time) is needed for CPU and peak RSS" >&2
     exit 1
@@ -106,10 +118,12 @@ start_server() {
         "$he" serve --listen "127.0.0.1:$port" 2>"$out/$1.err" &
     server_tpid=$!
     for _ in $(seq 1 100); do
+        kill -0 "$server_tpid" 2>/dev/null || break
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
         sleep 0.1
     done
-    echo "he serve did not start" >&2
+    echo "he serve did not start; its log:" >&2
+    cat "$out/$1.err" >&2
     exit 1
 }
 stop_server() {
@@ -156,41 +170,65 @@ same() {
     fi
 }
 
+# Another program on the port would answer in the server's place.
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use: pick another with --port" >&2
+    exit 1
+fi
 echo "== photos and keys in $out"
+rm -f "$out"/*.first
 "$target/release/examples/phone_photo" "$size" "$out/photo.png" >/dev/null
 "$he" keygen -o "$out/key2048" --key-bits 2048 >/dev/null
 has_service=0
-if "$he" submit --help | grep -q -- '--tile-rows'; then has_service=1; fi
+if way service && "$he" submit --help | grep -q -- '--tile-rows'; then has_service=1; fi
+# same_as_first NAME FILE: FILE must equal the first output of group NAME.
+same_as_first() {
+    if [ -f "$out/$1.first" ]; then
+        same "$(cat "$out/$1.first")" "$2"
+    else
+        echo "$2" >"$out/$1.first"
+    fi
+}
 blur=("$he" blur "$out/photo.png" --key "$out/key2048" "${tiles[@]}")
 submit=("$he" submit "$out/photo.png" --server "http://127.0.0.1:$port" --key "$out/key2048" --full-check "${tiles[@]}")
 
 if want 512; then
-    echo "== 512x512, 2048 bits: tiled, untiled$([ $has_service = 1 ] && echo ", service"), $runs run(s) each, alternated"
+    echo "== 512x512, 2048 bits: $paths, $runs run(s) each, alternated"
     p512=("$he" blur --resize 512x512 --key "$out/key2048")
     [ $has_service = 1 ] && start_server server-512
     for i in $(seq 1 "$runs"); do
-        measure "p512-tiled-$i" "${p512[@]}" -o "$out/p512-tiled-$i.png"
-        measure "p512-untiled-$i" "${p512[@]}" --untiled -o "$out/p512-untiled-$i.png"
-        same "$out/p512-tiled-$i.png" "$out/p512-untiled-$i.png"
+        if way tiled; then
+            measure "p512-tiled-$i" "${p512[@]}" -o "$out/p512-tiled-$i.png"
+            same_as_first p512 "$out/p512-tiled-$i.png"
+        fi
+        if way untiled; then
+            measure "p512-untiled-$i" "${p512[@]}" --untiled -o "$out/p512-untiled-$i.png"
+            same_as_first p512 "$out/p512-untiled-$i.png"
+        fi
         if [ $has_service = 1 ]; then
             measure "p512-service-$i" "$he" submit --resize 512x512 --server "http://127.0.0.1:$port" \
                 --key "$out/key2048" --full-check -o "$out/p512-service-$i.png"
-            same "$out/p512-tiled-$i.png" "$out/p512-service-$i.png"
+            same_as_first p512 "$out/p512-service-$i.png"
         fi
     done
     stop_server
 fi
 
 if want 12; then
-    echo "== $size, 2048 bits: tiled, untiled$([ $has_service = 1 ] && echo ", service"), $runs run(s) each, alternated"
+    echo "== $size, 2048 bits: $paths, $runs run(s) each, alternated"
     [ $has_service = 1 ] && start_server server-12
     for i in $(seq 1 "$runs"); do
-        measure "tiled-$i" "${blur[@]}" -o "$out/tiled-$i.png"
-        measure "untiled-$i" "$he" blur "$out/photo.png" --key "$out/key2048" --untiled -o "$out/untiled-$i.png"
-        same "$out/tiled-$i.png" "$out/untiled-$i.png"
+        if way tiled; then
+            measure "tiled-$i" "${blur[@]}" -o "$out/tiled-$i.png"
+            same_as_first p12 "$out/tiled-$i.png"
+        fi
+        if way untiled; then
+            measure "untiled-$i" "$he" blur "$out/photo.png" --key "$out/key2048" --untiled -o "$out/untiled-$i.png"
+            same_as_first p12 "$out/untiled-$i.png"
+        fi
         if [ $has_service = 1 ]; then
             measure "service-$i" "${submit[@]}" -o "$out/service-$i.png"
-            same "$out/tiled-$i.png" "$out/service-$i.png"
+            same_as_first p12 "$out/service-$i.png"
         fi
     done
     stop_server
@@ -216,13 +254,20 @@ fi
 if want 48; then
     echo "== 8000x6000, 2048 bits"
     "$target/release/examples/phone_photo" 8000x6000 "$out/photo48.png" >/dev/null
-    measure tiled48 "$he" blur "$out/photo48.png" --key "$out/key2048" -o "$out/tiled48.png"
+    if way tiled; then
+        measure tiled48 "$he" blur "$out/photo48.png" --key "$out/key2048" -o "$out/tiled48.png"
+        same_as_first p48 "$out/tiled48.png"
+    fi
+    if way untiled; then
+        measure untiled48 "$he" blur "$out/photo48.png" --key "$out/key2048" --untiled -o "$out/untiled48.png"
+        same_as_first p48 "$out/untiled48.png"
+    fi
     if [ $has_service = 1 ]; then
         start_server server-48
         measure service48 "$he" submit "$out/photo48.png" --server "http://127.0.0.1:$port" \
             --key "$out/key2048" --full-check -o "$out/service48.png"
         stop_server
-        same "$out/tiled48.png" "$out/service48.png"
+        same_as_first p48 "$out/service48.png"
     fi
 fi
 
@@ -246,16 +291,23 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r <= t ? "ok" : "MISSED")}'; }
 # rows PREFIX LABEL TILED-TARGET SERVICE-TARGET SERVER: the tiled, untiled
 # and service rows of part 512 or 12 (PREFIX p512- or nothing).
+# A ratio needs both of its paths; each row is printed if its path ran.
 rows() {
-    local p="$1" label="$2" server="$5" tw uw sw srss crss
-    tw="$(list wall "${p}tiled" | median)" uw="$(list wall "${p}untiled" | median)"
-    row "$label in process, tiled" "$tw" "$(list cpu "${p}tiled" | median)" "$(list rss "${p}tiled" | max)" "-" \
-        "tiled/untiled wall $(ratio "$tw" "$uw") <= $3: $(verdict "$(ratio "$tw" "$uw")" "$3")"
-    row "$label in process, untiled" "$uw" "$(list cpu "${p}untiled" | median)" "$(list rss "${p}untiled" | max)" "-" ""
+    local p="$1" label="$2" server="$5" tw="" uw="" sw srss crss against=""
+    way tiled && tw="$(list wall "${p}tiled" | median)"
+    way untiled && uw="$(list wall "${p}untiled" | median)"
+    if way tiled; then
+        [ -z "$uw" ] || against="tiled/untiled wall $(ratio "$tw" "$uw") <= $3: $(verdict "$(ratio "$tw" "$uw")" "$3")"
+        row "$label in process, tiled" "$tw" "$(list cpu "${p}tiled" | median)" "$(list rss "${p}tiled" | max)" "-" "$against"
+    fi
+    if way untiled; then
+        row "$label in process, untiled" "$uw" "$(list cpu "${p}untiled" | median)" "$(list rss "${p}untiled" | max)" "-" ""
+    fi
     [ $has_service = 1 ] || return 0
     sw="$(list wall "${p}service" | median)" srss="$(rss "$server")" crss="$(list rss "${p}service" | max)"
-    row "$label service" "$sw" "$(list cpu "${p}service" | median)" "$crss" "$srss" \
-        "service/in-process wall $(ratio "$sw" "$tw") <= $4: $(verdict "$(ratio "$sw" "$tw")" "$4")"
+    against=""
+    [ -z "$tw" ] || against="service/in-process wall $(ratio "$sw" "$tw") <= $4: $(verdict "$(ratio "$sw" "$tw")" "$4")"
+    row "$label service" "$sw" "$(list cpu "${p}service" | median)" "$crss" "$srss" "$against"
     [ -n "$p" ] || row "" "" "" "" "" "client $crss MiB <= 400: $(verdict "$crss" 400); server $srss MiB <= 600: $(verdict "$srss" 600)"
 }
 echo
@@ -272,16 +324,26 @@ for r in blur service; do
         "$(rss "$r-resume-resumed")" "-" "CPU vs uninterrupted $c <= 1.05: $(verdict "$c" 1.05)"
 done
 if want 48; then
-    if want 12; then
-        r48="$(ratio "$(wall tiled48)" "$(list wall tiled | median)")"
-        against="48 MP / 12 MP wall $r48 <= 4.4: $(verdict "$r48" 4.4)"
-    else
-        against="(run part 12 too for the 48 MP / 12 MP ratio)"
+    # against12 NAME: the 48 MP / 12 MP wall ratio of one way of running.
+    against12() {
+        local r
+        if want 12; then
+            r="$(ratio "$(wall "${1}48")" "$(list wall "$1" | median)")"
+            echo "48 MP / 12 MP wall $r <= 4.4: $(verdict "$r" 4.4)"
+        else
+            echo "(run part 12 too for the 48 MP / 12 MP ratio)"
+        fi
+    }
+    if way tiled; then
+        row "8000x6000 (2048) in process, tiled" "$(wall tiled48)" "$(cpu tiled48)" "$(rss tiled48)" "-" "$(against12 tiled)"
     fi
-    row "8000x6000 (2048) in process" "$(wall tiled48)" "$(cpu tiled48)" "$(rss tiled48)" "-" "$against"
+    if way untiled; then
+        row "8000x6000 (2048) in process, untiled" "$(wall untiled48)" "$(cpu untiled48)" "$(rss untiled48)" "-" "$(against12 untiled)"
+    fi
     if [ $has_service = 1 ]; then
         row "8000x6000 (2048) service" "$(wall service48)" "$(cpu service48)" "$(rss service48)" "$(rss server-48)" \
-            "client <= 400: $(verdict "$(rss service48)" 400); server <= 600: $(verdict "$(rss server-48)" 600)"
+            "$(against12 service)"
+        row "" "" "" "" "" "client <= 400: $(verdict "$(rss service48)" 400); server <= 600: $(verdict "$(rss server-48)" 600)"
     fi
 fi
 if want 3072; then
