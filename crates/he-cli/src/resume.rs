@@ -156,13 +156,16 @@ impl RunHeader {
         if self.plan.tile_rows() != now.plan.tile_rows()
             || (self.plan != now.plan && self.chain == now.chain)
         {
+            // Named: the default height may have changed since (it did
+            // in the version that picks the height that packs best).
             out.push(format!(
                 "the tiles are {} rows (+{} halo), they were {} rows (+{} halo); \
-                 pass the same --tile-rows as then",
+                 pass --tile-rows {} to go on with them",
                 now.plan.tile_rows(),
                 now.plan.halo_rows(),
                 self.plan.tile_rows(),
-                self.plan.halo_rows()
+                self.plan.halo_rows(),
+                self.plan.tile_rows()
             ));
         }
         if self.key_fingerprint != now.key_fingerprint {
@@ -651,7 +654,8 @@ mod tests {
         assert!(refused(&input).contains("pixels differ"));
         let mut plan = h.clone();
         plan.plan = TilePlan::new(4, 5, 3, 1).unwrap();
-        assert!(refused(&plan).contains("--tile-rows"));
+        // The height of then is named (the saved tiles are 2 rows).
+        assert!(refused(&plan).contains("pass --tile-rows 2 to go on"));
         // Nothing was overwritten by the refusals.
         assert_eq!(std::fs::read(&path).unwrap(), kept);
         // Any byte changed in the header or a record is refused.
