@@ -74,9 +74,10 @@ pub(crate) fn run(a: SubmitArgs, m: &ArgMatches) -> Result<()> {
     // Ask the server first: no key is generated for a server that is not
     // there. The question counts against the deadline of the exchange.
     let img = input.pixels();
-    let (info, t_info) = timed(|| client.info_within(deadline(&a, img)));
+    let limit = deadline(&a, img);
+    let (info, t_info) = timed(|| client.info_within(limit));
     let info = info.with_context(|| format!("server {}", a.server))?;
-    let timeout = deadline(&a, img).saturating_sub(t_info);
+    let timeout = limit.saturating_sub(t_info);
     let labels: Vec<String> = spec.filters.iter().map(Filter::label).collect();
     println!(
         "{}: {}x{} {:?}, {}, border {}, server {} ({} {})",
