@@ -295,6 +295,15 @@ if want 3072; then
     fi
 fi
 
+# pace NAME: the server's median filter time per tile (ms) in the job of
+# client run NAME (a resumed run's job is its killed run's too).
+pace() {
+    local job
+    job="$(sed -n 's/^  job \([0-9a-f]*\) .*/\1/p' "$out/$1.out" | head -n 1)"
+    [ -n "$job" ] || return 0
+    grep "job done job=$job/" "$out/server-resume.err" | sed -n 's/.*filter_ms=\([0-9]*\).*/\1/p' | median
+}
+
 # The table.
 list() { local f="$1" p="$2" v=""; for i in $(seq 1 "$runs"); do v="$v $($f "$p-$i")"; done; echo "$v"; }
 row() { printf '%-34s %10s %10s %12s %12s  %s\n' "$@"; }
@@ -336,6 +345,17 @@ for r in blur service; do
         "$(rss "$r-resume-resumed")" "-" "CPU vs the mean of before and after $c <= 1.05: $(verdict "$c" 1.05)"
     row "$size $r, uninterrupted, after" "$(wall "$r-after")" "$(cpu "$r-after")" "$(rss "$r-after")" "-" \
         "after/before CPU $(ratio "$(cpu "$r-after")" "$(cpu "$r-whole")") (the machine's drift)"
+    if [ "$r" = service ]; then
+        # The server filters the same work in every tile: its median time
+        # per tile during each run is the machine's pace then.
+        pw="$(pace service-whole)" pp="$(pace service-resume-resumed)" pa="$(pace service-after)"
+        if [ -n "$pw" ] && [ -n "$pp" ] && [ -n "$pa" ]; then
+            n="$(awk -v t="$total" -v p="$pp" -v a="$(cpu service-whole)" -v w="$pw" -v b="$(cpu service-after)" -v f="$pa" \
+                'BEGIN {printf "%.3f", (t / p) / ((a / w + b / f) / 2)}')"
+            row "" "" "" "" "" "server's median filter ms per tile: before $pw, pair $pp, after $pa;"
+            row "" "" "" "" "" "CPU vs uninterrupted at the server's pace $n (not the target's figure)"
+        fi
+    fi
 done
 if want 48; then
     # against12 NAME: the 48 MP / 12 MP wall ratio of one way of running.
