@@ -242,22 +242,22 @@ fi
 # `he submit` pair.
 if want resume; then
     echo "== $size killed at about 50% and resumed, each between two uninterrupted runs"
+    # resume_pair NAME CMD...: CMD uninterrupted, killed and resumed, and
+    # uninterrupted again; all give the same bytes.
+    resume_pair() {
+        local name="$1" run
+        shift
+        measure "$name-whole" "$@" -o "$out/$name-whole.png"
+        interrupted "$name-resume" "$@" -o "$out/$name-resume.png"
+        measure "$name-after" "$@" -o "$out/$name-after.png"
+        for run in whole resume after; do same_as_first resume "$out/$name-$run.png"; done
+    }
     if way tiled || [ $has_service = 0 ]; then
-        measure blur-whole "${blur[@]}" -o "$out/blur-whole.png"
-        interrupted blur-resume "${blur[@]}" -o "$out/blur-resume.png"
-        measure blur-after "${blur[@]}" -o "$out/blur-after.png"
-        same_as_first resume "$out/blur-whole.png"
-        same_as_first resume "$out/blur-resume.png"
-        same_as_first resume "$out/blur-after.png"
+        resume_pair blur "${blur[@]}"
     fi
     if [ $has_service = 1 ]; then
         start_server server-resume
-        measure service-whole "${submit[@]}" -o "$out/service-whole.png"
-        interrupted service-resume "${submit[@]}" -o "$out/service-resume.png"
-        measure service-after "${submit[@]}" -o "$out/service-after.png"
-        same_as_first resume "$out/service-whole.png"
-        same_as_first resume "$out/service-resume.png"
-        same_as_first resume "$out/service-after.png"
+        resume_pair service "${submit[@]}"
         stop_server
     fi
 fi
