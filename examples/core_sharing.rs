@@ -13,9 +13,10 @@
 //! of a decryption then depends on what runs beside it, and a comparison
 //! of two ways of running the same work (tiles against the whole image, a
 //! resumed run against an uninterrupted one) measures the machine as much
-//! as the code. docs/PERFORMANCE.md has the figures of this project's VM. Each case runs
-//! DECRYPTIONS decryptions (default 1000) or five times as many
-//! encryptions; ROUNDS (default 3) repeats them all, alternated, since
+//! as the code. docs/PERFORMANCE.md has the figures of this project's VM.
+//!
+//! Each case runs DECRYPTIONS decryptions (default 1000) or five times as
+//! many encryptions; ROUNDS (default 3) repeats them all, alternated, since
 //! such machines drift.
 
 use std::process::ExitCode;
